@@ -1,0 +1,50 @@
+// The `tessera` command line: `tessera start` runs one node, `tessera dev` a local cluster.
+import { Command, Option } from 'commander';
+import { runDev } from './dev.ts';
+import { runStart } from './start.ts';
+
+const program = new Command();
+program
+  .name('tessera')
+  .description('Tessera: a distributed key-value and coordination service that speaks the etcd v3 API.')
+  .showHelpAfterError('(run with --help for usage)');
+
+program
+  .command('start')
+  .description('Run one Tessera node. Flags follow etcd (--name, --data-dir, --initial-cluster, ...).')
+  .option('--config-file <path>', 'YAML file with the same settings (flag names or camelCase keys); flags win')
+  .option('--name <name>', 'human-readable name of this member', undefined)
+  .option('--data-dir <dir>', 'where the node keeps its data (default: <name>.tessera)')
+  .option('--listen-client-urls <urls>', 'URLs to serve clients on (default http://127.0.0.1:2379)')
+  .option('--advertise-client-urls <urls>', 'client URLs to tell the rest of the cluster')
+  .option('--listen-peer-urls <urls>', 'URLs to serve peers on (default http://127.0.0.1:2380)')
+  .option('--initial-advertise-peer-urls <urls>', 'peer URLs to advertise to the rest of the cluster')
+  .option('--initial-cluster <spec>', 'initial members: name=http://host:port,...')
+  .addOption(new Option('--initial-cluster-state <state>', 'new: bootstrap; existing: join').choices(['new', 'existing']))
+  .option('--initial-cluster-token <token>', 'distinguishes clusters bootstrapped with the same member URLs')
+  .option('--heartbeat-interval <ms>', 'milliseconds per heartbeat (one Raft tick)', toInt)
+  .option('--election-timeout <ms>', 'milliseconds without a leader before an election', toInt)
+  .option('--unsafe-no-fsync', 'do not fsync (faster; acknowledged writes can be lost on power failure)')
+  .addOption(new Option('--read-mode <mode>', 'linearizable reads: safe (ReadIndex) or lease (leader lease)').choices(['safe', 'lease']))
+  .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']))
+  .option('--max-request-bytes <n>', 'largest client request in bytes (default 1.5 MiB)', toInt)
+  .option('--max-txn-ops <n>', 'most operations in one txn (default 128)', toInt)
+  .option('--snapshot-count <n>', 'applied entries between state-machine snapshots (default 10000)', toInt)
+  .action(async (options: Record<string, unknown>) => runStart(options));
+
+program
+  .command('dev')
+  .description('Start a local cluster of child processes on loopback and print its endpoints. Ctrl-C stops it.')
+  .option('--nodes <n>', 'number of nodes', toInt, 3)
+  .option('--data-dir <dir>', 'directory holding every node\'s data; reuse it to recover the data', '.tessera/dev')
+  .option('--port <port>', 'client port of the first node; others use +20000, +30000 (peer port = client port + 1)', toInt, 2379)
+  .option('--unsafe-no-fsync', 'do not fsync (faster, loses acknowledged writes on power failure)')
+  .action(async (options: { nodes: number; dataDir: string; port: number; unsafeNoFsync?: boolean }) => runDev(options));
+
+function toInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`expected a non-negative integer, got "${value}"`);
+  return n;
+}
+
+await program.parseAsync(process.argv);

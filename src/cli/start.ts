@@ -1,0 +1,35 @@
+// `tessera start`: one node in this process, configured by flags over an optional YAML file.
+import pino from 'pino';
+import { ConfigError, parseNodeConfig, readConfigFile, TesseraNode } from '../server/index.ts';
+
+const limitFlags = ['maxRequestBytes', 'maxTxnOps', 'snapshotCount'] as const;
+
+export async function runStart(options: Record<string, unknown>): Promise<void> {
+  let node: TesseraNode | undefined;
+  const logger = pino({ level: typeof options.logLevel === 'string' ? options.logLevel : 'info', base: { pid: process.pid } });
+  try {
+    const fromFile = typeof options.configFile === 'string' ? readConfigFile(options.configFile) : {};
+    const flags: Record<string, unknown> = {};
+    const limits: Record<string, unknown> = { ...((fromFile.limits as Record<string, unknown> | undefined) ?? {}) };
+    for (const [key, value] of Object.entries(options)) {
+      if (value === undefined || key === 'configFile') continue;
+      if ((limitFlags as readonly string[]).includes(key)) limits[key] = value;
+      else flags[key] = value;
+    }
+    const config = parseNodeConfig({ ...fromFile, ...flags, limits });
+    node = await TesseraNode.start(config, logger.child({ name: config.name }));
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(`tessera: ${error.message}`);
+      process.exit(2);
+    }
+    logger.fatal({ err: error }, 'failed to start');
+    process.exit(1);
+  }
+  const shutdown = (signal: string) => {
+    logger.info({ signal }, 'shutting down');
+    void node?.stop().then(() => process.exit(0));
+  };
+  process.once('SIGINT', () => shutdown('SIGINT'));
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+}

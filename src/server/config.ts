@@ -1,0 +1,115 @@
+// A node's configuration: one validated object, from CLI flags (etcd's names) and/or a YAML file.
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+/** Every bound in one place. Past each one the caller gets a clear error (see docs/ARCHITECTURE.md). */
+export const LimitsSchema = z.object({
+  /** Largest client request, like etcd's --max-request-bytes. */
+  maxRequestBytes: z.number().int().positive().default(1.5 * 1024 * 1024),
+  /** Ops in one Txn, like etcd's --max-txn-ops. */
+  maxTxnOps: z.number().int().positive().default(128),
+  /** Proposals waiting for apply on this node; past it: "etcdserver: too many requests". */
+  maxPendingProposals: z.number().int().positive().default(20_000),
+  /** Linearizable reads waiting for a ReadIndex; past it: "etcdserver: too many requests". */
+  maxPendingReads: z.number().int().positive().default(20_000),
+  /** Client commands packed into one Raft entry. */
+  maxCommandsPerEntry: z.number().int().positive().default(512),
+  /** Bytes of client commands packed into one Raft entry. */
+  maxEntryBytes: z.number().int().positive().default(2 * 1024 * 1024),
+  /** Time a request waits for its proposal to apply before "etcdserver: request timed out". */
+  requestTimeoutMs: z.number().int().positive().default(7_000),
+  /** Applied entries between two state-machine snapshots (etcd's --snapshot-count). */
+  snapshotCount: z.number().int().positive().default(10_000),
+  /** Entries kept behind a snapshot so a slightly lagging follower catches up from the log. */
+  snapshotCatchUpEntries: z.number().int().nonnegative().default(5_000),
+});
+export type Limits = z.infer<typeof LimitsSchema>;
+
+const urlList = z
+  .string()
+  .transform((s) => s.split(',').map((u) => u.trim()).filter((u) => u.length > 0));
+
+export const NodeConfigSchema = z.object({
+  name: z.string().min(1).default('default'),
+  dataDir: z.string().min(1).optional(),
+  listenClientUrls: urlList.default('http://127.0.0.1:2379'),
+  advertiseClientUrls: urlList.optional(),
+  listenPeerUrls: urlList.default('http://127.0.0.1:2380'),
+  initialAdvertisePeerUrls: urlList.optional(),
+  /** `name=peerURL,name=peerURL`, as etcd's --initial-cluster. */
+  initialCluster: z.string().optional(),
+  initialClusterState: z.enum(['new', 'existing']).default('new'),
+  initialClusterToken: z.string().default('tessera-cluster'),
+  /** Milliseconds per Raft tick (etcd's --heartbeat-interval). */
+  heartbeatInterval: z.number().int().positive().default(100),
+  /** Milliseconds without a leader before an election (etcd's --election-timeout). */
+  electionTimeout: z.number().int().positive().default(1000),
+  /** fsync every commit; turning it off loses acknowledged writes on power loss. */
+  unsafeNoFsync: z.boolean().default(false),
+  /** `safe` = ReadIndex with a quorum round; `lease` = leader lease (needs CheckQuorum, bounded clock drift). */
+  readMode: z.enum(['safe', 'lease']).default('safe'),
+  logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  limits: LimitsSchema.default(LimitsSchema.parse({})),
+});
+export type NodeConfigInput = z.input<typeof NodeConfigSchema>;
+export type NodeConfig = z.output<typeof NodeConfigSchema> & { dataDir: string };
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Validates raw options (flags merged over a YAML file) and fills defaults. */
+export function parseNodeConfig(input: Record<string, unknown>): NodeConfig {
+  const result = NodeConfigSchema.safeParse(input);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => `  --${toFlag(i.path.join('.'))}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  const config = result.data;
+  return { ...config, dataDir: config.dataDir ?? `${config.name}.tessera` };
+}
+
+/** Reads a YAML config file whose keys are etcd's flag names (`data-dir`) or camelCase. */
+export function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`cannot read config file ${path}: ${(error as Error).message}`);
+  }
+  const raw: unknown = parseYaml(text);
+  if (raw === null || raw === undefined) return {};
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(`config file ${path} must hold a mapping`);
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(raw)) out[toCamel(key)] = value;
+  return out;
+}
+
+function toCamel(flag: string): string {
+  return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+function toFlag(camel: string): string {
+  return camel.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/** `http://127.0.0.1:2379` → { host, port }. Only http/https URLs carry meaning here, like etcd. */
+export function parseHostPort(url: string): HostPort {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new ConfigError(`not a URL: ${url} (expected e.g. http://127.0.0.1:2379)`);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    throw new ConfigError(`unsupported scheme in ${url}: use http:// or https://`);
+  }
+  const port = Number(parsed.port || (parsed.protocol === 'https:' ? 443 : 80));
+  return { host: parsed.hostname.replace(/^\[|\]$/g, ''), port };
+}

@@ -1,0 +1,244 @@
+// A Tessera node: hosts Raft group replicas in one loop (TiKV's batch system), persists every
+// group's Ready in one storage commit (one fsync), then sends all messages in one flush per peer.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomInt } from 'node:crypto';
+import type { Logger } from 'pino';
+import { ApiServer } from '../api/index.ts';
+import { RangeTable } from '../cluster/index.ts';
+import { defaultRaftConfig, seededRng } from '../raft/index.ts';
+import type { Message, Ready } from '../raft/index.ts';
+import { NodeStorage } from '../storage/index.ts';
+import { Transport } from '../transport/index.ts';
+import { Errors } from '../util/index.ts';
+import { parseHostPort } from './config.ts';
+import type { NodeConfig } from './config.ts';
+import { KvService } from './kv.ts';
+import { clusterIdOf, initialMembers } from './members.ts';
+import type { Member } from './members.ts';
+import { Replica } from './replica.ts';
+
+interface ClusterMeta {
+  clusterId: number;
+  selfId: number;
+  members: Member[];
+}
+
+/** Ticks handled in one turn at most; a loop that fell behind catches up gradually instead of stalling. */
+const maxTicksPerTurn = 5;
+/** Inbound peer messages stepped in one turn at most; the rest wait for the next turn. */
+const maxInboxPerTurn = 10_000;
+
+export class TesseraNode {
+  readonly config: NodeConfig;
+  readonly logger: Logger;
+  readonly meta: ClusterMeta;
+  readonly rangeTable = new RangeTable();
+  readonly replicas = new Map<number, Replica>();
+  private readonly storage: NodeStorage;
+  private readonly transport: Transport;
+  private api: ApiServer | null = null;
+  private inbox: { groupId: number; msg: Message }[] = [];
+  private pendingTicks = 0;
+  private turnScheduled = false;
+  private turnRunning = false;
+  private stopped = false;
+  private tickTimer: NodeJS.Timeout | null = null;
+  private clientPort = 0;
+
+  private constructor(config: NodeConfig, logger: Logger, storage: NodeStorage, meta: ClusterMeta) {
+    this.config = config;
+    this.logger = logger;
+    this.storage = storage;
+    this.meta = meta;
+    const peer = parseHostPort(config.listenPeerUrls[0]);
+    this.transport = new Transport({
+      nodeId: meta.selfId,
+      clusterId: String(meta.clusterId),
+      listenHost: peer.host,
+      listenPort: peer.port,
+      logger: logger.child({ component: 'transport' }),
+    });
+  }
+
+  /** Opens (or recovers) the data directory, starts peer and client listeners and the Raft loop. */
+  static async start(config: NodeConfig, logger: Logger): Promise<TesseraNode> {
+    mkdirSync(config.dataDir, { recursive: true });
+    const storage = await NodeStorage.open({ dataDir: join(config.dataDir, 'db'), sync: !config.unsafeNoFsync });
+    const meta = TesseraNode.loadOrCreateMeta(config, storage);
+    const node = new TesseraNode(config, logger, storage, meta);
+    await node.startServing();
+    return node;
+  }
+
+  private static loadOrCreateMeta(config: NodeConfig, storage: NodeStorage): ClusterMeta {
+    const stored = storage.getMeta<ClusterMeta>('cluster');
+    if (stored) return stored;
+    const { self, members } = initialMembers(config);
+    const meta = { clusterId: clusterIdOf(members, config.initialClusterToken), selfId: self.id, members };
+    storage.putMeta('cluster', meta);
+    if (config.initialClusterState === 'new') {
+      const group = storage.group(1);
+      group.setConfState({
+        voters: members.map((m) => m.id),
+        votersOutgoing: [],
+        learners: [],
+        learnersNext: [],
+        autoLeave: false,
+      });
+    }
+    return meta;
+  }
+
+  get id(): number {
+    return this.meta.selfId;
+  }
+
+  get clientAddress(): string {
+    return `${parseHostPort(this.config.listenClientUrls[0]).host}:${this.clientPort}`;
+  }
+
+  private async startServing(): Promise<void> {
+    for (const range of this.rangeTable.all()) this.openReplica(range.groupId);
+    this.transport.onMessage((groupId, msg) => {
+      this.inbox.push({ groupId, msg });
+      this.schedule();
+    });
+    this.transport.onUnreachable((peerId) => {
+      for (const replica of this.replicas.values()) replica.raft.reportUnreachable(peerId);
+    });
+    this.transport.onSnapshotStatus((groupId, peerId, status) => {
+      this.replicas.get(groupId)?.raft.reportSnapshot(peerId, status);
+      this.schedule();
+    });
+    await this.storage.commit();
+    await this.transport.start();
+    this.transport.setPeers(
+      this.meta.members
+        .filter((m) => m.id !== this.id)
+        .map((m) => ({ id: m.id, ...parseHostPort(m.peerUrls[0]) })),
+    );
+    const client = parseHostPort(this.config.listenClientUrls[0]);
+    this.api = new ApiServer({
+      backend: new KvService(this),
+      host: client.host,
+      port: client.port,
+      maxRequestBytes: this.config.limits.maxRequestBytes,
+      maxTxnOps: this.config.limits.maxTxnOps,
+      logger: this.logger.child({ component: 'api' }),
+    });
+    this.clientPort = await this.api.start();
+    this.tickTimer = setInterval(() => {
+      this.pendingTicks++;
+      this.schedule();
+    }, this.config.heartbeatInterval);
+    this.logger.info(
+      { name: this.config.name, id: this.id.toString(16), client: this.clientAddress, peer: this.config.listenPeerUrls[0] },
+      'tessera node serving',
+    );
+  }
+
+  private openReplica(groupId: number): Replica {
+    const electionTicks = Math.max(2, Math.round(this.config.electionTimeout / this.config.heartbeatInterval));
+    const raftConfig = defaultRaftConfig(this.id, seededRng(randomInt(2 ** 31)), {
+      electionTicks,
+      heartbeatTicks: 1,
+      checkQuorum: true,
+      preVote: true,
+      readOnlyOption: this.config.readMode === 'lease' ? 'leaseBased' : 'safe',
+    });
+    const replica = new Replica({
+      groupId,
+      nodeId: this.id,
+      raftConfig,
+      storage: this.storage.group(groupId),
+      limits: this.config.limits,
+      logger: this.logger.child({ group: groupId }),
+      now: () => performance.now(),
+    });
+    this.replicas.set(groupId, replica);
+    return replica;
+  }
+
+  replicaFor(groupId: number): Replica {
+    const replica = this.replicas.get(groupId);
+    if (!replica || this.stopped) throw Errors.stopped();
+    return replica;
+  }
+
+  /** Asks for a turn of the loop; everything that arrives before it runs is handled in that one turn. */
+  schedule(): void {
+    if (this.turnScheduled || this.turnRunning || this.stopped) return;
+    this.turnScheduled = true;
+    setImmediate(() => void this.runTurns());
+  }
+
+  private async runTurns(): Promise<void> {
+    this.turnScheduled = false;
+    this.turnRunning = true;
+    try {
+      while (!this.stopped && (await this.turn())) {
+        // keep turning while a turn produced work for the next
+      }
+    } catch (error) {
+      this.logger.fatal({ err: error }, 'raft loop failed; stopping the node to protect the data');
+      await this.stop();
+      process.exitCode = 1;
+    } finally {
+      this.turnRunning = false;
+    }
+    if (this.inbox.length > 0 || this.pendingTicks > 0) this.schedule();
+  }
+
+  /** One turn: feed input, collect every Ready, persist once, send, apply, advance. Returns true if more work is waiting. */
+  private async turn(): Promise<boolean> {
+    this.feedInput();
+    const readies: [Replica, Ready][] = [];
+    for (const replica of this.replicas.values()) {
+      if (replica.raft.hasReady()) readies.push([replica, replica.raft.ready()]);
+    }
+    if (readies.length === 0) return false;
+    let mustSync = false;
+    for (const [replica, rd] of readies) {
+      if (rd.snapshot) replica.storage.applySnapshot(rd.snapshot);
+      if (rd.entries.length > 0) replica.storage.append(rd.entries);
+      if (rd.hardState) replica.storage.setHardState(rd.hardState);
+      mustSync ||= rd.mustSync || rd.snapshot !== null;
+    }
+    if (mustSync) await this.storage.commit();
+    for (const [replica, rd] of readies) {
+      for (const msg of rd.messages) this.transport.send(replica.groupId, msg);
+    }
+    for (const [replica, rd] of readies) {
+      replica.applyReady(rd);
+      replica.raft.advance();
+      if (replica.wantsSnapshot()) replica.takeSnapshot();
+    }
+    return this.inbox.length > 0 || this.pendingTicks > 0 || readies.some(([r]) => r.raft.hasReady() || r.hasQueuedInput());
+  }
+
+  private feedInput(): void {
+    const ticks = Math.min(this.pendingTicks, maxTicksPerTurn);
+    this.pendingTicks = 0;
+    const messages = this.inbox.length <= maxInboxPerTurn ? this.inbox : this.inbox.slice(0, maxInboxPerTurn);
+    this.inbox = this.inbox.length <= maxInboxPerTurn ? [] : this.inbox.slice(maxInboxPerTurn);
+    for (const { groupId, msg } of messages) this.replicas.get(groupId)?.raft.step(msg);
+    for (const replica of this.replicas.values()) {
+      for (let i = 0; i < ticks; i++) replica.raft.tick();
+      if (ticks > 0) replica.expireRequests();
+      replica.flushProposals();
+      replica.flushReads();
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.tickTimer) clearInterval(this.tickTimer);
+    for (const replica of this.replicas.values()) replica.failAll(Errors.stopped());
+    await this.api?.stop();
+    await this.transport.close();
+    await this.storage.close();
+    this.logger.info({ name: this.config.name }, 'tessera node stopped');
+  }
+}

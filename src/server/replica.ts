@@ -1,0 +1,288 @@
+// One replica of one Raft group on this node: the Raft core, its durable log, its MVCC state
+// machine, and the client requests waiting on it. The node's loop drives every replica in turns.
+import { Packr } from 'msgpackr';
+import type { Logger } from 'pino';
+import { MvccStore } from '../mvcc/index.ts';
+import { decodeConfChange, ProposalDroppedError, RawNode } from '../raft/index.ts';
+import type { ConfState, Entry, RaftConfig, Ready, Snapshot } from '../raft/index.ts';
+import type { GroupStorage } from '../storage/index.ts';
+import { assert, EtcdError, Errors, unreachable } from '../util/index.ts';
+import { decodeBatch, encodeBatch, estimateBytes } from './commands.ts';
+import type { Command, ProposedCommand } from './commands.ts';
+import type { Limits } from './config.ts';
+
+interface Waiter {
+  resolve(value: unknown): void;
+  reject(error: Error): void;
+  deadlineMs: number;
+}
+
+interface ReadWaiter extends Waiter {
+  run(): unknown;
+}
+
+interface ReadBatch {
+  waiters: ReadWaiter[];
+  /** Raft index the batch may run at, once the ReadIndex comes back; -1 until then. */
+  index: number;
+}
+
+const snapshotPackr = new Packr({ useRecords: false });
+
+/** The state machine image in a Raft snapshot: the MVCC store's compressed chunks, framed. */
+export function encodeSnapshotData(store: MvccStore): Uint8Array {
+  return snapshotPackr.pack([...store.snapshotChunks(1 << 20)]);
+}
+
+export function decodeSnapshotData(data: Uint8Array): MvccStore {
+  if (data.length === 0) return new MvccStore();
+  const chunks = snapshotPackr.unpack(data) as Uint8Array[];
+  assert(Array.isArray(chunks), 'snapshot data is not a chunk list');
+  return MvccStore.restore(chunks);
+}
+
+export interface ReplicaOptions {
+  groupId: number;
+  nodeId: number;
+  raftConfig: RaftConfig;
+  storage: GroupStorage;
+  limits: Limits;
+  logger: Logger;
+  now: () => number;
+}
+
+export class Replica {
+  readonly groupId: number;
+  readonly nodeId: number;
+  readonly raft: RawNode;
+  readonly storage: GroupStorage;
+  store: MvccStore;
+  applied: number;
+  confState: ConfState;
+  leaderId = 0;
+  term = 0;
+
+  private readonly limits: Limits;
+  private readonly logger: Logger;
+  private readonly now: () => number;
+  private nextCommandId = 1;
+  private queuedCommands: ProposedCommand[] = [];
+  private readonly proposals = new Map<number, Waiter>();
+  private queuedReads: ReadWaiter[] = [];
+  private readonly readBatches = new Map<string, ReadBatch>();
+  private nextReadContext = 1;
+  private appliedSinceSnapshot = 0;
+
+  constructor(options: ReplicaOptions) {
+    this.groupId = options.groupId;
+    this.nodeId = options.nodeId;
+    this.storage = options.storage;
+    this.limits = options.limits;
+    this.logger = options.logger;
+    this.now = options.now;
+    const snapshot = this.storage.snapshot();
+    this.store = decodeSnapshotData(snapshot.data);
+    this.applied = snapshot.metadata.index;
+    this.confState = this.storage.initialState().confState;
+    this.raft = new RawNode({ ...options.raftConfig, applied: this.applied }, this.storage);
+  }
+
+  /** Queues a command for the next turn; resolves with its result once applied on this node. */
+  propose(cmd: Command): Promise<unknown> {
+    if (this.proposals.size + this.queuedCommands.length >= this.limits.maxPendingProposals) {
+      return Promise.reject(Errors.tooManyRequests());
+    }
+    const id = this.nextCommandId++;
+    return new Promise((resolve, reject) => {
+      this.proposals.set(id, { resolve, reject, deadlineMs: this.now() + this.limits.requestTimeoutMs });
+      this.queuedCommands.push({ id, cmd });
+    });
+  }
+
+  /** Runs `run` against the state machine once it is at least as new as the leader's commit index now. */
+  linearizableRead<T>(run: () => T): Promise<T> {
+    if (this.queuedReads.length + this.readBatches.size >= this.limits.maxPendingReads) {
+      return Promise.reject(Errors.tooManyRequests());
+    }
+    return new Promise<T>((resolve, reject) => {
+      const waiter: ReadWaiter = {
+        resolve: resolve as (value: unknown) => void,
+        reject,
+        deadlineMs: this.now() + this.limits.requestTimeoutMs,
+        run,
+      };
+      this.queuedReads.push(waiter);
+    });
+  }
+
+  hasQueuedInput(): boolean {
+    return this.queuedCommands.length > 0 || this.queuedReads.length > 0;
+  }
+
+  /** Turns this turn's queued commands into as few Raft entries as the limits allow. */
+  flushProposals(): void {
+    if (this.leaderId === 0) return; // Raft would drop them; keep them until a leader is known.
+    let start = 0;
+    while (start < this.queuedCommands.length) {
+      let end = start;
+      let bytes = 0;
+      while (end < this.queuedCommands.length && end - start < this.limits.maxCommandsPerEntry) {
+        const size = estimateBytes(this.queuedCommands[end].cmd);
+        if (end > start && bytes + size > this.limits.maxEntryBytes) break;
+        bytes += size;
+        end++;
+      }
+      const commands = this.queuedCommands.slice(start, end);
+      try {
+        this.raft.propose(encodeBatch({ origin: this.nodeId, commands }));
+      } catch (error) {
+        if (!(error instanceof ProposalDroppedError)) throw error;
+        // No leader (or a transfer in progress): keep the rest queued and retry next tick.
+        this.queuedCommands = this.queuedCommands.slice(start);
+        return;
+      }
+      start = end;
+    }
+    this.queuedCommands = [];
+  }
+
+  /** One ReadIndex request for every read queued this turn. */
+  flushReads(): void {
+    if (this.queuedReads.length === 0 || this.leaderId === 0) return;
+    const context = String(this.nextReadContext++);
+    this.readBatches.set(context, { waiters: this.queuedReads, index: -1 });
+    this.queuedReads = [];
+    this.raft.readIndex(Buffer.from(context));
+  }
+
+  /** Applies what a Ready hands over, after its entries are durable and its messages sent. */
+  applyReady(rd: Ready): void {
+    if (rd.softState) this.leaderId = rd.softState.leader;
+    if (rd.hardState) this.term = rd.hardState.term;
+    if (rd.snapshot && rd.snapshot.metadata.index > this.applied) this.installSnapshot(rd.snapshot);
+    for (const entry of rd.committedEntries) this.applyEntry(entry);
+    for (const rs of rd.readStates) {
+      const batch = this.readBatches.get(Buffer.from(rs.context).toString());
+      if (batch) batch.index = rs.index;
+    }
+    this.serveReads();
+  }
+
+  private installSnapshot(snapshot: Snapshot): void {
+    this.store = decodeSnapshotData(snapshot.data);
+    this.applied = snapshot.metadata.index;
+    this.confState = snapshot.metadata.confState;
+    this.appliedSinceSnapshot = 0;
+    this.logger.info({ group: this.groupId, index: this.applied }, 'installed snapshot');
+  }
+
+  private applyEntry(entry: Entry): void {
+    if (entry.index <= this.applied) return;
+    assert(entry.index === this.applied + 1, () => `apply gap: applied ${this.applied}, next ${entry.index}`);
+    if (entry.type === 'conf') {
+      this.confState = this.raft.applyConfChange(decodeConfChange(entry.data));
+      this.storage.setConfState(this.confState);
+    } else if (entry.data.length > 0) {
+      const batch = decodeBatch(entry.data);
+      const mine = batch.origin === this.nodeId;
+      for (const { id, cmd } of batch.commands) this.applyCommand(cmd, mine ? this.proposals.get(id) : undefined, id);
+    }
+    this.applied = entry.index;
+    this.appliedSinceSnapshot++;
+  }
+
+  private applyCommand(cmd: Command, waiter: Waiter | undefined, id: number): void {
+    let result: unknown;
+    try {
+      result = this.execute(cmd);
+    } catch (error) {
+      if (!(error instanceof EtcdError)) throw error;
+      if (waiter) {
+        this.proposals.delete(id);
+        waiter.reject(error);
+      }
+      return;
+    }
+    if (waiter) {
+      this.proposals.delete(id);
+      waiter.resolve(result);
+    }
+  }
+
+  private execute(cmd: Command): unknown {
+    switch (cmd.op) {
+      case 'put':
+        return this.store.put(cmd.req).response;
+      case 'deleteRange':
+        return this.store.deleteRange(cmd.req).response;
+      case 'txn':
+        return this.store.txn(cmd.req).response;
+      case 'compact':
+        return this.store.compact(cmd.req).response;
+      case 'leaseGrant':
+        return this.store.leaseGrant(cmd.id, cmd.ttlSeconds);
+      case 'leaseRevoke':
+        return this.store.leaseRevoke(cmd.id).response;
+      default:
+        return unreachable(cmd, 'command');
+    }
+  }
+
+  private serveReads(): void {
+    for (const [context, batch] of this.readBatches) {
+      if (batch.index < 0 || batch.index > this.applied) continue;
+      this.readBatches.delete(context);
+      for (const waiter of batch.waiters) {
+        try {
+          waiter.resolve(waiter.run());
+        } catch (error) {
+          waiter.reject(error as Error);
+        }
+      }
+    }
+  }
+
+  /** True when enough was applied since the last snapshot to take a new one (etcd's --snapshot-count). */
+  wantsSnapshot(): boolean {
+    return this.appliedSinceSnapshot >= this.limits.snapshotCount;
+  }
+
+  /** Snapshots the state machine at `applied` and truncates the log behind it. */
+  takeSnapshot(): void {
+    const data = encodeSnapshotData(this.store);
+    this.storage.createSnapshot(this.applied, this.confState, data);
+    const compactTo = this.applied - this.limits.snapshotCatchUpEntries;
+    if (compactTo > this.storage.firstIndex()) this.storage.compact(compactTo);
+    this.appliedSinceSnapshot = 0;
+    this.logger.info({ group: this.groupId, index: this.applied, bytes: data.length }, 'took snapshot');
+  }
+
+  /** Fails requests whose deadline passed: the outcome of a timed-out write is unknown, as in etcd. */
+  expireRequests(): void {
+    const now = this.now();
+    const error = () => (this.leaderId === 0 ? Errors.noLeader() : Errors.timeout());
+    for (const [id, waiter] of this.proposals) {
+      if (waiter.deadlineMs > now) break;
+      this.proposals.delete(id);
+      waiter.reject(error());
+    }
+    this.queuedCommands = this.queuedCommands.filter((c) => this.proposals.has(c.id));
+    for (const [context, batch] of this.readBatches) {
+      if (batch.waiters[0].deadlineMs > now) break;
+      this.readBatches.delete(context);
+      for (const waiter of batch.waiters) waiter.reject(error());
+    }
+    this.queuedReads = this.queuedReads.filter((w) => w.deadlineMs > now || (w.reject(error()), false));
+  }
+
+  /** Rejects everything waiting (the node is stopping). */
+  failAll(error: EtcdError): void {
+    for (const waiter of this.proposals.values()) waiter.reject(error);
+    for (const batch of this.readBatches.values()) for (const waiter of batch.waiters) waiter.reject(error);
+    for (const waiter of this.queuedReads) waiter.reject(error);
+    this.proposals.clear();
+    this.readBatches.clear();
+    this.queuedReads = [];
+    this.queuedCommands = [];
+  }
+}
