@@ -1,0 +1,120 @@
+// The etcdserverpb.KV service: decode, check as etcd's v3rpc does, call the backend, encode with
+// the cluster header. RangeStream is left to grpc-js's default answer, UNIMPLEMENTED.
+import type * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { KvBackend } from './backend.ts';
+import {
+  decodeCompactionRequest,
+  decodeDeleteRangeRequest,
+  decodePutRequest,
+  decodeRangeRequest,
+  decodeTxnRequest,
+  encodeCompactionResponse,
+  encodeDeleteRangeResponse,
+  encodeHeader,
+  encodePutResponse,
+  encodeRangeResponse,
+  encodeTxnResponse,
+} from './codec.ts';
+import type { Received } from './protos.ts';
+import { toStatus } from './status.ts';
+import {
+  checkDeleteRangeRequest,
+  checkProposalSize,
+  checkPutRequest,
+  checkRangeRequest,
+  checkTxnRequest,
+  isReadOnlyTxn,
+  requestIdVarintBytes,
+} from './validate.ts';
+import type {
+  WireCompactionRequest,
+  WireDeleteRangeRequest,
+  WirePutRequest,
+  WireRangeRequest,
+  WireResponseHeader,
+  WireTxnRequest,
+} from './wire.ts';
+
+export interface KvServiceOptions {
+  backend: KvBackend;
+  /** etcd's --max-request-bytes: the largest write proposal. */
+  maxRequestBytes: number;
+  /** etcd's --max-txn-ops: the most ops in each of a txn's compare/success/failure lists. */
+  maxTxnOps: number;
+  logger: Logger;
+}
+
+/** Handlers for `server.addService(serverServiceDefinition('etcdserverpb.KV'), ...)`. */
+export function kvServiceHandlers(options: KvServiceOptions): grpc.UntypedServiceImplementation {
+  const { backend, maxRequestBytes, maxTxnOps, logger } = options;
+  const header = (revision: number): WireResponseHeader => encodeHeader(revision, backend.header());
+  let sizedMemberId = '';
+  let requestIdBytes = 0;
+  const checkSize = (bytes: number) => {
+    const { memberId } = backend.header();
+    if (memberId !== sizedMemberId) {
+      requestIdBytes = requestIdVarintBytes(memberId);
+      sizedMemberId = memberId;
+    }
+    checkProposalSize(bytes, maxRequestBytes, requestIdBytes);
+  };
+  const unary = <Wire, Response>(method: string, run: (request: Received<Wire>) => Promise<Response>) =>
+    unaryHandler(method, logger, run);
+
+  return {
+    Range: unary('Range', async ({ message }: Received<WireRangeRequest>) => {
+      const req = decodeRangeRequest(message);
+      checkRangeRequest(req);
+      const response = await backend.range(req);
+      return encodeRangeResponse(response, header(response.header.revision));
+    }),
+    Put: unary('Put', async ({ message, bytes }: Received<WirePutRequest>) => {
+      const req = decodePutRequest(message);
+      checkPutRequest(req);
+      checkSize(bytes);
+      const response = await backend.put(req);
+      return encodePutResponse(response, header(response.header.revision));
+    }),
+    DeleteRange: unary('DeleteRange', async ({ message, bytes }: Received<WireDeleteRangeRequest>) => {
+      const req = decodeDeleteRangeRequest(message);
+      checkDeleteRangeRequest(req);
+      checkSize(bytes);
+      const response = await backend.deleteRange(req);
+      return encodeDeleteRangeResponse(response, header(response.header.revision));
+    }),
+    Txn: unary('Txn', async ({ message, bytes }: Received<WireTxnRequest>) => {
+      const req = decodeTxnRequest(message, maxTxnOps);
+      checkTxnRequest(req);
+      // Like etcd, a read-only txn is served without a proposal, so the proposal limit does not apply.
+      if (!isReadOnlyTxn(req)) checkSize(bytes);
+      const response = await backend.txn(req);
+      return encodeTxnResponse(response, header(response.header.revision));
+    }),
+    Compact: unary('Compact', async ({ message, bytes }: Received<WireCompactionRequest>) => {
+      const req = decodeCompactionRequest(message);
+      checkSize(bytes);
+      const response = await backend.compact(req);
+      return encodeCompactionResponse(response, header(response.header.revision));
+    }),
+  };
+}
+
+/**
+ * A grpc-js unary handler around an async function. Every failure, thrown or rejected, becomes a
+ * status through toStatus; nothing escapes to crash the process. The request is the decoder's
+ * `Received<wire object>` (protos.ts), whose shape the proto guarantees.
+ */
+function unaryHandler<Wire, Response>(
+  method: string,
+  logger: Logger,
+  run: (request: Received<Wire>) => Promise<Response>,
+): grpc.handleUnaryCall<Received<unknown>, Response> {
+  return (call, callback) => {
+    const request = call.request as Received<Wire>;
+    run(request).then(
+      (response) => callback(null, response),
+      (error: unknown) => callback(toStatus(error, method, logger)),
+    );
+  };
+}
