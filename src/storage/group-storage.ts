@@ -1,0 +1,418 @@
+// One Raft group's durable state (log, hard state, conf state, latest snapshot) with etcd
+// MemoryStorage semantics. Writes are staged here and become durable at NodeStorage.commit();
+// reads see staged writes at once, because everything a read needs that is not yet in LMDB is in memory.
+// Byte arrays handed in (entry data, snapshot data) are kept by reference, not copied: treat them
+// as immutable from then on, as the Raft core does.
+import { assert } from '../util/index.ts';
+import { CompactedError, SnapshotOutOfDateError, UnavailableError, entrySizeBytes } from '../raft/index.ts';
+import type { ConfState, Entry, HardState, LogStorage, Snapshot } from '../raft/index.ts';
+import { decodeEntry, decodeEntryTerm, encodedEntryBytes, encodeEntry, logKey, logKeyIndex } from './codec.ts';
+import type { StorageDbs } from './dbs.ts';
+import { StorageCorruptionError } from './errors.ts';
+import type { StorageLimits } from './limits.ts';
+import {
+  copyConfState,
+  isConfState,
+  isHardState,
+  isIndex,
+  readConfState,
+  readHardState,
+  readOffset,
+  readSnapshotRecord,
+} from './records.ts';
+import type { LogOffset, RecordName, SnapshotRecord } from './records.ts';
+import { TermRuns } from './term-runs.ts';
+
+/** Bytes counted against the staging bound for one small record (hard state, offset, ...). */
+const RECORD_STAGED_BYTES = 256;
+
+/** What a group needs from its NodeStorage (implemented there; not part of the public API). */
+export interface GroupHost {
+  readonly dbs: StorageDbs;
+  readonly limits: Readonly<StorageLimits>;
+  /**
+   * Checks the node is writable and `bytes` more fit under `maxStagedBytes`, then marks `group`
+   * dirty. Returns the sequence number of the batch the staged writes will be committed in.
+   */
+  stage(group: GroupStorage, bytes: number): number;
+  /** Highest batch sequence number known durable. */
+  readonly durableSeq: number;
+}
+
+interface CachedEntry {
+  entry: Entry;
+  bytes: number;
+  /** Batch that wrote it; the entry may leave the cache only once that batch is durable. */
+  seq: number;
+}
+
+export class GroupStorage implements LogStorage {
+  readonly groupId: number;
+  private readonly host: GroupHost;
+  private hardState: HardState = { term: 0, vote: 0, commit: 0 };
+  private confState: ConfState;
+  private offset: LogOffset = { index: 0, term: 0 };
+  /** Terms of (offset.index, last]; `terms.last` is the log's last index. */
+  private readonly terms = new TermRuns(1);
+  private snap: SnapshotRecord;
+  /** Data of a snapshot installed or created since the last durable commit (LMDB has it after). */
+  private snapData: { data: Uint8Array; seq: number } | null = null;
+  /** Recent entries [cacheFirst, last], contiguous; older ones are read from LMDB. */
+  private readonly cache = new Map<number, CachedEntry>();
+  private cacheFirst = 1;
+  private cacheBytes = 0;
+  /** True once the group's marker record is on disk or staged (so groups() finds it after a restart). */
+  private persisted = false;
+  // Staged writes, coalesced by key, handed to LMDB by flushStaged(). `null` deletes.
+  private readonly stagedLog = new Map<number, Buffer | null>();
+  private readonly stagedRecords = new Map<RecordName, unknown>();
+  private readonly stagedChunks = new Map<string, { index: number; chunk: number; value: Uint8Array | null }>();
+
+  /** @internal NodeStorage.group() creates groups; use that. */
+  constructor(host: GroupHost, groupId: number) {
+    assert(isIndex(groupId), () => `group id ${groupId}`);
+    this.host = host;
+    this.groupId = groupId;
+    this.confState = readConfState(groupId, undefined);
+    this.snap = readSnapshotRecord(groupId, undefined);
+    this.recover();
+  }
+
+  // ---- LogStorage reads ----
+
+  initialState(): { hardState: HardState; confState: ConfState } {
+    return { hardState: { ...this.hardState }, confState: copyConfState(this.confState) };
+  }
+
+  entries(lo: number, hi: number, maxBytes: number): Entry[] {
+    if (lo <= this.offset.index) throw new CompactedError();
+    if (hi > this.terms.last + 1) throw new UnavailableError();
+    assert(lo <= hi, () => `entries: lo ${lo} > hi ${hi}`);
+    if (this.terms.last === this.offset.index) throw new UnavailableError();
+    const out: Entry[] = [];
+    const budget = { usedBytes: 0, maxBytes };
+    if (lo < this.cacheFirst && !this.readFromDisk(lo, Math.min(hi, this.cacheFirst), out, budget)) return out;
+    for (let index = Math.max(lo, this.cacheFirst); index < hi; index++) {
+      const cached = this.cache.get(index);
+      assert(cached !== undefined, () => `group ${this.groupId}: entry ${index} missing from cache`);
+      if (!takes(out, budget, cached.bytes)) break;
+      out.push(cached.entry);
+    }
+    return out;
+  }
+
+  term(index: number): number {
+    if (index < this.offset.index) throw new CompactedError();
+    if (index > this.terms.last) throw new UnavailableError();
+    return index === this.offset.index ? this.offset.term : this.terms.termAt(index);
+  }
+
+  firstIndex(): number {
+    return this.offset.index + 1;
+  }
+
+  lastIndex(): number {
+    return this.terms.last;
+  }
+
+  snapshot(): Snapshot {
+    const { index, term, confState } = this.snap;
+    const metadata = { index, term, confState: copyConfState(confState) };
+    if (this.snapData !== null) return { metadata, data: this.snapData.data };
+    return { metadata, data: index === 0 ? new Uint8Array(0) : this.readSnapshotData() };
+  }
+
+  // ---- staged writes ----
+
+  setHardState(hs: HardState): void {
+    assert(isHardState(hs), () => `group ${this.groupId}: bad hard state ${JSON.stringify(hs)}`);
+    this.stage(RECORD_STAGED_BYTES);
+    this.hardState = { term: hs.term, vote: hs.vote, commit: hs.commit };
+    this.stagedRecords.set('hardState', this.hardState);
+  }
+
+  /**
+   * Records the membership as of the last applied entry; initialState() reports it until a later
+   * setConfState() or applySnapshot(). createSnapshot() leaves it alone (as raft's MemoryStorage does).
+   */
+  setConfState(cs: ConfState): void {
+    assert(isConfState(cs), () => `group ${this.groupId}: bad conf state ${JSON.stringify(cs)}`);
+    this.stage(RECORD_STAGED_BYTES);
+    this.confState = copyConfState(cs);
+    this.stagedRecords.set('confState', this.confState);
+  }
+
+  /** Appends `entries` (consecutive indexes), first truncating any conflicting suffix; skips compacted ones. */
+  append(entries: Entry[]): void {
+    if (entries.length === 0) return;
+    for (let i = 1; i < entries.length; i++) {
+      assert(entries[i].index === entries[i - 1].index + 1, () => `append: entries not contiguous at ${entries[i].index}`);
+    }
+    const first = this.firstIndex();
+    if (entries[0].index + entries.length - 1 < first) return;
+    const fresh = first > entries[0].index ? entries.slice(first - entries[0].index) : entries;
+    const at = fresh[0].index;
+    assert(at <= this.terms.last + 1, () => `missing log entry [last: ${this.terms.last}, append at: ${at}]`);
+    // Check everything before changing anything: a failed append leaves the group as it was.
+    let previousTerm = this.term(at - 1);
+    let bytes = 0;
+    for (const entry of fresh) {
+      assert(isIndex(entry.term) && entry.data instanceof Uint8Array, () => `append: bad entry ${entry.index}`);
+      assert(entry.term >= previousTerm, () => `append: term ${entry.term} at ${entry.index} below term ${previousTerm} before it`);
+      previousTerm = entry.term;
+      bytes += encodedEntryBytes(entry);
+    }
+    const seq = this.stage(bytes);
+    if (at <= this.terms.last) this.truncateFrom(at);
+    for (const entry of fresh) {
+      this.stagedLog.set(entry.index, encodeEntry(entry));
+      this.terms.append(entry.index, entry.term);
+      const copy: Entry = { term: entry.term, index: entry.index, type: entry.type, data: entry.data };
+      this.cache.set(entry.index, { entry: copy, bytes: entrySizeBytes(entry), seq });
+      this.cacheBytes += entrySizeBytes(entry);
+    }
+    this.evictCache();
+  }
+
+  /** Installs a snapshot received from the leader: it replaces the whole log. */
+  applySnapshot(snap: Snapshot): void {
+    const { index, term, confState } = snap.metadata;
+    if (index <= this.snap.index) throw new SnapshotOutOfDateError();
+    assert(isIndex(index) && isIndex(term) && isConfState(confState), () => `applySnapshot: bad metadata ${index}/${term}`);
+    const seq = this.stage(snap.data.byteLength + 3 * RECORD_STAGED_BYTES);
+    this.stageLogDelete(this.offset.index + 1, this.terms.last);
+    this.clearCache(index + 1);
+    this.terms.reset(index + 1);
+    this.setOffset({ index, term });
+    this.replaceSnapshot({ index, term, confState, byteLength: snap.data.byteLength, chunkCount: 0 }, snap.data, seq);
+    this.confState = copyConfState(confState);
+    this.stagedRecords.set('confState', this.confState);
+  }
+
+  /** Records the state machine's image at `index` (<= applied); the log is untouched (see compact). */
+  createSnapshot(index: number, confState: ConfState, data: Uint8Array): Snapshot {
+    if (index <= this.snap.index) throw new SnapshotOutOfDateError();
+    assert(index <= this.terms.last, () => `snapshot ${index} is out of bound lastindex(${this.terms.last})`);
+    assert(isConfState(confState), () => `createSnapshot: bad conf state ${JSON.stringify(confState)}`);
+    const term = this.term(index);
+    const seq = this.stage(data.byteLength + 2 * RECORD_STAGED_BYTES);
+    this.replaceSnapshot({ index, term, confState, byteLength: data.byteLength, chunkCount: 0 }, data, seq);
+    return { metadata: { index, term, confState: copyConfState(confState) }, data };
+  }
+
+  /** Discards entries up to and including `index`, which becomes the dummy (etcd's Compact). */
+  compact(index: number): void {
+    if (index <= this.offset.index) throw new CompactedError();
+    assert(index <= this.terms.last, () => `compact ${index} is out of bound lastindex(${this.terms.last})`);
+    const term = this.term(index);
+    this.stage(RECORD_STAGED_BYTES);
+    this.stageLogDelete(this.offset.index + 1, index);
+    this.terms.dropBefore(index + 1);
+    for (let i = this.cacheFirst; i <= index; i++) this.uncache(i);
+    this.cacheFirst = Math.max(this.cacheFirst, index + 1);
+    this.setOffset({ index, term });
+  }
+
+  // ---- NodeStorage's side ----
+
+  /** @internal Bytes of entries held in memory. */
+  get cachedBytes(): number {
+    return this.cacheBytes;
+  }
+
+  /** @internal True when there are staged writes not yet handed to LMDB. */
+  get dirty(): boolean {
+    return this.stagedLog.size > 0 || this.stagedRecords.size > 0 || this.stagedChunks.size > 0;
+  }
+
+  /** @internal Hands every staged write to LMDB (in the caller's batch); `track` sees each write's promise. */
+  flushStaged(track: (write: Promise<boolean>) => void): void {
+    const { log, state, chunks } = this.host.dbs;
+    const g = this.groupId;
+    for (const [index, value] of this.stagedLog) track(value === null ? log.remove(logKey(g, index)) : log.put(logKey(g, index), value));
+    for (const [name, value] of this.stagedRecords) track(state.put([g, name], value));
+    for (const { index, chunk, value } of this.stagedChunks.values()) {
+      track(value === null ? chunks.remove([g, index, chunk]) : chunks.put([g, index, chunk], Buffer.from(value.buffer, value.byteOffset, value.byteLength)));
+    }
+    this.stagedLog.clear();
+    this.stagedRecords.clear();
+    this.stagedChunks.clear();
+  }
+
+  /** @internal Batch `seq` is durable: release what memory held only until LMDB had it. */
+  onDurable(seq: number): void {
+    if (this.snapData !== null && this.snapData.seq <= seq) this.snapData = null;
+    this.evictCache();
+  }
+
+  // ---- internals ----
+
+  private stage(bytes: number): number {
+    const seq = this.host.stage(this, bytes);
+    if (!this.persisted) {
+      this.stagedRecords.set('group', 1);
+      this.persisted = true;
+    }
+    return seq;
+  }
+
+  private setOffset(offset: LogOffset): void {
+    this.offset = offset;
+    this.stagedRecords.set('offset', offset);
+  }
+
+  private stageLogDelete(lo: number, hi: number): void {
+    for (let index = lo; index <= hi; index++) this.stagedLog.set(index, null);
+  }
+
+  private truncateFrom(index: number): void {
+    this.stageLogDelete(index, this.terms.last);
+    this.terms.truncateFrom(index);
+    if (index < this.cacheFirst) {
+      this.clearCache(index);
+      return;
+    }
+    for (let i = index; this.cache.has(i); i++) this.uncache(i);
+  }
+
+  /** Stages `data` in chunks under the new index and the removal of the old snapshot's chunks. */
+  private replaceSnapshot(record: SnapshotRecord, data: Uint8Array, seq: number): void {
+    assert(record.index > this.snap.index, () => `snapshot ${record.index} does not replace ${this.snap.index}`);
+    const { snapshotChunkBytes } = this.host.limits;
+    for (let chunk = 0; chunk < this.snap.chunkCount; chunk++) {
+      this.stagedChunks.set(`${this.snap.index}/${chunk}`, { index: this.snap.index, chunk, value: null });
+    }
+    const chunkCount = Math.ceil(data.byteLength / snapshotChunkBytes);
+    for (let chunk = 0; chunk < chunkCount; chunk++) {
+      const value = data.subarray(chunk * snapshotChunkBytes, (chunk + 1) * snapshotChunkBytes);
+      this.stagedChunks.set(`${record.index}/${chunk}`, { index: record.index, chunk, value });
+    }
+    this.snap = { ...record, confState: copyConfState(record.confState), chunkCount };
+    this.stagedRecords.set('snapshot', this.snap);
+    this.snapData = { data, seq };
+  }
+
+  private uncache(index: number): void {
+    const cached = this.cache.get(index);
+    if (cached === undefined) return;
+    this.cache.delete(index);
+    this.cacheBytes -= cached.bytes;
+  }
+
+  private clearCache(first: number): void {
+    this.cache.clear();
+    this.cacheBytes = 0;
+    this.cacheFirst = first;
+  }
+
+  /** Drops the oldest durable entries while the cache is over its bound. */
+  private evictCache(): void {
+    const limit = this.host.limits.logCacheBytesPerGroup;
+    const durable = this.host.durableSeq;
+    while (this.cacheBytes > limit) {
+      const oldest = this.cache.get(this.cacheFirst);
+      if (oldest === undefined || oldest.seq > durable) break;
+      this.uncache(this.cacheFirst);
+      this.cacheFirst++;
+    }
+    assert(this.cacheFirst > this.offset.index && this.cacheFirst <= this.terms.last + 1, () => `cache starts at ${this.cacheFirst}`);
+  }
+
+  /** Reads committed entries [lo, hi) from LMDB into `out`; false once `budget` is used up. */
+  private readFromDisk(lo: number, hi: number, out: Entry[], budget: { usedBytes: number; maxBytes: number }): boolean {
+    let expected = lo;
+    for (const { key, value } of this.host.dbs.log.getRange({ start: logKey(this.groupId, lo), end: logKey(this.groupId, hi) })) {
+      const index = logKeyIndex(key);
+      if (index !== expected) throw new StorageCorruptionError(`group ${this.groupId}: log entry ${expected} missing`);
+      const entry = decodeEntry(index, value);
+      if (!takes(out, budget, entrySizeBytes(entry))) return false;
+      out.push(entry);
+      expected++;
+    }
+    if (expected !== hi) throw new StorageCorruptionError(`group ${this.groupId}: log entry ${expected} missing`);
+    return true;
+  }
+
+  private readSnapshotData(): Uint8Array {
+    const { index, byteLength, chunkCount } = this.snap;
+    const data = new Uint8Array(byteLength);
+    let at = 0;
+    let chunks = 0;
+    for (const { value } of this.host.dbs.chunks.getRange({ start: [this.groupId, index, 0], end: [this.groupId, index, chunkCount] })) {
+      if (at + value.byteLength > byteLength) break;
+      data.set(value, at);
+      at += value.byteLength;
+      chunks++;
+    }
+    if (at !== byteLength || chunks !== chunkCount) {
+      throw new StorageCorruptionError(`group ${this.groupId}: snapshot ${index} has ${at} of ${byteLength} bytes in ${chunks} of ${chunkCount} chunks`);
+    }
+    return data;
+  }
+
+  // ---- recovery ----
+
+  /** Rebuilds the in-memory view from what is committed in LMDB. */
+  private recover(): void {
+    const { state } = this.host.dbs;
+    const g = this.groupId;
+    this.persisted = state.get([g, 'group']) !== undefined;
+    if (!this.persisted) return;
+    this.hardState = readHardState(g, state.get([g, 'hardState']));
+    this.confState = readConfState(g, state.get([g, 'confState']));
+    this.snap = readSnapshotRecord(g, state.get([g, 'snapshot']));
+    this.offset = readOffset(g, state.get([g, 'offset']));
+    this.terms.reset(this.offset.index + 1);
+    this.recoverLog();
+    this.clearCache(this.terms.last + 1);
+  }
+
+  private recoverLog(): void {
+    const { log } = this.host.dbs;
+    const g = this.groupId;
+    const first = this.offset.index + 1;
+    let last = this.offset.index;
+    // Reverse ranges include `start` and exclude `end`: this finds the highest key in [first, ∞).
+    for (const key of log.getKeys({ start: logKey(g + 1, 0), end: logKey(g, first - 1), reverse: true, limit: 1 })) {
+      last = logKeyIndex(key);
+    }
+    if (last < first) return;
+    const count = log.getKeysCount({ start: logKey(g, first), end: logKey(g, last + 1) });
+    if (count !== last - first + 1) throw new StorageCorruptionError(`group ${g}: ${count} log entries in [${first}, ${last}]`);
+    this.recoverTerms(first, last);
+  }
+
+  /** Finds each run of equal terms by binary search (terms never decrease), reading only entry headers. */
+  private recoverTerms(first: number, last: number): void {
+    let index = first;
+    while (index <= last) {
+      const term = this.diskTerm(index);
+      if (term < (this.terms.lastTerm() ?? this.offset.term)) {
+        throw new StorageCorruptionError(`group ${this.groupId}: term ${term} at ${index} decreases`);
+      }
+      let lo = index;
+      let hi = last;
+      while (lo < hi) {
+        const mid = Math.floor((lo + hi + 1) / 2);
+        if (this.diskTerm(mid) === term) lo = mid;
+        else hi = mid - 1;
+      }
+      this.terms.append(index, term, lo - index + 1);
+      index = lo + 1;
+    }
+    assert(this.terms.last === last, () => `recovered terms up to ${this.terms.last}, log up to ${last}`);
+  }
+
+  private diskTerm(index: number): number {
+    const value = this.host.dbs.log.getBinaryFast(logKey(this.groupId, index));
+    if (value === undefined) throw new StorageCorruptionError(`group ${this.groupId}: log entry ${index} missing`);
+    return decodeEntryTerm(index, value);
+  }
+}
+
+/** etcd's limitSize, one entry at a time: the first entry always fits, later ones while the total stays <= maxBytes. */
+function takes(out: Entry[], budget: { usedBytes: number; maxBytes: number }, bytes: number): boolean {
+  if (out.length > 0 && budget.usedBytes + bytes > budget.maxBytes) return false;
+  budget.usedBytes += bytes;
+  return true;
+}

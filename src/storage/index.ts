@@ -1,0 +1,15 @@
+// Durable per-node storage on LMDB: every Raft group's log, hard state and snapshots, plus node
+// metadata, in one environment with group commit (one transaction, one fsync per commit()).
+export { NodeStorage } from './node-storage.ts';
+export type { NodeStorageOptions, StorageStats } from './node-storage.ts';
+export { GroupStorage } from './group-storage.ts';
+export { DEFAULT_STORAGE_LIMITS } from './limits.ts';
+export type { StorageLimits } from './limits.ts';
+export {
+  StorageError,
+  StorageLimitError,
+  StorageClosedError,
+  StorageFailedError,
+  StorageLockedError,
+  StorageCorruptionError,
+} from './errors.ts';

@@ -1,0 +1,25 @@
+// Every bound the storage layer enforces, with its default, in one place.
+
+const KIB = 1024;
+const MIB = 1024 * KIB;
+
+export interface StorageLimits {
+  /**
+   * Bytes staged (appended entries, snapshot data, records) but not yet handed to LMDB by
+   * `commit()`. Past it the staging call throws StorageLimitError before changing anything.
+   */
+  maxStagedBytes: number;
+  /**
+   * Bytes of recent log entries one group keeps in memory after they are durable. Entries not yet
+   * durable are always kept (they are bounded by `maxStagedBytes`); older ones are read from LMDB.
+   */
+  logCacheBytesPerGroup: number;
+  /** Snapshot data is stored in chunks of this many bytes (one LMDB value each, LZ4-compressed). */
+  snapshotChunkBytes: number;
+}
+
+export const DEFAULT_STORAGE_LIMITS: Readonly<StorageLimits> = Object.freeze({
+  maxStagedBytes: 1024 * MIB,
+  logCacheBytesPerGroup: 4 * MIB,
+  snapshotChunkBytes: 1 * MIB,
+});

@@ -1,0 +1,265 @@
+// One node's durable storage: an LMDB environment holding every Raft group's state plus node
+// metadata. Writes are staged in memory and committed by commit(): everything staged since the
+// previous commit, across all groups, goes to LMDB in one transaction with one fsync (group commit).
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { pack, unpack } from 'msgpackr';
+import { assert } from '../util/index.ts';
+import { openDbs } from './dbs.ts';
+import type { StorageDbs } from './dbs.ts';
+import { StorageClosedError, StorageCorruptionError, StorageFailedError, StorageLimitError } from './errors.ts';
+import { GroupStorage } from './group-storage.ts';
+import type { GroupHost } from './group-storage.ts';
+import { DEFAULT_STORAGE_LIMITS } from './limits.ts';
+import type { StorageLimits } from './limits.ts';
+import { acquireLock } from './lock.ts';
+import { isIndex } from './records.ts';
+
+/** Bumped when the on-disk layout changes incompatibly; a mismatch refuses to open. */
+const FORMAT_VERSION = 1;
+const FORMAT_KEY = ['node', 'formatVersion'];
+
+export interface NodeStorageOptions {
+  /** Directory for this node's storage; the LMDB environment lives in `<dataDir>/db`. Created if missing. */
+  dataDir: string;
+  /** fsync every commit (default true). Off: a process crash loses nothing committed, a power loss may. */
+  sync?: boolean;
+  /** Initial LMDB map size; LMDB grows it as needed. */
+  mapSizeBytes?: number;
+  limits?: Partial<StorageLimits>;
+}
+
+export interface StorageStats {
+  /** Batches handed to LMDB by commit(). */
+  commits: number;
+  /** LMDB write transactions committed since open (observed through lmdb's `aftercommit`). */
+  lmdbTransactions: number;
+  /** Commits handed to LMDB that are not yet durable. */
+  commitsInFlight: number;
+  /** Bytes staged and not yet handed to LMDB. */
+  stagedBytes: number;
+  /** Bytes of log entries cached in memory, summed over groups. */
+  cachedEntryBytes: number;
+  /** Groups open in this process. */
+  openGroups: number;
+}
+
+export class NodeStorage {
+  readonly limits: Readonly<StorageLimits>;
+  private readonly dbs: StorageDbs;
+  /** What groups see of this node: the databases, the limits, staging and durability. */
+  private readonly host: GroupHost;
+  private readonly groupsById = new Map<number, GroupStorage>();
+  private readonly dirtyGroups = new Set<GroupStorage>();
+  /** Metadata values by name: everything read or written so far (authoritative over LMDB). */
+  private readonly metaValues = new Map<string, unknown>();
+  private readonly stagedMeta = new Map<string, Buffer>();
+  private readonly releaseLock: () => void;
+  private stagedBytes = 0;
+  /** Sequence number of the last batch handed to LMDB; staged writes belong to batch `batchSeq + 1`. */
+  private batchSeq = 0;
+  private durable = 0;
+  private lastCommit: Promise<void> = Promise.resolve();
+  private commitCount = 0;
+  private lmdbTransactions = 0;
+  private failure: StorageFailedError | null = null;
+  private closed = false;
+
+  private constructor(dbs: StorageDbs, limits: StorageLimits, releaseLock: () => void) {
+    this.dbs = dbs;
+    this.limits = Object.freeze(limits);
+    this.releaseLock = releaseLock;
+    const durableSeq = () => this.durable;
+    this.host = {
+      dbs,
+      limits: this.limits,
+      stage: (group, bytes) => this.stage(group, bytes),
+      get durableSeq() {
+        return durableSeq();
+      },
+    };
+    // lmdb-js also reports a phantom txnId 0 before the first real transaction: skip it.
+    dbs.env.on('aftercommit', (event: { txnId?: unknown }) => {
+      if (typeof event.txnId === 'number' && event.txnId > 0) this.lmdbTransactions++;
+    });
+  }
+
+  /** Opens (creating if needed) the node's storage and takes its lock. Group state is recovered lazily by group(). */
+  static open(options: NodeStorageOptions): NodeStorage {
+    const limits = { ...DEFAULT_STORAGE_LIMITS, ...options.limits };
+    assert(limits.snapshotChunkBytes >= 1024 && limits.maxStagedBytes > 0 && limits.logCacheBytesPerGroup >= 0, 'bad storage limits');
+    const dataDir = resolve(options.dataDir);
+    mkdirSync(dataDir, { recursive: true });
+    const releaseLock = acquireLock(join(dataDir, 'db.lock'));
+    try {
+      const dbs = openDbs({ path: join(dataDir, 'db'), sync: options.sync ?? true, mapSizeBytes: options.mapSizeBytes });
+      checkFormat(dbs);
+      return new NodeStorage(dbs, limits, releaseLock);
+    } catch (error) {
+      releaseLock();
+      throw error;
+    }
+  }
+
+  /** The storage of group `groupId`, recovered from disk on first use (empty if it has none). */
+  group(groupId: number): GroupStorage {
+    this.checkOpen();
+    assert(isIndex(groupId), () => `group id ${groupId} is not a non-negative safe integer`);
+    let group = this.groupsById.get(groupId);
+    if (group === undefined) {
+      group = new GroupStorage(this.host, groupId);
+      this.groupsById.set(groupId, group);
+    }
+    return group;
+  }
+
+  /** Ids of groups with state on disk or staged, ascending (what to reopen after a restart). */
+  groups(): number[] {
+    this.checkOpen();
+    const ids = new Set<number>();
+    for (const key of this.dbs.state.getKeys({ start: [0], end: [Number.MAX_SAFE_INTEGER, 'z'] })) {
+      if (typeof key[0] === 'number' && key[1] === 'group') ids.add(key[0]);
+    }
+    for (const [id, group] of this.groupsById) if (group.dirty) ids.add(id);
+    return [...ids].sort((a, b) => a - b);
+  }
+
+  /** A metadata value (staged or committed). Returned by reference: do not modify it. */
+  getMeta<T>(name: string): T | undefined {
+    this.checkOpen();
+    if (!this.metaValues.has(name)) {
+      const bytes = this.dbs.meta.get(name);
+      this.metaValues.set(name, bytes === undefined ? undefined : unpack(bytes));
+    }
+    return this.metaValues.get(name) as T | undefined;
+  }
+
+  /** Stages a metadata value (msgpack-encodable, not undefined); durable after commit(). */
+  putMeta(name: string, value: unknown): void {
+    assert(value !== undefined, () => `putMeta(${name}): undefined cannot be stored`);
+    assert(name.length > 0, 'putMeta: empty name');
+    const bytes = pack(value);
+    this.reserve(bytes.byteLength);
+    this.stagedMeta.set(name, bytes);
+    this.metaValues.set(name, value);
+  }
+
+  /**
+   * Hands everything staged so far (all groups, metadata) to LMDB as one transaction and resolves
+   * once it and every earlier commit are durable (fsynced when `sync` is on). With nothing staged
+   * it resolves when the commits already in flight are durable.
+   */
+  commit(): Promise<void> {
+    if (this.closed) return Promise.reject(new StorageClosedError());
+    if (this.failure !== null) return Promise.reject(this.failure);
+    if (this.dirtyGroups.size === 0 && this.stagedMeta.size === 0) return this.lastCommit;
+    const seq = ++this.batchSeq;
+    const groups = [...this.dirtyGroups];
+    let flushed: Promise<void>;
+    try {
+      flushed = this.flushBatch();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    this.stagedBytes = 0;
+    this.commitCount++;
+    // Chained on the previous commit, so commits become durable (and release memory) in order.
+    const previous = this.lastCommit;
+    this.lastCommit = Promise.all([previous, flushed]).then(
+      () => this.onDurable(seq, groups),
+      (error: unknown) => {
+        this.failure ??= new StorageFailedError(error);
+        throw this.failure;
+      },
+    );
+    return this.lastCommit;
+  }
+
+  stats(): StorageStats {
+    let cachedEntryBytes = 0;
+    for (const group of this.groupsById.values()) cachedEntryBytes += group.cachedBytes;
+    return {
+      commits: this.commitCount,
+      lmdbTransactions: this.lmdbTransactions,
+      commitsInFlight: this.batchSeq - this.durable,
+      stagedBytes: this.stagedBytes,
+      cachedEntryBytes,
+      openGroups: this.groupsById.size,
+    };
+  }
+
+  /** Waits for commits in flight, drops whatever is staged but uncommitted, closes LMDB and the lock. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.lastCommit.catch(() => undefined);
+    await this.dbs.env.close();
+    this.releaseLock();
+  }
+
+  // ---- internals ----
+
+  private stage(group: GroupStorage, bytes: number): number {
+    this.reserve(bytes);
+    this.dirtyGroups.add(group);
+    return this.batchSeq + 1;
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new StorageClosedError();
+  }
+
+  private reserve(bytes: number): void {
+    this.checkOpen();
+    if (this.failure !== null) throw this.failure;
+    if (this.stagedBytes + bytes > this.limits.maxStagedBytes) {
+      throw new StorageLimitError(
+        `${bytes} more bytes would exceed maxStagedBytes ${this.limits.maxStagedBytes} (${this.stagedBytes} staged); commit first`,
+      );
+    }
+    this.stagedBytes += bytes;
+  }
+
+  /**
+   * Issues every staged write synchronously, so lmdb-js puts them all in one transaction (it
+   * batches the writes of one event turn), and returns a promise for that transaction's fsync.
+   */
+  private flushBatch(): Promise<void> {
+    const writes: Promise<boolean>[] = [];
+    let last: Promise<boolean> | null = null;
+    const track = (write: Promise<boolean>) => {
+      if (write !== last) writes.push(write); // lmdb-js returns one shared promise per transaction
+      last = write;
+    };
+    try {
+      for (const group of this.dirtyGroups) group.flushStaged(track);
+      for (const [name, bytes] of this.stagedMeta) track(this.dbs.meta.put(name, bytes));
+    } catch (error) {
+      // lmdb-js throws synchronously only for invalid keys or values, which staging rules out; if
+      // it happens anyway, part of the batch may already be queued, so stop accepting writes.
+      this.failure = new StorageFailedError(error);
+      throw this.failure;
+    }
+    this.dirtyGroups.clear();
+    this.stagedMeta.clear();
+    const flushed = new Promise<void>((resolveFlushed, rejectFlushed) => {
+      this.dbs.env.flushed.then(() => resolveFlushed(), rejectFlushed);
+    });
+    return Promise.all([...writes, flushed]).then(() => undefined);
+  }
+
+  private onDurable(seq: number, groups: GroupStorage[]): void {
+    assert(seq === this.durable + 1, () => `batch ${seq} durable after ${this.durable}`);
+    this.durable = seq;
+    for (const group of groups) group.onDurable(seq);
+  }
+}
+
+function checkFormat(dbs: StorageDbs): void {
+  const version = dbs.state.get(FORMAT_KEY);
+  if (version === undefined) {
+    dbs.state.putSync(FORMAT_KEY, FORMAT_VERSION);
+    return;
+  }
+  if (version !== FORMAT_VERSION) throw new StorageCorruptionError(`format version ${String(version)}, expected ${FORMAT_VERSION}`);
+}

@@ -1,0 +1,303 @@
+// NodeStorage on real LMDB files: restart recovery, group commit, snapshot chunking, limits,
+// metadata and the data-directory lock.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { open } from 'lmdb';
+import { CompactedError } from '../../src/raft/index.ts';
+import {
+  NodeStorage,
+  StorageClosedError,
+  StorageCorruptionError,
+  StorageLimitError,
+  StorageLockedError,
+} from '../../src/storage/index.ts';
+import { confState, entry, payload, tempDir } from './support.ts';
+
+function entries(lo: number, hi: number, term: number, size = 16) {
+  const out = [];
+  for (let index = lo; index <= hi; index++) out.push(entry(index, term, size));
+  return out;
+}
+
+/** Opens the LMDB files directly (not through NodeStorage) to look at what is really on disk. */
+async function rawChunkKeys(dir: string): Promise<unknown[][]> {
+  const env = open(join(dir, 'db'), { maxDbs: 8, readOnly: true });
+  try {
+    const chunks = env.openDB('chunks', { encoding: 'binary', compression: true });
+    return [...chunks.getKeys()] as unknown[][];
+  } finally {
+    await env.close();
+  }
+}
+
+async function withStorage<T>(dir: string, body: (s: NodeStorage) => Promise<T> | T, options = {}): Promise<T> {
+  const storage = NodeStorage.open({ dataDir: dir, ...options });
+  try {
+    return await body(storage);
+  } finally {
+    await storage.close();
+  }
+}
+
+describe('restart recovery', () => {
+  it('shows exactly what was committed: staged writes vanish with close', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      await withStorage(dir, async (s) => {
+        const g = s.group(1);
+        g.append(entries(1, 10, 1));
+        g.append(entries(8, 12, 2)); // truncates 8..10 and appends
+        g.setHardState({ term: 2, vote: 3, commit: 9 });
+        g.setConfState(confState([1, 2, 3]));
+        g.createSnapshot(5, confState([1, 2]), payload(5, 1, 3000));
+        g.compact(4);
+        s.putMeta('cluster', { id: 77, members: ['a', 'b'] });
+        await s.commit();
+        // Staged only: must not survive the restart.
+        g.append(entries(13, 20, 2));
+        g.setHardState({ term: 3, vote: 0, commit: 12 });
+        g.compact(8);
+        s.putMeta('cluster', { id: 78 });
+        s.group(2).setHardState({ term: 1, vote: 1, commit: 0 });
+        assert.equal(g.lastIndex(), 20);
+        assert.deepEqual(s.groups(), [1, 2]);
+      });
+      await withStorage(dir, (s) => {
+        assert.deepEqual(s.groups(), [1]);
+        assert.deepEqual(s.getMeta('cluster'), { id: 77, members: ['a', 'b'] });
+        const g = s.group(1);
+        assert.equal(g.firstIndex(), 5);
+        assert.equal(g.lastIndex(), 12);
+        assert.equal(g.term(4), 1);
+        assert.equal(g.term(7), 1);
+        assert.equal(g.term(8), 2);
+        assert.throws(() => g.term(3), CompactedError);
+        assert.deepEqual(g.entries(5, 13, Infinity), [...entries(5, 7, 1), ...entries(8, 12, 2)]);
+        assert.deepEqual(g.initialState(), { hardState: { term: 2, vote: 3, commit: 9 }, confState: confState([1, 2, 3]) });
+        const snap = g.snapshot();
+        assert.deepEqual(snap.metadata, { index: 5, term: 1, confState: confState([1, 2]) });
+        assert.deepEqual(snap.data, payload(5, 1, 3000));
+        assert.equal(s.group(2).lastIndex(), 0);
+        assert.deepEqual(s.group(2).initialState().hardState, { term: 0, vote: 0, commit: 0 });
+      });
+    } finally {
+      cleanup();
+    }
+  });
+
+  it('reads a long log back from LMDB once the cache has let go of it', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const all = entries(1, 2000, 1, 100).map((e) => (e.index > 1000 ? { ...e, term: 2 } : e));
+      await withStorage(
+        dir,
+        async (s) => {
+          for (let lo = 1; lo <= 2000; lo += 100) {
+            s.group(9).append(all.slice(lo - 1, lo + 99));
+            await s.commit();
+          }
+          assert.ok(s.stats().cachedEntryBytes <= 4096, `cache holds ${s.stats().cachedEntryBytes} bytes`);
+          assert.deepEqual(s.group(9).entries(1, 2001, Infinity), all);
+        },
+        { limits: { logCacheBytesPerGroup: 4096 } },
+      );
+      await withStorage(dir, (s) => {
+        const g = s.group(9);
+        assert.equal(g.term(1000), 1);
+        assert.equal(g.term(1001), 2);
+        assert.deepEqual(g.entries(1, 2001, Infinity), all);
+        assert.deepEqual(g.entries(995, 2001, 1000), all.slice(994, 994 + 8)); // 8 entries of 124 bytes fit in 1000
+        assert.deepEqual(g.entries(10, 20, 0), [all[9]]); // always at least one
+      });
+    } finally {
+      cleanup();
+    }
+  });
+
+  it('refuses a data directory written by another format version', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      await withStorage(dir, () => undefined);
+      const env = open(join(dir, 'db'), { maxDbs: 8 });
+      await env.openDB('state', { encoding: 'msgpack' }).put(['node', 'formatVersion'], 999);
+      await env.close();
+      assert.throws(() => NodeStorage.open({ dataDir: dir }), StorageCorruptionError);
+    } finally {
+      cleanup();
+    }
+  });
+});
+
+describe('group commit', () => {
+  it("commits many groups' writes in one LMDB transaction", async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      await withStorage(dir, async (s) => {
+        await s.commit(); // nothing staged: resolves at once, no transaction
+        const before = s.stats();
+        assert.equal(before.commits, 0);
+        for (let id = 1; id <= 50; id++) {
+          const g = s.group(id);
+          g.append(entries(1, 5, 1, 64));
+          g.setHardState({ term: 1, vote: id, commit: 3 });
+        }
+        s.putMeta('members', [1, 2, 3]);
+        assert.ok(s.stats().stagedBytes > 50 * 5 * 64);
+        await s.commit();
+        const after = s.stats();
+        assert.equal(after.commits - before.commits, 1);
+        assert.equal(after.lmdbTransactions - before.lmdbTransactions, 1);
+        assert.equal(after.stagedBytes, 0);
+        assert.equal(after.commitsInFlight, 0);
+        // Two more rounds: one transaction each.
+        for (let round = 0; round < 2; round++) {
+          for (let id = 1; id <= 50; id++) s.group(id).append([entry(6 + round, 1)]);
+          await s.commit();
+        }
+        assert.equal(s.stats().lmdbTransactions - after.lmdbTransactions, 2);
+      });
+      await withStorage(dir, (s) => {
+        assert.deepEqual(s.groups(), Array.from({ length: 50 }, (_, i) => i + 1));
+        assert.deepEqual(s.getMeta('members'), [1, 2, 3]);
+        for (let id = 1; id <= 50; id++) {
+          assert.equal(s.group(id).lastIndex(), 7);
+          assert.equal(s.group(id).initialState().hardState.vote, id);
+        }
+      });
+    } finally {
+      cleanup();
+    }
+  });
+
+  it('pipelines: commits left in flight become durable in order and reads never wait', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      await withStorage(dir, async (s) => {
+        const g = s.group(3);
+        const order: number[] = [];
+        const commits: Promise<void>[] = [];
+        for (let i = 1; i <= 20; i++) {
+          g.append([entry(i, 1, 1000)]);
+          assert.deepEqual(g.entries(i, i + 1, Infinity), [entry(i, 1, 1000)]);
+          commits.push(s.commit().then(() => void order.push(i)));
+        }
+        assert.ok(s.stats().commitsInFlight > 0);
+        await Promise.all(commits);
+        assert.deepEqual(order, Array.from({ length: 20 }, (_, i) => i + 1));
+        assert.equal(s.stats().commitsInFlight, 0);
+      });
+    } finally {
+      cleanup();
+    }
+  });
+});
+
+describe('snapshots', () => {
+  it('round-trips 5 MiB of snapshot data in 1 MiB chunks and replaces old chunks', async () => {
+    const { dir, cleanup } = tempDir();
+    const MIB = 1024 * 1024;
+    const big = payload(1, 1, 5 * MIB);
+    big.fill(7, MIB, 2 * MIB); // one compressible chunk
+    try {
+      await withStorage(dir, async (s) => {
+        const g = s.group(5);
+        g.append(entries(1, 30, 1));
+        const snap = g.createSnapshot(20, confState([1, 2, 3]), big);
+        assert.deepEqual(snap.metadata, { index: 20, term: 1, confState: confState([1, 2, 3]) });
+        assert.equal(g.snapshot().data, big); // staged: served from memory
+        await s.commit();
+        const read = g.snapshot().data;
+        assert.notEqual(read, big); // durable: served from LMDB
+        assert.deepEqual(read, big);
+      });
+      const keys = await rawChunkKeys(dir);
+      assert.deepEqual(keys, [0, 1, 2, 3, 4].map((n) => [5, 20, n]));
+      const small = payload(2, 2, 2 * MIB + 5);
+      await withStorage(dir, async (s) => {
+        const g = s.group(5);
+        assert.deepEqual(g.snapshot().data, big);
+        g.applySnapshot({ metadata: { index: 50, term: 3, confState: confState([4]) }, data: small });
+        await s.commit();
+      });
+      assert.deepEqual(await rawChunkKeys(dir), [0, 1, 2].map((n) => [5, 50, n]));
+      await withStorage(dir, (s) => {
+        const g = s.group(5);
+        const snap = g.snapshot();
+        assert.deepEqual(snap.metadata, { index: 50, term: 3, confState: confState([4]) });
+        assert.deepEqual(snap.data, small);
+        assert.equal(g.firstIndex(), 51);
+        assert.equal(g.lastIndex(), 50);
+        assert.equal(g.term(50), 3);
+        assert.deepEqual(g.initialState().confState, confState([4]));
+      });
+    } finally {
+      cleanup();
+    }
+  });
+});
+
+describe('limits, metadata, lifecycle', () => {
+  it('refuses to stage past maxStagedBytes and leaves the group unchanged', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      await withStorage(
+        dir,
+        async (s) => {
+          const g = s.group(1);
+          g.append(entries(1, 5, 1, 1000));
+          assert.throws(() => g.append(entries(6, 20, 1, 1000)), StorageLimitError);
+          assert.throws(() => g.createSnapshot(5, confState([1]), new Uint8Array(20_000)), StorageLimitError);
+          assert.equal(g.lastIndex(), 5);
+          assert.equal(g.snapshot().metadata.index, 0);
+          await s.commit();
+          g.append(entries(6, 10, 1, 1000)); // fits again once committed
+          assert.equal(g.lastIndex(), 10);
+        },
+        { limits: { maxStagedBytes: 10_000 } },
+      );
+    } finally {
+      cleanup();
+    }
+  });
+
+  it('keeps metadata: visible at once, durable after commit', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      await withStorage(dir, async (s) => {
+        assert.equal(s.getMeta('node'), undefined);
+        s.putMeta('node', { id: 12, name: 'n1', peers: [new Uint8Array([1, 2])] });
+        assert.deepEqual(s.getMeta('node'), { id: 12, name: 'n1', peers: [new Uint8Array([1, 2])] });
+        await s.commit();
+        s.putMeta('node', 'uncommitted');
+        s.putMeta('other', 1);
+      });
+      await withStorage(dir, (s) => {
+        const node = s.getMeta<{ id: number; peers: Uint8Array[] }>('node');
+        assert.equal(node?.id, 12);
+        assert.deepEqual([...(node?.peers[0] ?? [])], [1, 2]);
+        assert.equal(s.getMeta('other'), undefined);
+      });
+    } finally {
+      cleanup();
+    }
+  });
+
+  it('locks the data directory against a second opener; a dead owner is taken over', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const first = NodeStorage.open({ dataDir: dir });
+      assert.throws(() => NodeStorage.open({ dataDir: dir }), StorageLockedError);
+      await first.close();
+      assert.throws(() => first.group(1), StorageClosedError);
+      await assert.rejects(first.commit(), StorageClosedError);
+      const gone = spawnSync(process.execPath, ['-e', '0']).pid; // a pid that no longer runs
+      writeFileSync(join(dir, 'db.lock'), String(gone));
+      await withStorage(dir, (s) => assert.deepEqual(s.groups(), []));
+    } finally {
+      cleanup();
+    }
+  });
+});
