@@ -96,7 +96,11 @@ function startNodes(options: DevOptions): DevNode[] {
     ];
     const logPath = join(dataDir, `${name}.log`);
     const log = openSync(logPath, 'a');
-    const child = spawn(process.execPath, args, { stdio: ['ignore', log, log] });
+    // stdin is a pipe the child watches: if this process dies, even by SIGKILL, its nodes follow.
+    const child = spawn(process.execPath, args, {
+      stdio: ['pipe', log, log],
+      env: { ...process.env, TESSERA_EXIT_WITH_PARENT: '1' },
+    });
     return { name, clientPort, logPath, child };
   });
 }

@@ -29,7 +29,8 @@ program
   .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']))
   .option('--max-request-bytes <n>', 'largest client request in bytes (default 1.5 MiB)', toInt)
   .option('--max-txn-ops <n>', 'most operations in one txn (default 128)', toInt)
-  .option('--snapshot-count <n>', 'applied entries between state-machine snapshots (default 10000)', toInt)
+  .option('--snapshot-count <n>', 'applied requests between state-machine snapshots (default 10000)', toInt)
+  .option('--snapshot-catchup-entries <n>', 'log entries kept behind a snapshot for slow followers (default 5000)', toInt)
   .action(async (options: Record<string, unknown>) => runStart(options));
 
 program

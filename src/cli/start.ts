@@ -2,7 +2,7 @@
 import pino from 'pino';
 import { ConfigError, parseNodeConfig, readConfigFile, TesseraNode } from '../server/index.ts';
 
-const limitFlags = ['maxRequestBytes', 'maxTxnOps', 'snapshotCount'] as const;
+const limitFlags = ['maxRequestBytes', 'maxTxnOps', 'snapshotCount', 'snapshotCatchupEntries'] as const;
 
 export async function runStart(options: Record<string, unknown>): Promise<void> {
   let node: TesseraNode | undefined;
@@ -18,6 +18,7 @@ export async function runStart(options: Record<string, unknown>): Promise<void> 
     }
     const config = parseNodeConfig({ ...fromFile, ...flags, limits });
     node = await TesseraNode.start(config, logger.child({ name: config.name }));
+    node.onFatal = () => process.exit(1);
   } catch (error) {
     if (error instanceof ConfigError) {
       console.error(`tessera: ${error.message}`);
@@ -26,10 +27,16 @@ export async function runStart(options: Record<string, unknown>): Promise<void> 
     logger.fatal({ err: error }, 'failed to start');
     process.exit(1);
   }
+  let stopping: Promise<void> | null = null;
   const shutdown = (signal: string) => {
+    if (stopping) return;
     logger.info({ signal }, 'shutting down');
-    void node?.stop().then(() => process.exit(0));
+    stopping = (node?.stop() ?? Promise.resolve()).then(() => process.exit(0));
   };
+  if (process.env.TESSERA_EXIT_WITH_PARENT === '1') {
+    process.stdin.on('close', () => shutdown('parent exited'));
+    process.stdin.resume();
+  }
   process.once('SIGINT', () => shutdown('SIGINT'));
   process.once('SIGTERM', () => shutdown('SIGTERM'));
 }

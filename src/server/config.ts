@@ -22,20 +22,22 @@ export const LimitsSchema = z.object({
   /** Applied entries between two state-machine snapshots (etcd's --snapshot-count). */
   snapshotCount: z.number().int().positive().default(10_000),
   /** Entries kept behind a snapshot so a slightly lagging follower catches up from the log. */
-  snapshotCatchUpEntries: z.number().int().nonnegative().default(5_000),
+  snapshotCatchupEntries: z.number().int().nonnegative().default(5_000),
 });
 export type Limits = z.infer<typeof LimitsSchema>;
 
-const urlList = z
-  .string()
-  .transform((s) => s.split(',').map((u) => u.trim()).filter((u) => u.length > 0));
+/** A comma-separated flag value or a YAML list. */
+const urlList = z.union([
+  z.string().transform((s) => s.split(',').map((u) => u.trim()).filter((u) => u.length > 0)),
+  z.array(z.string()),
+]);
 
 export const NodeConfigSchema = z.object({
   name: z.string().min(1).default('default'),
   dataDir: z.string().min(1).optional(),
-  listenClientUrls: urlList.default('http://127.0.0.1:2379'),
+  listenClientUrls: urlList.default(['http://127.0.0.1:2379']),
   advertiseClientUrls: urlList.optional(),
-  listenPeerUrls: urlList.default('http://127.0.0.1:2380'),
+  listenPeerUrls: urlList.default(['http://127.0.0.1:2380']),
   initialAdvertisePeerUrls: urlList.optional(),
   /** `name=peerURL,name=peerURL`, as etcd's --initial-cluster. */
   initialCluster: z.string().optional(),

@@ -1,7 +1,6 @@
 // A Tessera node: hosts Raft group replicas in one loop (TiKV's batch system), persists every
 // group's Ready in one storage commit (one fsync), then sends all messages in one flush per peer.
 import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ApiServer } from '../api/index.ts';
@@ -41,10 +40,12 @@ export class TesseraNode {
   private inbox: { groupId: number; msg: Message }[] = [];
   private pendingTicks = 0;
   private turnScheduled = false;
-  private turnRunning = false;
+  private turnRunning: Promise<void> | null = null;
   private stopped = false;
   private tickTimer: NodeJS.Timeout | null = null;
   private clientPort = 0;
+  /** Called after the node stopped itself on an unrecoverable error (the CLI exits non-zero). */
+  onFatal: (error: unknown) => void = () => {};
 
   private constructor(config: NodeConfig, logger: Logger, storage: NodeStorage, meta: ClusterMeta) {
     this.config = config;
@@ -64,7 +65,7 @@ export class TesseraNode {
   /** Opens (or recovers) the data directory, starts peer and client listeners and the Raft loop. */
   static async start(config: NodeConfig, logger: Logger): Promise<TesseraNode> {
     mkdirSync(config.dataDir, { recursive: true });
-    const storage = await NodeStorage.open({ dataDir: join(config.dataDir, 'db'), sync: !config.unsafeNoFsync });
+    const storage = await NodeStorage.open({ dataDir: config.dataDir, sync: !config.unsafeNoFsync });
     const meta = TesseraNode.loadOrCreateMeta(config, storage);
     const node = new TesseraNode(config, logger, storage, meta);
     await node.startServing();
@@ -170,22 +171,22 @@ export class TesseraNode {
   schedule(): void {
     if (this.turnScheduled || this.turnRunning || this.stopped) return;
     this.turnScheduled = true;
-    setImmediate(() => void this.runTurns());
+    setImmediate(() => {
+      this.turnScheduled = false;
+      this.turnRunning = this.runTurns();
+    });
   }
 
   private async runTurns(): Promise<void> {
-    this.turnScheduled = false;
-    this.turnRunning = true;
     try {
       while (!this.stopped && (await this.turn())) {
         // keep turning while a turn produced work for the next
       }
     } catch (error) {
       this.logger.fatal({ err: error }, 'raft loop failed; stopping the node to protect the data');
-      await this.stop();
-      process.exitCode = 1;
+      void this.stop().finally(() => this.onFatal(error));
     } finally {
-      this.turnRunning = false;
+      this.turnRunning = null;
     }
     if (this.inbox.length > 0 || this.pendingTicks > 0) this.schedule();
   }
@@ -209,11 +210,16 @@ export class TesseraNode {
     for (const [replica, rd] of readies) {
       for (const msg of rd.messages) this.transport.send(replica.groupId, msg);
     }
+    let snapshotted = false;
     for (const [replica, rd] of readies) {
       replica.applyReady(rd);
       replica.raft.advance();
-      if (replica.wantsSnapshot()) replica.takeSnapshot();
+      if (replica.wantsSnapshot()) {
+        replica.takeSnapshot();
+        snapshotted = true;
+      }
     }
+    if (snapshotted) await this.storage.commit();
     return this.inbox.length > 0 || this.pendingTicks > 0 || readies.some(([r]) => r.raft.hasReady() || r.hasQueuedInput());
   }
 
@@ -235,6 +241,7 @@ export class TesseraNode {
     if (this.stopped) return;
     this.stopped = true;
     if (this.tickTimer) clearInterval(this.tickTimer);
+    await this.turnRunning; // let the turn in flight finish its commit before storage closes
     for (const replica of this.replicas.values()) replica.failAll(Errors.stopped());
     await this.api?.stop();
     await this.transport.close();

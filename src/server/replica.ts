@@ -180,12 +180,15 @@ export class Replica {
     if (entry.index <= this.applied) return;
     assert(entry.index === this.applied + 1, () => `apply gap: applied ${this.applied}, next ${entry.index}`);
     if (entry.type === 'conf') {
+      // Not persisted here: after a restart the log after the last snapshot is applied again,
+      // so the durable conf state is the one as of the snapshot (see takeSnapshot).
       this.confState = this.raft.applyConfChange(decodeConfChange(entry.data));
-      this.storage.setConfState(this.confState);
     } else if (entry.data.length > 0) {
       const batch = decodeBatch(entry.data);
       const mine = batch.origin === this.nodeId;
       for (const { id, cmd } of batch.commands) this.applyCommand(cmd, mine ? this.proposals.get(id) : undefined, id);
+      // Count client commands, not entries: one entry may carry hundreds of them.
+      this.appliedSinceSnapshot += batch.commands.length - 1;
     }
     this.applied = entry.index;
     this.appliedSinceSnapshot++;
@@ -251,7 +254,8 @@ export class Replica {
   takeSnapshot(): void {
     const data = encodeSnapshotData(this.store);
     this.storage.createSnapshot(this.applied, this.confState, data);
-    const compactTo = this.applied - this.limits.snapshotCatchUpEntries;
+    this.storage.setConfState(this.confState);
+    const compactTo = this.applied - this.limits.snapshotCatchupEntries;
     if (compactTo > this.storage.firstIndex()) this.storage.compact(compactTo);
     this.appliedSinceSnapshot = 0;
     this.logger.info({ group: this.groupId, index: this.applied, bytes: data.length }, 'took snapshot');
