@@ -19,6 +19,8 @@ program
   .option('--advertise-client-urls <urls>', 'client URLs to tell the rest of the cluster')
   .option('--listen-peer-urls <urls>', 'URLs to serve peers on (default http://127.0.0.1:2380)')
   .option('--initial-advertise-peer-urls <urls>', 'peer URLs to advertise to the rest of the cluster')
+  .option('--listen-metrics-urls <urls>', 'HTTP URL for /metrics (Prometheus) and /health')
+  .option('--experimental-fault-injection', 'serve POST /debug/faults on the metrics URL (chaos testing only)')
   .option('--initial-cluster <spec>', 'initial members: name=http://host:port,...')
   .addOption(new Option('--initial-cluster-state <state>', 'new: bootstrap; existing: join').choices(['new', 'existing']))
   .option('--initial-cluster-token <token>', 'distinguishes clusters bootstrapped with the same member URLs')

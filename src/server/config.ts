@@ -41,6 +41,10 @@ export const NodeConfigSchema = z.object({
   initialAdvertisePeerUrls: urlList.optional(),
   /** `name=peerURL,name=peerURL`, as etcd's --initial-cluster. */
   initialCluster: z.string().optional(),
+  /** HTTP for /metrics and /health (etcd's --listen-metrics-urls). */
+  listenMetricsUrls: urlList.optional(),
+  /** Serve POST /debug/faults on the metrics URL (chaos tests only: it can partition the node). */
+  experimentalFaultInjection: z.boolean().default(false),
   initialClusterState: z.enum(['new', 'existing']).default('new'),
   initialClusterToken: z.string().default('tessera-cluster'),
   /** Milliseconds per Raft tick (etcd's --heartbeat-interval). */

@@ -12,7 +12,9 @@ import { Transport } from '../transport/index.ts';
 import { Errors } from '../util/index.ts';
 import { parseHostPort } from './config.ts';
 import type { NodeConfig } from './config.ts';
+import { HttpEndpoint } from './http.ts';
 import { KvService } from './kv.ts';
+import { NodeMetrics } from './metrics.ts';
 import { clusterIdOf, initialMembers } from './members.ts';
 import type { Member } from './members.ts';
 import { Replica } from './replica.ts';
@@ -37,6 +39,8 @@ export class TesseraNode {
   private readonly storage: NodeStorage;
   private readonly transport: Transport;
   private api: ApiServer | null = null;
+  private http: HttpEndpoint | null = null;
+  readonly metrics = new NodeMetrics();
   private inbox: { groupId: number; msg: Message }[] = [];
   private pendingTicks = 0;
   private turnScheduled = false;
@@ -129,6 +133,7 @@ export class TesseraNode {
       logger: this.logger.child({ component: 'api' }),
     });
     this.clientPort = await this.api.start();
+    await this.startHttp();
     this.tickTimer = setInterval(() => {
       this.pendingTicks++;
       this.schedule();
@@ -137,6 +142,29 @@ export class TesseraNode {
       { name: this.config.name, id: this.id.toString(16), client: this.clientAddress, peer: this.config.listenPeerUrls[0] },
       'tessera node serving',
     );
+  }
+
+  private async startHttp(): Promise<void> {
+    const url = this.config.listenMetricsUrls?.[0];
+    if (!url) return;
+    const { host, port } = parseHostPort(url);
+    this.http = new HttpEndpoint({
+      host,
+      port,
+      metrics: this.metrics,
+      health: () => this.health(),
+      faults: this.config.experimentalFaultInjection ? this.transport.faults : null,
+      logger: this.logger.child({ component: 'http' }),
+    });
+    await this.http.start();
+  }
+
+  /** etcd's /health: healthy when every replica on this node knows a leader. */
+  health(): { health: boolean; reason: string } {
+    for (const replica of this.replicas.values()) {
+      if (replica.leaderId === 0) return { health: false, reason: `RAFT NO LEADER (range ${replica.groupId})` };
+    }
+    return { health: true, reason: '' };
   }
 
   private openReplica(groupId: number): Replica {
@@ -155,6 +183,7 @@ export class TesseraNode {
       storage: this.storage.group(groupId),
       limits: this.config.limits,
       logger: this.logger.child({ group: groupId }),
+      metrics: this.metrics,
       now: () => performance.now(),
     });
     this.replicas.set(groupId, replica);
@@ -206,7 +235,13 @@ export class TesseraNode {
       if (rd.hardState) replica.storage.setHardState(rd.hardState);
       mustSync ||= rd.mustSync || rd.snapshot !== null;
     }
-    if (mustSync) await this.storage.commit();
+    if (mustSync) {
+      const started = performance.now();
+      await this.storage.commit();
+      this.metrics.fsyncSeconds.observe((performance.now() - started) / 1000);
+    }
+    this.metrics.turns.inc();
+    this.metrics.entriesPerTurn.observe(readies.reduce((n, [, rd]) => n + rd.entries.length, 0));
     for (const [replica, rd] of readies) {
       for (const msg of rd.messages) this.transport.send(replica.groupId, msg);
     }
@@ -244,6 +279,7 @@ export class TesseraNode {
     await this.turnRunning; // let the turn in flight finish its commit before storage closes
     for (const replica of this.replicas.values()) replica.failAll(Errors.stopped());
     await this.api?.stop();
+    await this.http?.stop();
     await this.transport.close();
     await this.storage.close();
     this.logger.info({ name: this.config.name }, 'tessera node stopped');

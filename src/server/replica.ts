@@ -10,6 +10,7 @@ import { assert, EtcdError, Errors, unreachable } from '../util/index.ts';
 import { decodeBatch, encodeBatch, estimateBytes } from './commands.ts';
 import type { Command, ProposedCommand } from './commands.ts';
 import type { Limits } from './config.ts';
+import type { NodeMetrics } from './metrics.ts';
 
 interface Waiter {
   resolve(value: unknown): void;
@@ -48,6 +49,7 @@ export interface ReplicaOptions {
   storage: GroupStorage;
   limits: Limits;
   logger: Logger;
+  metrics: NodeMetrics;
   now: () => number;
 }
 
@@ -64,6 +66,7 @@ export class Replica {
 
   private readonly limits: Limits;
   private readonly logger: Logger;
+  private readonly metrics: NodeMetrics;
   private readonly now: () => number;
   private nextCommandId = 1;
   private queuedCommands: ProposedCommand[] = [];
@@ -79,6 +82,7 @@ export class Replica {
     this.storage = options.storage;
     this.limits = options.limits;
     this.logger = options.logger;
+    this.metrics = options.metrics;
     this.now = options.now;
     const snapshot = this.storage.snapshot();
     this.store = decodeSnapshotData(snapshot.data);
@@ -157,7 +161,7 @@ export class Replica {
 
   /** Applies what a Ready hands over, after its entries are durable and its messages sent. */
   applyReady(rd: Ready): void {
-    if (rd.softState) this.leaderId = rd.softState.leader;
+    if (rd.softState) this.observeSoftState(rd.softState.leader, rd.softState.role === 'leader');
     if (rd.hardState) this.term = rd.hardState.term;
     if (rd.snapshot && rd.snapshot.metadata.index > this.applied) this.installSnapshot(rd.snapshot);
     for (const entry of rd.committedEntries) this.applyEntry(entry);
@@ -166,6 +170,16 @@ export class Replica {
       if (batch) batch.index = rs.index;
     }
     this.serveReads();
+  }
+
+  private observeSoftState(leaderId: number, isLeader: boolean): void {
+    if (leaderId !== this.leaderId) {
+      this.metrics.leaderChanges.inc();
+      this.logger.info({ group: this.groupId, leader: leaderId.toString(16), term: this.raft.status().hardState.term }, 'leader changed');
+    }
+    this.leaderId = leaderId;
+    this.metrics.hasLeader.set(leaderId === 0 ? 0 : 1);
+    this.metrics.isLeader.set(isLeader ? 1 : 0);
   }
 
   private installSnapshot(snapshot: Snapshot): void {
@@ -186,6 +200,7 @@ export class Replica {
     } else if (entry.data.length > 0) {
       const batch = decodeBatch(entry.data);
       const mine = batch.origin === this.nodeId;
+      this.metrics.proposalsApplied.inc(batch.commands.length);
       for (const { id, cmd } of batch.commands) this.applyCommand(cmd, mine ? this.proposals.get(id) : undefined, id);
       // Count client commands, not entries: one entry may carry hundreds of them.
       this.appliedSinceSnapshot += batch.commands.length - 1;
@@ -258,6 +273,7 @@ export class Replica {
     const compactTo = this.applied - this.limits.snapshotCatchupEntries;
     if (compactTo > this.storage.firstIndex()) this.storage.compact(compactTo);
     this.appliedSinceSnapshot = 0;
+    this.metrics.snapshotsTaken.inc();
     this.logger.info({ group: this.groupId, index: this.applied, bytes: data.length }, 'took snapshot');
   }
 
@@ -268,8 +284,10 @@ export class Replica {
     for (const [id, waiter] of this.proposals) {
       if (waiter.deadlineMs > now) break;
       this.proposals.delete(id);
+      this.metrics.proposalsFailed.inc();
       waiter.reject(error());
     }
+    this.metrics.proposalsPending.set(this.proposals.size);
     this.queuedCommands = this.queuedCommands.filter((c) => this.proposals.has(c.id));
     for (const [context, batch] of this.readBatches) {
       if (batch.waiters[0].deadlineMs > now) break;
