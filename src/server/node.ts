@@ -1,6 +1,7 @@
 // A Tessera node: hosts Raft group replicas in one loop (TiKV's batch system), persists every
 // group's Ready in one storage commit (one fsync), then sends all messages in one flush per peer.
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ApiServer } from '../api/index.ts';
@@ -18,6 +19,7 @@ import { NodeMetrics } from './metrics.ts';
 import { clusterIdOf, initialMembers } from './members.ts';
 import type { Member } from './members.ts';
 import { Replica } from './replica.ts';
+import { ClusterService, MaintenanceService, WatchService } from './services.ts';
 
 interface ClusterMeta {
   clusterId: number;
@@ -41,6 +43,7 @@ export class TesseraNode {
   private api: ApiServer | null = null;
   private http: HttpEndpoint | null = null;
   readonly metrics = new NodeMetrics();
+  private readonly watchService = new WatchService(this);
   private inbox: { groupId: number; msg: Message }[] = [];
   private pendingTicks = 0;
   private turnScheduled = false;
@@ -126,6 +129,9 @@ export class TesseraNode {
     const client = parseHostPort(this.config.listenClientUrls[0]);
     this.api = new ApiServer({
       backend: new KvService(this),
+      maintenance: new MaintenanceService(this),
+      cluster: new ClusterService(this),
+      watch: this.watchService,
       host: client.host,
       port: client.port,
       maxRequestBytes: this.config.limits.maxRequestBytes,
@@ -159,6 +165,15 @@ export class TesseraNode {
     await this.http.start();
   }
 
+  /** Bytes of the node's LMDB file (etcd's dbSize). */
+  dbSizeBytes(): number {
+    try {
+      return statSync(join(this.config.dataDir, 'db', 'data.mdb')).size;
+    } catch {
+      return 0;
+    }
+  }
+
   /** etcd's /health: healthy when every replica on this node knows a leader. */
   health(): { health: boolean; reason: string } {
     for (const replica of this.replicas.values()) {
@@ -185,6 +200,7 @@ export class TesseraNode {
       logger: this.logger.child({ group: groupId }),
       metrics: this.metrics,
       now: () => performance.now(),
+      onStoreReplaced: (r) => this.watchService.storeReplaced(r),
     });
     this.replicas.set(groupId, replica);
     return replica;

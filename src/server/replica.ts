@@ -51,6 +51,8 @@ export interface ReplicaOptions {
   logger: Logger;
   metrics: NodeMetrics;
   now: () => number;
+  /** Called after a snapshot install replaced `store` (watches move to the new one). */
+  onStoreReplaced: (replica: Replica) => void;
 }
 
 export class Replica {
@@ -68,6 +70,7 @@ export class Replica {
   private readonly logger: Logger;
   private readonly metrics: NodeMetrics;
   private readonly now: () => number;
+  private readonly onStoreReplaced: (replica: Replica) => void;
   private nextCommandId = 1;
   private queuedCommands: ProposedCommand[] = [];
   private readonly proposals = new Map<number, Waiter>();
@@ -84,6 +87,7 @@ export class Replica {
     this.logger = options.logger;
     this.metrics = options.metrics;
     this.now = options.now;
+    this.onStoreReplaced = options.onStoreReplaced;
     const snapshot = this.storage.snapshot();
     this.store = decodeSnapshotData(snapshot.data);
     this.applied = snapshot.metadata.index;
@@ -187,6 +191,7 @@ export class Replica {
     this.applied = snapshot.metadata.index;
     this.confState = snapshot.metadata.confState;
     this.appliedSinceSnapshot = 0;
+    this.onStoreReplaced(this);
     this.logger.info({ group: this.groupId, index: this.applied }, 'installed snapshot');
   }
 

@@ -133,6 +133,7 @@ describe('a durable 3-node cluster', { timeout: 180_000 }, () => {
     assert.ok(writers.acked.size > ackedBeforeKill, 'the cluster must take writes after the leader died');
     assert.ok(electionMs < 5_000, `new leader took ${electionMs} ms`);
     assert.notEqual(newLeader, leader);
+    console.log(`kill-leader: ${writers.acked.size} acknowledged writes, new leader after ${electionMs} ms`);
     const survivorsClient = clientFor(survivors.map((i) => cluster.endpoint(i)));
     await checkAcked(survivorsClient, writers.acked);
     const revision = Number((await survivorsClient.get('x').exec()).header.revision);
@@ -183,6 +184,7 @@ describe('a durable 3-node cluster', { timeout: 180_000 }, () => {
     await writers.stop();
     client.close();
     assert.ok(writers.acked.size > 20, `expected load before the crash, got ${writers.acked.size}`);
+    console.log(`kill-all: ${writers.acked.size} acknowledged writes before the crash`);
     await Promise.all([0, 1, 2].map((i) => cluster.restart(i)));
     const after = clientFor(cluster.endpoints());
     await checkAcked(after, writers.acked);
