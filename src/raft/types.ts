@@ -230,6 +230,16 @@ export interface RaftConfig {
   readOnlyOption: ReadOnlyOption;
   disableProposalForwarding: boolean;
   rng: Rng;
+  /**
+   * Deliberately broken behaviour, so tests can prove that the simulator's invariant checks catch
+   * real bugs. Never set outside tests.
+   * - `commitOldTermByCounting`: the leader commits entries of earlier terms by counting replicas
+   *   (the bug of Figure 8 in the Raft paper).
+   * - `grantEveryVote`: grant every (pre-)vote request, ignoring the earlier vote and log freshness.
+   * - `skipAppendConsistencyCheck`: accept appended entries even when the entry before them does
+   *   not match (`logTerm` differs), breaking the log matching property.
+   */
+  testingFault?: 'commitOldTermByCounting' | 'grantEveryVote' | 'skipAppendConsistencyCheck';
 }
 
 /**
