@@ -2,7 +2,9 @@
 // Runs every test file under test/ with node:test through tsx. Node 20 has no glob support in
 // `--test`, so the files are listed here. Pass paths or substrings to run a subset:
 //   npm test -- raft        (every test file whose path contains "raft")
-import { readdirSync, statSync } from 'node:fs';
+// Prints node's spec report, then one closing line `tests: N passed, N failed, N skipped`.
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
@@ -22,9 +24,20 @@ if (files.length === 0) {
   console.error(`no test files match ${filters.join(' ')}`);
   process.exit(1);
 }
+const reportDir = mkdtempSync(join(tmpdir(), 'tessera-test-'));
+const tapPath = join(reportDir, 'report.tap');
 const result = spawnSync(
   process.execPath,
-  ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-reporter=spec', ...files],
+  [
+    '--import', 'tsx', '--test', '--test-concurrency=2',
+    '--test-reporter=spec', '--test-reporter-destination=stdout',
+    '--test-reporter=tap', `--test-reporter-destination=${tapPath}`,
+    ...files,
+  ],
   { stdio: 'inherit' },
 );
+const tap = readFileSync(tapPath, 'utf8');
+rmSync(reportDir, { recursive: true, force: true });
+const count = (name) => Number(new RegExp(`^# ${name} (\\d+)$`, 'm').exec(tap)?.[1] ?? 0);
+console.log(`tests: ${count('pass')} passed, ${count('fail') + count('cancelled')} failed, ${count('skipped')} skipped`);
 process.exit(result.status ?? 1);

@@ -10,7 +10,8 @@ export type Command =
   | { op: 'txn'; req: TxnRequest }
   | { op: 'compact'; req: CompactionRequest }
   | { op: 'leaseGrant'; id: number; ttlSeconds: number }
-  | { op: 'leaseRevoke'; id: number };
+  | { op: 'leaseRevoke'; id: number }
+  | { op: 'leaseKeepAlive'; id: number };
 
 export interface ProposedCommand {
   /** Node-local sequence number; with `origin` it names the waiting client request. */
@@ -71,6 +72,7 @@ export function estimateBytes(cmd: Command): number {
     case 'compact':
     case 'leaseGrant':
     case 'leaseRevoke':
+    case 'leaseKeepAlive':
       return opOverheadBytes;
   }
 }

@@ -282,7 +282,10 @@ export class TesseraNode {
     for (const { groupId, msg } of messages) this.replicas.get(groupId)?.raft.step(msg);
     for (const replica of this.replicas.values()) {
       for (let i = 0; i < ticks; i++) replica.raft.tick();
-      if (ticks > 0) replica.expireRequests();
+      if (ticks > 0) {
+        replica.expireRequests();
+        replica.expireLeases();
+      }
       replica.flushProposals();
       replica.flushReads();
     }

@@ -10,6 +10,7 @@ import { assert, EtcdError, Errors, unreachable } from '../util/index.ts';
 import { decodeBatch, encodeBatch, estimateBytes } from './commands.ts';
 import type { Command, ProposedCommand } from './commands.ts';
 import type { Limits } from './config.ts';
+import { LeaseClock } from './leases.ts';
 import type { NodeMetrics } from './metrics.ts';
 
 interface Waiter {
@@ -65,6 +66,8 @@ export class Replica {
   confState: ConfState;
   leaderId = 0;
   term = 0;
+  isLeader = false;
+  readonly leaseClock: LeaseClock;
 
   private readonly limits: Limits;
   private readonly logger: Logger;
@@ -88,11 +91,13 @@ export class Replica {
     this.metrics = options.metrics;
     this.now = options.now;
     this.onStoreReplaced = options.onStoreReplaced;
+    this.leaseClock = new LeaseClock(options.now);
     const snapshot = this.storage.snapshot();
     this.store = decodeSnapshotData(snapshot.data);
     this.applied = snapshot.metadata.index;
     this.confState = this.storage.initialState().confState;
     this.raft = new RawNode({ ...options.raftConfig, applied: this.applied }, this.storage);
+    this.leaseClock.restartAll(this.store);
   }
 
   /** Queues a command for the next turn; resolves with its result once applied on this node. */
@@ -121,6 +126,21 @@ export class Replica {
       };
       this.queuedReads.push(waiter);
     });
+  }
+
+  /** Queues a command nobody waits for (lease revokes decided by this leader). */
+  proposeInternal(cmd: Command): void {
+    if (this.queuedCommands.length >= this.limits.maxPendingProposals) return; // retried on a later tick
+    this.queuedCommands.push({ id: 0, cmd });
+  }
+
+  /** Leader only: proposes a revoke for every lease whose deadline passed. */
+  expireLeases(): void {
+    if (!this.isLeader) return;
+    for (const id of this.leaseClock.takeExpired(this.limits.maxCommandsPerEntry)) {
+      this.logger.info({ group: this.groupId, lease: id }, 'lease expired; revoking');
+      this.proposeInternal({ op: 'leaseRevoke', id });
+    }
   }
 
   hasQueuedInput(): boolean {
@@ -181,6 +201,8 @@ export class Replica {
       this.metrics.leaderChanges.inc();
       this.logger.info({ group: this.groupId, leader: leaderId.toString(16), term: this.raft.status().hardState.term }, 'leader changed');
     }
+    if (isLeader && !this.isLeader) this.leaseClock.restartAll(this.store);
+    this.isLeader = isLeader;
     this.leaderId = leaderId;
     this.metrics.hasLeader.set(leaderId === 0 ? 0 : 1);
     this.metrics.isLeader.set(isLeader ? 1 : 0);
@@ -191,6 +213,7 @@ export class Replica {
     this.applied = snapshot.metadata.index;
     this.confState = snapshot.metadata.confState;
     this.appliedSinceSnapshot = 0;
+    this.leaseClock.restartAll(this.store);
     this.onStoreReplaced(this);
     this.logger.info({ group: this.groupId, index: this.applied }, 'installed snapshot');
   }
@@ -242,10 +265,20 @@ export class Replica {
         return this.store.txn(cmd.req).response;
       case 'compact':
         return this.store.compact(cmd.req).response;
-      case 'leaseGrant':
-        return this.store.leaseGrant(cmd.id, cmd.ttlSeconds);
-      case 'leaseRevoke':
+      case 'leaseGrant': {
+        const { response } = this.store.leaseGrant(cmd.id, cmd.ttlSeconds);
+        this.leaseClock.renewed(response.id, response.ttl);
+        return response;
+      }
+      case 'leaseRevoke': {
+        this.leaseClock.revoked(cmd.id);
         return this.store.leaseRevoke(cmd.id).response;
+      }
+      case 'leaseKeepAlive': {
+        const lease = this.store.leaseTimeToLive(cmd.id, false);
+        this.leaseClock.renewed(cmd.id, lease.grantedTtl);
+        return { header: lease.header, id: cmd.id, ttl: lease.grantedTtl };
+      }
       default:
         return unreachable(cmd, 'command');
     }
