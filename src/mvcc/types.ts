@@ -11,7 +11,8 @@ export interface KeyValue {
 }
 
 export interface ResponseHeader {
-  /** The store's revision after the request (for a read: the revision it read at, etcd's `header.revision`). */
+  /** The store's revision after the request. For a read this is the current revision, even when it
+   *  read an older one (etcd's `header.revision`); inside a write txn, the txn's revision so far. */
   revision: number;
 }
 
@@ -124,4 +125,105 @@ export interface WatchEvent {
   type: EventType;
   kv: KeyValue;
   prevKv: KeyValue | null;
+}
+
+// ---- Added with the state machine (src/mvcc/store.ts) ----
+
+/**
+ * What a replicated command returns: the response for the client, and the watch events it
+ * produced (all at the response's revision, in write order, prevKv filled wherever etcd would send
+ * one). The store has already delivered these events to its own watchers; the array is for the
+ * caller's information (metrics, cross-range merging) and must not be delivered again.
+ */
+export interface ApplyResult<R> {
+  response: R;
+  events: WatchEvent[];
+}
+
+export interface LeaseGrantResponse {
+  header: ResponseHeader;
+  id: number;
+  /** Granted TTL in seconds (raised to the minimum TTL if the request asked for less). */
+  ttl: number;
+}
+
+export interface LeaseRevokeResponse {
+  header: ResponseHeader;
+}
+
+export interface LeaseCheckpointResponse {
+  header: ResponseHeader;
+}
+
+export interface LeaseTimeToLiveResponse {
+  header: ResponseHeader;
+  id: number;
+  /** The replicated remaining TTL: the last checkpoint, else the granted TTL. The server, which
+   *  owns the clock, answers clients with its own countdown instead. */
+  ttl: number;
+  grantedTtl: number;
+  /** Attached keys in byte order; empty unless requested. */
+  keys: Uint8Array[];
+}
+
+export interface LeaseStatus {
+  id: number;
+  /** Granted TTL in seconds. */
+  ttl: number;
+  /** Last checkpointed remaining TTL, 0 = none. */
+  remainingTtl: number;
+}
+
+export interface LeaseLeasesResponse {
+  header: ResponseHeader;
+  /** Ascending by id. */
+  leases: LeaseStatus[];
+}
+
+export interface WatchOptions {
+  /** Empty key means [0x00], as etcd's watch server does. */
+  key: Uint8Array;
+  /** Same rules as RangeRequest.rangeEnd. */
+  rangeEnd: Uint8Array;
+  /** First revision to deliver; 0 = the next write (currentRevision + 1). */
+  startRevision: number;
+  noPut: boolean;
+  noDelete: boolean;
+  prevKv: boolean;
+}
+
+/**
+ * Receives one batch: every event of one or more whole revisions, in revision order. `revision` is
+ * the store's revision when the batch is handed over (etcd's WatchResponse header revision).
+ * Return `false` to pause the watcher (see WatchHandle.resume); anything else keeps it flowing.
+ * A sink may read from the store and may pause or cancel watchers; it must not write to the store,
+ * create watches or resume watchers (AssertionError). It must not throw: a throwing sink's watcher
+ * is cancelled and the error is rethrown once every other watcher has its batch.
+ */
+export type WatchSink = (events: WatchEvent[], revision: number) => boolean | void;
+
+export type WatchState = 'synced' | 'paused' | 'cancelled';
+
+export interface WatchHandle {
+  /** Store-unique id (the API layer keeps its own per-stream watch ids). */
+  readonly id: number;
+  readonly state: WatchState;
+  /** Every event below this revision has been delivered (or filtered out). */
+  readonly nextRevision: number;
+  /** Stops delivery. Nothing is buffered while paused: the store's history is the buffer. */
+  pause(): void;
+  /** Replays from nextRevision up to the current revision in batches, then resumes live delivery
+   *  (unless the sink pauses it again). Throws WatchCompactedError, and cancels the watcher, if
+   *  compaction passed nextRevision meanwhile. */
+  resume(): void;
+  cancel(): void;
+}
+
+export interface HashKVResult {
+  /** CRC-32 over every key version with modRevision <= `revision` still held. Equal across
+   *  replicas with the same history and the same compacted revision. */
+  hash: number;
+  /** The store's current revision. */
+  revision: number;
+  compactRevision: number;
 }

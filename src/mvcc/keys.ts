@@ -1,0 +1,67 @@
+// Keys inside the store are "binary strings": one char per byte (latin1). JavaScript compares
+// strings by UTF-16 code unit, and every code unit here is 0..255, so `<` on these strings is
+// exactly byte-wise order (Buffer.compare / Go bytes.Compare), and natively fast; the same string
+// is the key of every Map and Set that is indexed by key.
+
+import BTreeModule from 'sorted-btree';
+
+export const BTree = BTreeModule.default;
+export type BTree<K, V> = InstanceType<typeof BTreeModule.default<K, V>>;
+
+export const EMPTY_BYTES: Uint8Array = new Uint8Array(0);
+
+/** Byte string of `bytes` (latin1: one char per byte, bijective). */
+export function toKeyString(bytes: Uint8Array): string {
+  if (bytes.length <= 16) {
+    let s = '';
+    for (let i = 0; i < bytes.length; i++) s += String.fromCharCode(bytes[i]);
+    return s;
+  }
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+}
+
+/** A fresh plain Uint8Array holding `bytes` (never a view of the caller's buffer). */
+export function copyBytes(bytes: Uint8Array): Uint8Array {
+  return bytes.length === 0 ? EMPTY_BYTES : new Uint8Array(bytes);
+}
+
+export function compareKeyStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Byte-wise comparison of two byte arrays (Go's bytes.Compare). */
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const d = a[i] - b[i];
+    if (d !== 0) return d < 0 ? -1 : 1;
+  }
+  return a.length === b.length ? 0 : a.length < b.length ? -1 : 1;
+}
+
+/**
+ * A key interval in etcd's encoding: `single` is one key; otherwise [lo, hi), where hi = null is
+ * unbounded (range_end "\0"). An interval with hi <= lo is empty.
+ */
+export interface KeyBounds {
+  readonly single: boolean;
+  readonly lo: string;
+  readonly hi: string | null;
+}
+
+/** etcd's range_end rules: empty = the single key; [0x00] = every key >= key; else [key, rangeEnd). */
+export function toBounds(key: Uint8Array, rangeEnd: Uint8Array): KeyBounds {
+  const lo = toKeyString(key);
+  if (rangeEnd.length === 0) return { single: true, lo, hi: null };
+  if (rangeEnd.length === 1 && rangeEnd[0] === 0) return { single: false, lo, hi: null };
+  return { single: false, lo, hi: toKeyString(rangeEnd) };
+}
+
+export function boundsContain(bounds: KeyBounds, id: string): boolean {
+  if (bounds.single) return id === bounds.lo;
+  return id >= bounds.lo && (bounds.hi === null || id < bounds.hi);
+}
+
+export function boundsEmpty(bounds: KeyBounds): boolean {
+  return !bounds.single && bounds.hi !== null && bounds.hi <= bounds.lo;
+}

@@ -1,0 +1,211 @@
+// Snapshot encoding: the whole state as a sequence of independent chunks, each one msgpack array
+// compressed with zlib, so a chunk can be stored, sent and decoded on its own. Chunk kinds, in order:
+//   ['header', format, currentRevision, compactedRevision, logBase]
+//   ['leases', id, ttl, remainingTtl, id, ttl, remainingTtl, ...]                 (zero or more)
+//   ['versions', key|null, modRev, createRev, version, lease, value, sub, ...]   (zero or more;
+//      key order, then revision order; null = same key as the previous version in this chunk)
+//   ['end', keyCount, versionCount, leaseCount]
+// Derived state (prev links, the revision log, lease attachments) is rebuilt on restore.
+
+import { deflateSync, inflateSync } from 'node:zlib';
+import { Packr, Unpackr } from 'msgpackr';
+import { EtcdError, GrpcCode, assert, invalidArgument } from '../util/index.ts';
+import type { KeyValue } from './types.ts';
+import { copyBytes, toKeyString } from './keys.ts';
+import { Keyspace, isTombstone } from './keyspace.ts';
+import type { KeyEntry, Version } from './keyspace.ts';
+import type { Lease } from './leases.ts';
+
+const FORMAT = 1;
+const VERSION_FIELDS = 7;
+const LEASE_FIELDS = 3;
+/** Upper bound of one version's msgpack size beyond its key and value bytes. */
+const VERSION_OVERHEAD_BYTES = 80;
+const LEASE_BYTES = 30;
+const CHUNK_OVERHEAD_BYTES = 64;
+export const MIN_SNAPSHOT_CHUNK_BYTES = 4096;
+
+const packr = new Packr({ useRecords: false, moreTypes: false });
+const unpackr = new Unpackr({ useRecords: false, moreTypes: false });
+
+export interface SnapshotSource {
+  readonly currentRevision: number;
+  readonly compactedRevision: number;
+  readonly oldestLoggedRevision: number;
+  entries(): Iterable<[string, KeyEntry]>;
+  readonly leases: readonly Lease[];
+}
+
+export interface RestoredLease {
+  id: number;
+  ttl: number;
+  remainingTtl: number;
+}
+
+export function corruptSnapshot(why: string): EtcdError {
+  return new EtcdError(GrpcCode.DATA_LOSS, `tessera: mvcc: corrupt snapshot: ${why}`);
+}
+
+/**
+ * Encodes lazily, one chunk per `next()`. A chunk exceeds `maxChunkBytes` only when a single key
+ * version alone is larger. `checkUnchanged` runs whenever the consumer comes back for the next
+ * chunk: the state must not change while the iterable is being consumed.
+ */
+export function* encodeSnapshot(src: SnapshotSource, maxChunkBytes: number, checkUnchanged: () => void): Generator<Uint8Array> {
+  if (!Number.isSafeInteger(maxChunkBytes) || maxChunkBytes < MIN_SNAPSHOT_CHUNK_BYTES) {
+    throw invalidArgument(`mvcc: snapshot chunk size must be an integer >= ${MIN_SNAPSHOT_CHUNK_BYTES}`);
+  }
+  for (const items of chunkItems(src, maxChunkBytes)) {
+    const chunk = deflateSync(packr.pack(items));
+    yield new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    checkUnchanged();
+  }
+}
+
+/** The chunks' contents, each at most `maxChunkBytes` once packed and compressed (see above). */
+function* chunkItems(src: SnapshotSource, maxChunkBytes: number): Generator<unknown[]> {
+  // deflate's worst case adds < 1/1024 plus a few bytes (zlib's deflateBound).
+  const rawBudget = maxChunkBytes - (maxChunkBytes >> 10) - CHUNK_OVERHEAD_BYTES;
+  yield ['header', FORMAT, src.currentRevision, src.compactedRevision, src.oldestLoggedRevision];
+
+  let items: unknown[] = ['leases'];
+  for (const lease of src.leases) {
+    if ((items.length / LEASE_FIELDS + 1) * LEASE_BYTES > rawBudget) {
+      yield items;
+      items = ['leases'];
+    }
+    items.push(lease.id, lease.ttl, lease.remainingTtl);
+  }
+  if (items.length > 1) yield items;
+
+  let keyCount = 0;
+  let versionCount = 0;
+  let rawBytes = 0;
+  let lastId: string | null = null;
+  items = ['versions'];
+  for (const [id, entry] of src.entries()) {
+    keyCount += 1;
+    for (const version of entry.history) {
+      const { kv } = version;
+      const size = kv.key.length + kv.value.length + VERSION_OVERHEAD_BYTES;
+      if (items.length > 1 && rawBytes + size > rawBudget) {
+        yield items;
+        items = ['versions'];
+        rawBytes = 0;
+        lastId = null;
+      }
+      items.push(lastId === id ? null : kv.key, kv.modRevision, kv.createRevision, kv.version, kv.lease, kv.value, version.sub);
+      rawBytes += size;
+      lastId = id;
+      versionCount += 1;
+    }
+  }
+  if (items.length > 1) yield items;
+  yield ['end', keyCount, versionCount, src.leases.length];
+}
+
+function isCount(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+function isInt(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value);
+}
+
+function decodeChunk(chunk: Uint8Array): unknown[] {
+  let items: unknown;
+  try {
+    items = unpackr.unpack(inflateSync(chunk));
+  } catch (error) {
+    throw corruptSnapshot(`undecodable chunk (${(error as Error).message})`);
+  }
+  if (!Array.isArray(items) || typeof items[0] !== 'string') throw corruptSnapshot('chunk is not a tagged array');
+  return items;
+}
+
+/** Builds one KeyEntry's history from decoded versions, deriving prev links. */
+function finishEntry(id: string, key: Uint8Array, kvs: { kv: KeyValue; sub: number }[]): KeyEntry {
+  const history: Version[] = [];
+  for (let i = 0; i < kvs.length; i++) {
+    const { kv, sub } = kvs[i];
+    const before = i > 0 ? history[i - 1].kv : null;
+    const prev = before !== null && (isTombstone(kv) || kv.version > 1) && !isTombstone(before) ? before : null;
+    history.push({ id, kv, prev, sub });
+  }
+  return { id, key, history };
+}
+
+export interface DecodedSnapshot {
+  ks: Keyspace;
+  leases: RestoredLease[];
+}
+
+/** Decodes chunks produced by encodeSnapshot; throws DATA_LOSS on anything malformed. */
+export function decodeSnapshot(chunks: Iterable<Uint8Array>): DecodedSnapshot {
+  const iterator = chunks[Symbol.iterator]();
+  const next = (): unknown[] | null => {
+    const step = iterator.next();
+    if (step.done === true) return null;
+    if (!(step.value instanceof Uint8Array)) throw corruptSnapshot('chunk is not bytes');
+    return decodeChunk(step.value);
+  };
+  const header = next();
+  if (header === null || header[0] !== 'header' || header[1] !== FORMAT) throw corruptSnapshot('missing or unknown header');
+  const [, , current, compacted, logBase] = header;
+  if (!isCount(current) || !isCount(compacted) || !isCount(logBase)) throw corruptSnapshot('bad header revisions');
+
+  const leases: RestoredLease[] = [];
+  const entries: KeyEntry[] = [];
+  let versionCount = 0;
+  let open: { id: string; key: Uint8Array; kvs: { kv: KeyValue; sub: number }[] } | null = null;
+  for (let items = next(); ; items = next()) {
+    if (items === null) throw corruptSnapshot('missing end chunk');
+    if (items[0] === 'leases') {
+      if ((items.length - 1) % LEASE_FIELDS !== 0) throw corruptSnapshot('bad lease chunk');
+      for (let i = 1; i < items.length; i += LEASE_FIELDS) {
+        const [id, ttl, remainingTtl] = items.slice(i, i + LEASE_FIELDS);
+        if (!isInt(id) || !isInt(ttl) || !isInt(remainingTtl)) throw corruptSnapshot('bad lease');
+        leases.push({ id, ttl, remainingTtl });
+      }
+    } else if (items[0] === 'versions') {
+      if ((items.length - 1) % VERSION_FIELDS !== 0) throw corruptSnapshot('bad versions chunk');
+      let chunkKey: Uint8Array | null = null;
+      for (let i = 1; i < items.length; i += VERSION_FIELDS) {
+        const [rawKey, modRevision, createRevision, version, lease, value, sub] = items.slice(i, i + VERSION_FIELDS);
+        if (rawKey !== null) {
+          if (!(rawKey instanceof Uint8Array) || rawKey.length === 0) throw corruptSnapshot('bad key');
+          chunkKey = rawKey;
+          const id = toKeyString(rawKey);
+          if (open === null || open.id !== id) {
+            if (open !== null) entries.push(finishEntry(open.id, open.key, open.kvs));
+            open = { id, key: copyBytes(rawKey), kvs: [] };
+          }
+        }
+        if (chunkKey === null || open === null) throw corruptSnapshot('version without a key');
+        if (!isCount(modRevision) || !isCount(createRevision) || !isCount(version) || !isInt(lease) || !isCount(sub)) {
+          throw corruptSnapshot('bad version numbers');
+        }
+        if (!(value instanceof Uint8Array)) throw corruptSnapshot('bad value');
+        open.kvs.push({ kv: { key: open.key, createRevision, modRevision, version, value: copyBytes(value), lease }, sub });
+        versionCount += 1;
+      }
+    } else if (items[0] === 'end') {
+      if (open !== null) entries.push(finishEntry(open.id, open.key, open.kvs));
+      if (items[1] !== entries.length || items[2] !== versionCount || items[3] !== leases.length) {
+        throw corruptSnapshot('counts do not match the end chunk');
+      }
+      if (!iterator.next().done) throw corruptSnapshot('chunks after the end chunk');
+      break;
+    } else {
+      throw corruptSnapshot(`unknown chunk kind ${JSON.stringify(items[0])}`);
+    }
+  }
+  let ks: Keyspace;
+  try {
+    ks = Keyspace.fromEntries(entries, current, compacted, logBase);
+  } catch (error) {
+    throw corruptSnapshot(`inconsistent state (${(error as Error).message})`);
+  }
+  assert(ks.keyCount === entries.length, 'every decoded key is indexed');
+  return { ks, leases };
+}

@@ -1,0 +1,178 @@
+// Snapshot → restore round trips (exact state, including history, compaction and leases),
+// chunking bounds, corruption detection, and hashKV agreement.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { deflateSync, inflateSync } from 'node:zlib';
+import { pack, unpack } from 'msgpackr';
+import { MIN_SNAPSHOT_CHUNK_BYTES, MvccStore } from '../../src/mvcc/index.ts';
+import { AssertionError, EtcdError, GrpcCode } from '../../src/util/index.ts';
+import { b, delReq, evStr, kvStr, noise, opDel, opPut, putReq, rangeReq, txnReq, watchOpts } from './helpers.ts';
+
+const all = { rangeEnd: new Uint8Array([0]) };
+
+function busyStore(): MvccStore {
+  const store = new MvccStore();
+  store.leaseGrant(1, 60);
+  store.leaseGrant(2, 30);
+  store.leaseCheckpoint(2, 17);
+  for (let i = 0; i < 40; i++) {
+    store.put(putReq(`key/${i % 9}`, `value-${i}`, { lease: i % 3 === 0 ? 1 : 0 }));
+    if (i % 7 === 6) store.deleteRange(delReq(`key/${(i + 2) % 9}`));
+    if (i % 11 === 10) store.txn(txnReq([], [opPut(`t/${i}`, 'x'), opDel('key/1'), opPut('t/z', String(i))]));
+  }
+  store.put({ key: new Uint8Array([0, 255, 1]), value: new Uint8Array([9, 0, 9]), lease: 2, prevKv: false, ignoreValue: false, ignoreLease: false });
+  return store;
+}
+
+/** Everything observable: reads at every held revision, a full watch replay, leases, hashes. */
+function observe(store: MvccStore): string[] {
+  const out = [`rev ${store.currentRevision} compacted ${store.compactedRevision} keys ${store.keyCount}`];
+  const from = Math.max(1, store.compactedRevision);
+  for (let rev = from; rev <= store.currentRevision; rev++) {
+    out.push(`${rev}: ${store.range(rangeReq(new Uint8Array([0]), { ...all, revision: rev })).kvs.map(kvStr).join(' ')}`);
+    out.push(`hash ${rev}: ${store.hashKV(rev).hash}`);
+  }
+  const events: string[] = [];
+  const handle = store.watch(watchOpts('', { ...all, startRevision: from, prevKv: true }), (evs) => {
+    events.push(...evs.map(evStr));
+  });
+  handle.cancel();
+  out.push(`events: ${events.join(', ')}`);
+  out.push(`leases: ${JSON.stringify(store.leases().leases)}`);
+  for (const lease of store.leases().leases) out.push(`lease ${lease.id}: ${store.leaseTimeToLive(lease.id, true).keys.map((k) => [...k].join('.')).join(' ')}`);
+  return out;
+}
+
+const roundTrip = (store: MvccStore, chunkBytes = 1 << 20) => MvccStore.restore(Array.from(store.snapshotChunks(chunkBytes)));
+
+describe('snapshot and restore', () => {
+  it('an empty store round-trips', () => {
+    const copy = roundTrip(new MvccStore());
+    assert.deepEqual(observe(copy), observe(new MvccStore()));
+  });
+
+  it('restores exactly: history, tombstones, txn event order, leases and attachments', () => {
+    const store = busyStore();
+    const copy = roundTrip(store);
+    assert.deepEqual(observe(copy), observe(store));
+    assert.equal(copy.hashKV(0).hash, store.hashKV(0).hash);
+    // the two then evolve identically, lease revokes included
+    for (const s of [store, copy]) {
+      s.put(putReq('after', '1', { lease: 1 }));
+      s.leaseRevoke(1);
+    }
+    assert.deepEqual(observe(copy), observe(store));
+    copy.checkInvariants();
+  });
+
+  it('restores exactly after compaction, including a tombstone kept at the compacted revision', () => {
+    const store = busyStore();
+    store.put(putReq('gone', '1'));
+    store.deleteRange(delReq('gone'));
+    store.compact({ revision: store.currentRevision, physical: true });
+    store.put(putReq('later', '1'));
+    const copy = roundTrip(store);
+    assert.equal(copy.compactedRevision, store.compactedRevision);
+    assert.deepEqual(observe(copy), observe(store));
+    assert.deepEqual(copy.hashKV(0), store.hashKV(0));
+    // compacting both further keeps them equal
+    store.compact({ revision: store.currentRevision, physical: true });
+    copy.compact({ revision: copy.currentRevision, physical: true });
+    assert.deepEqual(observe(copy), observe(store));
+  });
+
+  it('splits into independent chunks no larger than asked, except a single oversized version', () => {
+    const store = busyStore();
+    for (let i = 0; i < 200; i++) store.put(putReq(`bulk/${i}`, `${i}`.repeat(40)));
+    store.put({ key: b('huge'), value: noise(3 * MIN_SNAPSHOT_CHUNK_BYTES, 7), lease: 0, prevKv: false, ignoreValue: false, ignoreLease: false });
+    const chunks = Array.from(store.snapshotChunks(MIN_SNAPSHOT_CHUNK_BYTES));
+    assert.ok(chunks.length > 5, `got ${chunks.length} chunks`);
+    const oversized = chunks.filter((chunk) => chunk.length > MIN_SNAPSHOT_CHUNK_BYTES);
+    assert.equal(oversized.length, 1);
+    for (const chunk of chunks) assert.ok(Array.isArray(unpack(inflateSync(chunk)))); // each decodes alone
+    assert.deepEqual(observe(MvccStore.restore(chunks)), observe(store));
+  });
+
+  it('rejects chunk sizes below the minimum', () => {
+    assert.throws(() => Array.from(new MvccStore().snapshotChunks(100)), EtcdError);
+  });
+
+  it('the store must not change while its snapshot is read', () => {
+    const store = busyStore();
+    const iterator = store.snapshotChunks(MIN_SNAPSHOT_CHUNK_BYTES)[Symbol.iterator]();
+    iterator.next();
+    store.put(putReq('x', 'y'));
+    assert.throws(() => iterator.next(), AssertionError);
+  });
+
+  it('detects corrupt, truncated and extended snapshots', () => {
+    const chunks = Array.from(busyStore().snapshotChunks(MIN_SNAPSHOT_CHUNK_BYTES));
+    const isDataLoss = (error: unknown) => error instanceof EtcdError && error.code === GrpcCode.DATA_LOSS;
+    assert.throws(() => MvccStore.restore(chunks.slice(0, -1)), isDataLoss);
+    assert.throws(() => MvccStore.restore(chunks.slice(1)), isDataLoss);
+    assert.throws(() => MvccStore.restore([...chunks.slice(0, 1), ...chunks.slice(2)]), isDataLoss);
+    assert.throws(() => MvccStore.restore([...chunks, chunks[1]]), isDataLoss);
+    const flipped = chunks.map((chunk) => chunk.slice());
+    flipped[1][flipped[1].length >> 1] ^= 0x55;
+    assert.throws(() => MvccStore.restore(flipped), isDataLoss);
+    assert.throws(() => MvccStore.restore([]), isDataLoss);
+  });
+});
+
+describe('snapshot format', () => {
+  const chunk = (items: unknown[]) => new Uint8Array(deflateSync(pack(items)));
+  const header = chunk(['header', 1, 3, 0, 1]);
+  const versions = (lease: number) => chunk(['versions', b('k'), 2, 2, 1, 0, b('v1'), 0, null, 3, 2, 2, lease, b('v2'), 0]);
+
+  it('decodes a hand-written snapshot (the documented format)', () => {
+    const store = MvccStore.restore([header, chunk(['leases', 5, 10, 0]), versions(5), chunk(['end', 1, 2, 1])]);
+    assert.equal(kvStr(store.range(rangeReq('k')).kvs[0]), 'k=v2@3(c2,v2,l5)');
+    assert.equal(kvStr(store.range(rangeReq('k', { revision: 2 })).kvs[0]), 'k=v1@2(c2,v1,l0)');
+    assert.deepEqual(store.leaseTimeToLive(5, true).keys, [b('k')]);
+    store.checkInvariants();
+  });
+
+  it('rejects states that no store could have produced', () => {
+    const isDataLoss = (error: unknown) => error instanceof EtcdError && error.code === GrpcCode.DATA_LOSS;
+    // a key attached to a lease that does not exist
+    assert.throws(() => MvccStore.restore([header, versions(5), chunk(['end', 1, 2, 0])]), isDataLoss);
+    // a version chain that skips a version number
+    const broken = chunk(['versions', b('k'), 2, 2, 1, 0, b('v1'), 0, null, 3, 2, 5, 0, b('v2'), 0]);
+    assert.throws(() => MvccStore.restore([header, broken, chunk(['end', 1, 2, 0])]), isDataLoss);
+    // a revision with no changes in the log
+    assert.throws(() => MvccStore.restore([chunk(['header', 1, 4, 0, 1]), versions(0), chunk(['end', 1, 2, 0])]), isDataLoss);
+    // an unknown format version
+    assert.throws(() => MvccStore.restore([chunk(['header', 2, 3, 0, 1]), chunk(['end', 0, 0, 0])]), isDataLoss);
+  });
+});
+
+describe('hashKV', () => {
+  it('is equal for stores that applied the same writes, and changes with any write', () => {
+    const a = busyStore();
+    const c = busyStore();
+    assert.deepEqual(a.hashKV(0), c.hashKV(0));
+    const before = a.hashKV(0).hash;
+    a.put(putReq('key/1', 'changed'));
+    assert.notEqual(a.hashKV(0).hash, before);
+    c.put(putReq('key/1', 'different'));
+    assert.notEqual(a.hashKV(0).hash, c.hashKV(0).hash);
+  });
+
+  it('at a past revision equals the hash of a replica that stopped there', () => {
+    const ahead = busyStore();
+    const behind = busyStore();
+    const rev = behind.currentRevision;
+    ahead.put(putReq('more', '1'));
+    ahead.deleteRange(delReq('key/3'));
+    assert.equal(ahead.hashKV(rev).hash, behind.hashKV(0).hash);
+    assert.deepEqual([ahead.hashKV(rev).revision, ahead.hashKV(rev).compactRevision], [ahead.currentRevision, 0]);
+  });
+
+  it('fails for future and compacted revisions', () => {
+    const store = busyStore();
+    store.compact({ revision: 10, physical: false });
+    assert.throws(() => store.hashKV(store.currentRevision + 1), /future revision/);
+    assert.throws(() => store.hashKV(9), /compacted/);
+    assert.doesNotThrow(() => store.hashKV(10));
+  });
+});
