@@ -1,5 +1,6 @@
 // The `tessera` command line: `tessera start` runs one node, `tessera dev` a local cluster.
 import { Command, Option } from 'commander';
+import { registerBenchCommand } from '../bench/index.ts';
 import { runDev } from './dev.ts';
 import { runStart } from './start.ts';
 
@@ -27,6 +28,7 @@ program
   .option('--heartbeat-interval <ms>', 'milliseconds per heartbeat (one Raft tick)', toInt)
   .option('--election-timeout <ms>', 'milliseconds without a leader before an election', toInt)
   .option('--unsafe-no-fsync', 'do not fsync (faster; acknowledged writes can be lost on power failure)')
+  .option('--quota-backend-bytes <n>', 'raise the NOSPACE alarm past this data size; then only reads and deletes succeed (default 2 GiB)', toInt)
   .addOption(new Option('--read-mode <mode>', 'linearizable reads: safe (ReadIndex) or lease (leader lease)').choices(['safe', 'lease']))
   .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']))
   .option('--max-request-bytes <n>', 'largest client request in bytes (default 1.5 MiB)', toInt)
@@ -43,6 +45,7 @@ program
   .option('--port <port>', 'client port of the first node; others use +20000, +30000 (peer port = client port + 1)', toInt, 2379)
   .option('--unsafe-no-fsync', 'do not fsync (faster, loses acknowledged writes on power failure)')
   .action(async (options: { nodes: number; dataDir: string; port: number; unsafeNoFsync?: boolean }) => runDev(options));
+registerBenchCommand(program);
 
 function toInt(value: string): number {
   const n = Number(value);

@@ -11,7 +11,8 @@ export type Command =
   | { op: 'compact'; req: CompactionRequest }
   | { op: 'leaseGrant'; id: number; ttlSeconds: number }
   | { op: 'leaseRevoke'; id: number }
-  | { op: 'leaseKeepAlive'; id: number };
+  | { op: 'leaseKeepAlive'; id: number }
+  | { op: 'alarm'; action: 'get' | 'activate' | 'deactivate'; memberId: string; alarm: 'none' | 'nospace' | 'corrupt' };
 
 export interface ProposedCommand {
   /** Node-local sequence number; with `origin` it names the waiting client request. */
@@ -73,6 +74,7 @@ export function estimateBytes(cmd: Command): number {
     case 'leaseGrant':
     case 'leaseRevoke':
     case 'leaseKeepAlive':
+    case 'alarm':
       return opOverheadBytes;
   }
 }

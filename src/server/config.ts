@@ -53,6 +53,8 @@ export const NodeConfigSchema = z.object({
   electionTimeout: z.number().int().positive().default(1000),
   /** fsync every commit; turning it off loses acknowledged writes on power loss. */
   unsafeNoFsync: z.boolean().default(false),
+  /** Raise the NOSPACE alarm when the data file grows past this (etcd's --quota-backend-bytes, default 2 GiB). */
+  quotaBackendBytes: z.number().int().positive().default(2 * 1024 ** 3),
   /** `safe` = ReadIndex with a quorum round; `lease` = leader lease (needs CheckQuorum, bounded clock drift). */
   readMode: z.enum(['safe', 'lease']).default('safe'),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),

@@ -19,7 +19,7 @@ import { NodeMetrics } from './metrics.ts';
 import { clusterIdOf, initialMembers } from './members.ts';
 import type { Member } from './members.ts';
 import { Replica } from './replica.ts';
-import { ClusterService, MaintenanceService, WatchService } from './services.ts';
+import { ClusterService, LeaseService, MaintenanceService, WatchService } from './services.ts';
 
 interface ClusterMeta {
   clusterId: number;
@@ -51,6 +51,7 @@ export class TesseraNode {
   private stopped = false;
   private tickTimer: NodeJS.Timeout | null = null;
   private clientPort = 0;
+  private quotaAlarmProposedAtMs = -Infinity;
   /** Called after the node stopped itself on an unrecoverable error (the CLI exits non-zero). */
   onFatal: (error: unknown) => void = () => {};
 
@@ -132,6 +133,7 @@ export class TesseraNode {
       maintenance: new MaintenanceService(this),
       cluster: new ClusterService(this),
       watch: this.watchService,
+      lease: new LeaseService(this),
       host: client.host,
       port: client.port,
       maxRequestBytes: this.config.limits.maxRequestBytes,
@@ -286,9 +288,20 @@ export class TesseraNode {
         replica.expireRequests();
         replica.expireLeases();
       }
+      if (ticks > 0 && replica.groupId === this.rangeTable.all()[0].groupId) this.checkQuota(replica);
       replica.flushProposals();
       replica.flushReads();
     }
+  }
+
+  /** etcd's quota: a member whose data outgrows --quota-backend-bytes raises NOSPACE for itself. */
+  private checkQuota(replica: Replica): void {
+    if (replica.alarms.has(`${this.id}:nospace`) || this.dbSizeBytes() <= this.config.quotaBackendBytes) return;
+    const now = performance.now();
+    if (now - this.quotaAlarmProposedAtMs < 5_000) return;
+    this.quotaAlarmProposedAtMs = now;
+    this.logger.warn({ quotaBytes: this.config.quotaBackendBytes }, 'data exceeds the quota; raising the NOSPACE alarm');
+    replica.proposeInternal({ op: 'alarm', action: 'activate', memberId: String(this.id), alarm: 'nospace' });
   }
 
   async stop(): Promise<void> {

@@ -3,11 +3,12 @@
 import { Packr } from 'msgpackr';
 import type { Logger } from 'pino';
 import { MvccStore } from '../mvcc/index.ts';
+import type { RequestOp, TxnRequest } from '../mvcc/index.ts';
 import { decodeConfChange, ProposalDroppedError, RawNode } from '../raft/index.ts';
 import type { ConfState, Entry, RaftConfig, Ready, Snapshot } from '../raft/index.ts';
 import type { GroupStorage } from '../storage/index.ts';
 import { assert, EtcdError, Errors, unreachable } from '../util/index.ts';
-import { decodeBatch, encodeBatch, estimateBytes } from './commands.ts';
+import { decodeBatch, encodeBatch, estimateBytes, isReadOnlyTxn } from './commands.ts';
 import type { Command, ProposedCommand } from './commands.ts';
 import type { Limits } from './config.ts';
 import { LeaseClock } from './leases.ts';
@@ -31,16 +32,40 @@ interface ReadBatch {
 
 const snapshotPackr = new Packr({ useRecords: false });
 
-/** The state machine image in a Raft snapshot: the MVCC store's compressed chunks, framed. */
-export function encodeSnapshotData(store: MvccStore): Uint8Array {
-  return snapshotPackr.pack([...store.snapshotChunks(1 << 20)]);
+/** Replicated state beside the MVCC store: what every replica agrees on through the log. */
+export interface ReplicatedState {
+  store: MvccStore;
+  /** Active alarms, as `memberId:alarm` (etcd's alarm store). */
+  alarms: Set<string>;
 }
 
-export function decodeSnapshotData(data: Uint8Array): MvccStore {
-  if (data.length === 0) return new MvccStore();
-  const chunks = snapshotPackr.unpack(data) as Uint8Array[];
-  assert(Array.isArray(chunks), 'snapshot data is not a chunk list');
-  return MvccStore.restore(chunks);
+interface SnapshotImage {
+  version: 1;
+  mvcc: Uint8Array[];
+  alarms: string[];
+}
+
+/** The state machine image in a Raft snapshot: the MVCC store's compressed chunks and the alarms. */
+export function encodeSnapshotData(state: ReplicatedState): Uint8Array {
+  const image: SnapshotImage = { version: 1, mvcc: [...state.store.snapshotChunks(1 << 20)], alarms: [...state.alarms] };
+  return snapshotPackr.pack(image);
+}
+
+export function decodeSnapshotData(data: Uint8Array): ReplicatedState {
+  if (data.length === 0) return { store: new MvccStore(), alarms: new Set() };
+  const image = snapshotPackr.unpack(data) as SnapshotImage;
+  assert(image.version === 1 && Array.isArray(image.mvcc), 'snapshot data is not a Tessera state image');
+  return { store: MvccStore.restore(image.mvcc), alarms: new Set(image.alarms) };
+}
+
+/** Commands refused while NOSPACE is raised (etcd's capped applier): those that can grow the store. */
+function writesSpace(cmd: Command): boolean {
+  return cmd.op === 'put' || cmd.op === 'leaseGrant' || (cmd.op === 'txn' && !isReadOnlyTxn(cmd.req) && txnPuts(cmd.req));
+}
+
+function txnPuts(txn: TxnRequest): boolean {
+  const puts = (op: RequestOp): boolean => op.type === 'put' || (op.type === 'txn' && txnPuts(op.txn));
+  return txn.success.some(puts) || txn.failure.some(puts);
 }
 
 export interface ReplicaOptions {
@@ -62,6 +87,7 @@ export class Replica {
   readonly raft: RawNode;
   readonly storage: GroupStorage;
   store: MvccStore;
+  alarms: Set<string>;
   applied: number;
   confState: ConfState;
   leaderId = 0;
@@ -93,7 +119,7 @@ export class Replica {
     this.onStoreReplaced = options.onStoreReplaced;
     this.leaseClock = new LeaseClock(options.now);
     const snapshot = this.storage.snapshot();
-    this.store = decodeSnapshotData(snapshot.data);
+    ({ store: this.store, alarms: this.alarms } = decodeSnapshotData(snapshot.data));
     this.applied = snapshot.metadata.index;
     this.confState = this.storage.initialState().confState;
     this.raft = new RawNode({ ...options.raftConfig, applied: this.applied }, this.storage);
@@ -209,7 +235,7 @@ export class Replica {
   }
 
   private installSnapshot(snapshot: Snapshot): void {
-    this.store = decodeSnapshotData(snapshot.data);
+    ({ store: this.store, alarms: this.alarms } = decodeSnapshotData(snapshot.data));
     this.applied = snapshot.metadata.index;
     this.confState = snapshot.metadata.confState;
     this.appliedSinceSnapshot = 0;
@@ -256,6 +282,7 @@ export class Replica {
   }
 
   private execute(cmd: Command): unknown {
+    if (this.noSpace && writesSpace(cmd)) throw Errors.noSpace();
     switch (cmd.op) {
       case 'put':
         return this.store.put(cmd.req).response;
@@ -274,6 +301,8 @@ export class Replica {
         this.leaseClock.revoked(cmd.id);
         return this.store.leaseRevoke(cmd.id).response;
       }
+      case 'alarm':
+        return this.applyAlarm(cmd.action, cmd.memberId, cmd.alarm);
       case 'leaseKeepAlive': {
         const lease = this.store.leaseTimeToLive(cmd.id, false);
         this.leaseClock.renewed(cmd.id, lease.grantedTtl);
@@ -282,6 +311,28 @@ export class Replica {
       default:
         return unreachable(cmd, 'command');
     }
+  }
+
+  /** etcd's alarm store: activate/deactivate return the alarms they changed; get lists matches. */
+  private applyAlarm(action: 'get' | 'activate' | 'deactivate', memberId: string, alarm: string): { memberId: string; alarm: string }[] {
+    const parse = (entry: string) => {
+      const [member, type] = entry.split(':');
+      return { memberId: member, alarm: type };
+    };
+    const key = `${memberId}:${alarm}`;
+    if (action === 'activate') {
+      if (alarm === 'none') return [];
+      this.alarms.add(key);
+      return [parse(key)];
+    }
+    if (action === 'deactivate') return this.alarms.delete(key) ? [parse(key)] : [];
+    return [...this.alarms].map(parse).filter((a) => alarm === 'none' || a.alarm === alarm);
+  }
+
+  /** True while a NOSPACE alarm is active: only reads, deletes and compaction are served. */
+  get noSpace(): boolean {
+    for (const entry of this.alarms) if (entry.endsWith(':nospace')) return true;
+    return false;
   }
 
   private serveReads(): void {
@@ -305,7 +356,7 @@ export class Replica {
 
   /** Snapshots the state machine at `applied` and truncates the log behind it. */
   takeSnapshot(): void {
-    const data = encodeSnapshotData(this.store);
+    const data = encodeSnapshotData(this);
     this.storage.createSnapshot(this.applied, this.confState, data);
     this.storage.setConfState(this.confState);
     const compactTo = this.applied - this.limits.snapshotCatchupEntries;

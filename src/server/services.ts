@@ -1,7 +1,35 @@
 // The node's side of etcd's Maintenance, Cluster and Watch services (the API layer decodes and
 // encodes; these answer from the replicas).
-import type { ClusterBackend, MaintenanceBackend, MemberListResult, StatusResult, WatchBackend } from '../api/index.ts';
-import type { MvccStore, WatchEvent, WatchHandle, WatchOptions, WatchSink, WatchState } from '../mvcc/index.ts';
+import { randomInt } from 'node:crypto';
+import type {
+  AlarmMember,
+  AlarmRequest,
+  ClusterBackend,
+  LeaseBackend,
+  SnapshotStream,
+  MaintenanceBackend,
+  MemberListResult,
+  StatusResult,
+  WatchBackend,
+} from '../api/index.ts';
+import type {
+  HashKVResult,
+  LeaseGrantResponse,
+  ResponseHeader,
+  LeaseLeasesResponse,
+  LeaseRevokeResponse,
+  LeaseTimeToLiveResponse,
+  MvccStore,
+  WatchEvent,
+  WatchHandle,
+  WatchOptions,
+  WatchSink,
+  WatchState,
+} from '../mvcc/index.ts';
+import { Errors } from '../util/index.ts';
+import { encodeBackup } from './backup.ts';
+import type { Command } from './commands.ts';
+import { encodeSnapshotData } from './replica.ts';
 import type { TesseraNode } from './node.ts';
 import type { Replica } from './replica.ts';
 
@@ -15,10 +43,61 @@ function firstReplica(node: TesseraNode): Replica {
 export class MaintenanceService implements MaintenanceBackend {
   constructor(private readonly node: TesseraNode) {}
 
+  async alarm(req: AlarmRequest): Promise<{ alarms: AlarmMember[] }> {
+    const replica = firstReplica(this.node);
+    const pending = replica.propose({ op: 'alarm', action: req.action, memberId: req.memberId, alarm: req.alarm });
+    this.node.schedule();
+    return { alarms: (await pending) as AlarmMember[] };
+  }
+
+  /** LMDB reuses freed pages in place, so there is nothing to rewrite; accepted for etcdctl compatibility. */
+  async defragment(): Promise<void> {}
+
+  async hash(): Promise<{ header: ResponseHeader; hash: number }> {
+    const result = firstReplica(this.node).store.hashKV(0);
+    return { header: { revision: result.revision }, hash: result.hash };
+  }
+
+  async hashKV(revision: number): Promise<HashKVResult> {
+    return firstReplica(this.node).store.hashKV(revision);
+  }
+
+  /** A consistent image of the first range as of this member's applied index. */
+  async snapshot(): Promise<SnapshotStream> {
+    const replica = firstReplica(this.node);
+    const blob = encodeBackup({
+      index: replica.applied,
+      term: replica.term,
+      confState: replica.confState,
+      data: encodeSnapshotData(replica),
+    });
+    const chunkBytes = 1 << 20;
+    const chunks = Array.from({ length: Math.ceil(blob.length / chunkBytes) }, (_, i) =>
+      blob.subarray(i * chunkBytes, (i + 1) * chunkBytes),
+    );
+    return { size: blob.length, chunks };
+  }
+
+  async moveLeader(targetId: string): Promise<void> {
+    const replica = firstReplica(this.node);
+    if (!replica.isLeader) throw Errors.notLeader();
+    const target = Number(targetId);
+    if (!this.node.meta.members.some((m) => m.id === target)) throw Errors.memberNotFound();
+    replica.raft.transferLeader(target);
+    this.node.schedule();
+    const deadline = Date.now() + 2 * this.node.config.electionTimeout + 1_000;
+    while (Date.now() < deadline) {
+      if (replica.leaderId === target) return;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    throw Errors.timeout();
+  }
+
   async status(): Promise<StatusResult> {
     const replica = firstReplica(this.node);
     const status = replica.raft.status();
     const dbSize = this.node.dbSizeBytes();
+    const self = String(this.node.id);
     return {
       header: { revision: replica.store.currentRevision },
       leader: String(replica.leaderId),
@@ -28,7 +107,7 @@ export class MaintenanceService implements MaintenanceBackend {
       dbSize,
       dbSizeInUse: dbSize,
       version: ETCD_API_VERSION,
-      errors: [],
+      errors: [...replica.alarms].filter((a) => a.startsWith(`${self}:`)).map((a) => `memberID:${self} alarm:${a.split(':')[1].toUpperCase()}`),
       isLearner: replica.confState.learners.includes(this.node.id),
     };
   }
@@ -130,5 +209,61 @@ export class WatchService implements WatchBackend {
         this.watches.get(replica)?.delete(watch);
       }
     }
+  }
+}
+
+/** Lease IDs this node hands out: random, positive, below 2^53 (see docs/ARCHITECTURE.md on int64). */
+function randomLeaseId(): number {
+  return randomInt(1, 2 ** 47) * 64 + randomInt(64);
+}
+
+/**
+ * etcd's Lease service. Grants, keepalives and revokes are Raft entries (every replica restarts
+ * the countdown when one applies); the leader's clock decides expiry.
+ */
+export class LeaseService implements LeaseBackend {
+  constructor(private readonly node: TesseraNode) {}
+
+  private replica(): Replica {
+    return firstReplica(this.node);
+  }
+
+  private propose<T>(cmd: Command): Promise<T> {
+    const response = this.replica().propose(cmd) as Promise<T>;
+    this.node.schedule();
+    return response;
+  }
+
+  currentRevision(): number {
+    return this.replica().store.currentRevision;
+  }
+
+  leaseGrant(req: { id: number; ttl: number }): Promise<LeaseGrantResponse> {
+    return this.propose({ op: 'leaseGrant', id: req.id === 0 ? randomLeaseId() : req.id, ttlSeconds: req.ttl });
+  }
+
+  leaseRevoke(id: number): Promise<LeaseRevokeResponse> {
+    return this.propose({ op: 'leaseRevoke', id });
+  }
+
+  async leaseKeepAlive(id: number): Promise<number> {
+    const response = await this.propose<{ ttl: number }>({ op: 'leaseKeepAlive', id });
+    return response.ttl;
+  }
+
+  async leaseTimeToLive(req: { id: number; keys: boolean }): Promise<LeaseTimeToLiveResponse> {
+    const replica = this.replica();
+    const read = replica.linearizableRead(() => replica.store.leaseTimeToLive(req.id, req.keys));
+    this.node.schedule();
+    const response = await read;
+    const remaining = replica.leaseClock.remainingSeconds(req.id);
+    return { ...response, ttl: remaining >= 0 ? remaining : response.ttl };
+  }
+
+  async leaseLeases(): Promise<LeaseLeasesResponse> {
+    const replica = this.replica();
+    const response = replica.linearizableRead(() => replica.store.leases());
+    this.node.schedule();
+    return response;
   }
 }
