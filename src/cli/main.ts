@@ -2,7 +2,7 @@
 import { Command, Option } from 'commander';
 import { registerBenchCommand } from '../bench/index.ts';
 import { runDev } from './dev.ts';
-import { runStart } from './start.ts';
+import { runRestore, runStart } from './start.ts';
 
 const program = new Command();
 program
@@ -36,6 +36,17 @@ program
   .option('--snapshot-count <n>', 'applied requests between state-machine snapshots (default 10000)', toInt)
   .option('--snapshot-catchup-entries <n>', 'log entries kept behind a snapshot for slow followers (default 5000)', toInt)
   .action(async (options: Record<string, unknown>) => runStart(options));
+
+const snapshot = program.command('snapshot').description('Backups: `etcdctl snapshot save` makes them; restore starts a cluster from one.');
+snapshot
+  .command('restore <file>')
+  .description('Create a new data directory from a backup file; then `tessera start` with the same flags.')
+  .requiredOption('--data-dir <dir>', 'the new (empty) data directory')
+  .option('--name <name>', 'this member\'s name', 'default')
+  .option('--initial-cluster <spec>', 'the restored cluster\'s members: name=http://host:port,...')
+  .option('--initial-advertise-peer-urls <urls>', 'this member\'s peer URLs')
+  .option('--initial-cluster-token <token>', 'token of the restored cluster')
+  .action(async (file: string, options: Record<string, unknown>) => runRestore(file, options));
 
 program
   .command('dev')

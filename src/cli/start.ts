@@ -1,6 +1,7 @@
 // `tessera start`: one node in this process, configured by flags over an optional YAML file.
 import pino from 'pino';
-import { ConfigError, parseNodeConfig, readConfigFile, TesseraNode } from '../server/index.ts';
+import { ConfigError, parseNodeConfig, readConfigFile, restoreBackup, TesseraNode } from '../server/index.ts';
+import { EtcdError } from '../util/index.ts';
 
 const limitFlags = ['maxRequestBytes', 'maxTxnOps', 'snapshotCount', 'snapshotCatchupEntries'] as const;
 
@@ -39,4 +40,18 @@ export async function runStart(options: Record<string, unknown>): Promise<void> 
   }
   process.once('SIGINT', () => shutdown('SIGINT'));
   process.once('SIGTERM', () => shutdown('SIGTERM'));
+}
+
+export async function runRestore(file: string, options: Record<string, unknown>): Promise<void> {
+  try {
+    const flags = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
+    const result = await restoreBackup(file, parseNodeConfig(flags));
+    console.log(`restored ${file} at raft index ${result.index} into ${result.dataDir} (${result.members} members)`);
+  } catch (error) {
+    if (error instanceof ConfigError || error instanceof EtcdError) {
+      console.error(`tessera: ${error.message}`);
+      process.exit(2);
+    }
+    throw error;
+  }
 }
