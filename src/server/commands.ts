@@ -12,6 +12,7 @@ export type Command =
   | { op: 'leaseGrant'; id: number; ttlSeconds: number }
   | { op: 'leaseRevoke'; id: number }
   | { op: 'leaseKeepAlive'; id: number }
+  | { op: 'memberAttrs'; id: number; attrs: { name?: string; clientUrls?: string[]; peerUrls?: string[] } }
   | { op: 'alarm'; action: 'get' | 'activate' | 'deactivate'; memberId: string; alarm: 'none' | 'nospace' | 'corrupt' };
 
 export interface ProposedCommand {
@@ -75,6 +76,7 @@ export function estimateBytes(cmd: Command): number {
     case 'leaseRevoke':
     case 'leaseKeepAlive':
     case 'alarm':
+    case 'memberAttrs':
       return opOverheadBytes;
   }
 }

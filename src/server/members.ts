@@ -18,9 +18,13 @@ export function memberId(peerUrls: string[], clusterToken: string): number {
   return id === 0 ? 1 : id;
 }
 
-export function clusterIdOf(members: Member[], clusterToken: string): number {
-  const ids = members.map((m) => m.id).sort((a, b) => a - b);
-  return memberId(ids.map(String), clusterToken);
+/**
+ * The cluster ID comes from the cluster token alone, so a member joining later (which knows the
+ * token but not the founding members) computes the same one. Give each cluster its own
+ * --initial-cluster-token, as etcd advises, and peers of different clusters refuse each other.
+ */
+export function clusterIdOf(clusterToken: string): number {
+  return memberId(['tessera-cluster-id'], clusterToken);
 }
 
 /** Parses `name=url,name=url` (a name may repeat for several peer URLs, as in etcd). */

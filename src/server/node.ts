@@ -18,7 +18,7 @@ import { KvService } from './kv.ts';
 import { NodeMetrics } from './metrics.ts';
 import { clusterIdOf, initialMembers } from './members.ts';
 import type { Member } from './members.ts';
-import { Replica } from './replica.ts';
+import { bootstrapEntries, Replica } from './replica.ts';
 import { ClusterService, LeaseService, MaintenanceService, WatchService } from './services.ts';
 
 interface ClusterMeta {
@@ -52,6 +52,7 @@ export class TesseraNode {
   private tickTimer: NodeJS.Timeout | null = null;
   private clientPort = 0;
   private quotaAlarmProposedAtMs = -Infinity;
+  private publishedAtMs = -Infinity;
   /** Called after the node stopped itself on an unrecoverable error (the CLI exits non-zero). */
   onFatal: (error: unknown) => void = () => {};
 
@@ -84,17 +85,13 @@ export class TesseraNode {
     const stored = storage.getMeta<ClusterMeta>('cluster');
     if (stored) return stored;
     const { self, members } = initialMembers(config);
-    const meta = { clusterId: clusterIdOf(members, config.initialClusterToken), selfId: self.id, members };
+    const meta = { clusterId: clusterIdOf(config.initialClusterToken), selfId: self.id, members };
     storage.putMeta('cluster', meta);
     if (config.initialClusterState === 'new') {
+      const entries = bootstrapEntries(members);
       const group = storage.group(1);
-      group.setConfState({
-        voters: members.map((m) => m.id),
-        votersOutgoing: [],
-        learners: [],
-        learnersNext: [],
-        autoLeave: false,
-      });
+      group.append(entries);
+      group.setHardState({ term: 1, vote: 0, commit: entries.length });
     }
     return meta;
   }
@@ -114,19 +111,16 @@ export class TesseraNode {
       this.schedule();
     });
     this.transport.onUnreachable((peerId) => {
-      for (const replica of this.replicas.values()) replica.raft.reportUnreachable(peerId);
+      for (const replica of this.replicas.values()) replica.enqueueRaftOp(() => replica.raft.reportUnreachable(peerId));
     });
     this.transport.onSnapshotStatus((groupId, peerId, status) => {
-      this.replicas.get(groupId)?.raft.reportSnapshot(peerId, status);
+      const replica = this.replicas.get(groupId);
+      replica?.enqueueRaftOp(() => replica.raft.reportSnapshot(peerId, status));
       this.schedule();
     });
     await this.storage.commit();
     await this.transport.start();
-    this.transport.setPeers(
-      this.meta.members
-        .filter((m) => m.id !== this.id)
-        .map((m) => ({ id: m.id, ...parseHostPort(m.peerUrls[0]) })),
-    );
+    this.updatePeers(this.firstReplica());
     const client = parseHostPort(this.config.listenClientUrls[0]);
     this.api = new ApiServer({
       backend: new KvService(this),
@@ -203,9 +197,50 @@ export class TesseraNode {
       metrics: this.metrics,
       now: () => performance.now(),
       onStoreReplaced: (r) => this.watchService.storeReplaced(r),
+      onMembershipChanged: (r) => this.membershipChanged(r),
     });
     this.replicas.set(groupId, replica);
     return replica;
+  }
+
+  firstReplica(): Replica {
+    return this.replicaFor(this.rangeTable.all()[0].groupId);
+  }
+
+  /**
+   * Peers are the first range's members; addresses from --initial-cluster fill in for members the
+   * replica has not learned yet (a joining member must answer the leader before it replays the log).
+   */
+  private updatePeers(replica: Replica): void {
+    const known = new Map(this.meta.members.map((m) => [m.id, m]));
+    for (const m of replica.members.values()) known.set(m.id, m);
+    for (const id of replica.removed) known.delete(id);
+    this.transport.setPeers(
+      [...known.values()]
+        .filter((m) => m.id !== this.id && m.peerUrls.length > 0)
+        .map((m) => ({ id: m.id, ...parseHostPort(m.peerUrls[0]) })),
+    );
+  }
+
+  private membershipChanged(replica: Replica): void {
+    if (this.stopped || replica !== this.replicas.get(this.rangeTable.all()[0].groupId)) return;
+    this.updatePeers(replica);
+    if (replica.removed.has(this.id)) {
+      this.logger.warn({ id: this.id.toString(16) }, 'this member was removed from the cluster; stopping');
+      void this.stop().finally(() => this.onFatal(new Error('member removed')));
+    }
+  }
+
+  /** Like etcd's publish: a member announces its name and client URLs through the log once it serves. */
+  private publishSelf(replica: Replica): void {
+    const self = replica.members.get(this.id);
+    const clientUrls = this.config.advertiseClientUrls ?? this.config.listenClientUrls;
+    if (!self || replica.leaderId === 0) return;
+    if (self.name === this.config.name && self.clientUrls.join(',') === clientUrls.join(',')) return;
+    const now = performance.now();
+    if (now - this.publishedAtMs < 5_000) return;
+    this.publishedAtMs = now;
+    replica.proposeInternal({ op: 'memberAttrs', id: this.id, attrs: { name: this.config.name, clientUrls } });
   }
 
   replicaFor(groupId: number): Replica {
@@ -288,7 +323,11 @@ export class TesseraNode {
         replica.expireRequests();
         replica.expireLeases();
       }
-      if (ticks > 0 && replica.groupId === this.rangeTable.all()[0].groupId) this.checkQuota(replica);
+      replica.runRaftOps();
+      if (ticks > 0 && replica.groupId === this.rangeTable.all()[0].groupId) {
+        this.checkQuota(replica);
+        this.publishSelf(replica);
+      }
       replica.flushProposals();
       replica.flushReads();
     }

@@ -4,14 +4,15 @@ import { Packr } from 'msgpackr';
 import type { Logger } from 'pino';
 import { MvccStore } from '../mvcc/index.ts';
 import type { RequestOp, TxnRequest } from '../mvcc/index.ts';
-import { decodeConfChange, ProposalDroppedError, RawNode } from '../raft/index.ts';
-import type { ConfState, Entry, RaftConfig, Ready, Snapshot } from '../raft/index.ts';
+import { decodeConfChange, encodeConfChange, ProposalDroppedError, RawNode } from '../raft/index.ts';
+import type { ConfChange, ConfState, Entry, RaftConfig, Ready, Snapshot } from '../raft/index.ts';
 import type { GroupStorage } from '../storage/index.ts';
 import { assert, EtcdError, Errors, unreachable } from '../util/index.ts';
 import { decodeBatch, encodeBatch, estimateBytes, isReadOnlyTxn } from './commands.ts';
 import type { Command, ProposedCommand } from './commands.ts';
 import type { Limits } from './config.ts';
 import { LeaseClock } from './leases.ts';
+import type { Member } from './members.ts';
 import type { NodeMetrics } from './metrics.ts';
 
 interface Waiter {
@@ -37,25 +38,81 @@ export interface ReplicatedState {
   store: MvccStore;
   /** Active alarms, as `memberId:alarm` (etcd's alarm store). */
   alarms: Set<string>;
+  /** The group's members with their addresses (etcd's membership store). */
+  members: Map<number, Member>;
+  /** IDs removed from the group; never reused (a removed member may still hold old state). */
+  removed: Set<number>;
 }
 
 interface SnapshotImage {
   version: 1;
   mvcc: Uint8Array[];
   alarms: string[];
+  members: Member[];
+  removed: number[];
 }
 
-/** The state machine image in a Raft snapshot: the MVCC store's compressed chunks and the alarms. */
+/** The state machine image in a Raft snapshot: the MVCC store's compressed chunks and the replicated extras. */
 export function encodeSnapshotData(state: ReplicatedState): Uint8Array {
-  const image: SnapshotImage = { version: 1, mvcc: [...state.store.snapshotChunks(1 << 20)], alarms: [...state.alarms] };
+  const image: SnapshotImage = {
+    version: 1,
+    mvcc: [...state.store.snapshotChunks(1 << 20)],
+    alarms: [...state.alarms],
+    members: [...state.members.values()],
+    removed: [...state.removed],
+  };
   return snapshotPackr.pack(image);
 }
 
+/** Decodes an image; an empty one is a group with no snapshot yet (its members come from the log). */
 export function decodeSnapshotData(data: Uint8Array): ReplicatedState {
-  if (data.length === 0) return { store: new MvccStore(), alarms: new Set() };
+  if (data.length === 0) return { store: new MvccStore(), alarms: new Set(), members: new Map(), removed: new Set() };
   const image = snapshotPackr.unpack(data) as SnapshotImage;
   assert(image.version === 1 && Array.isArray(image.mvcc), 'snapshot data is not a Tessera state image');
-  return { store: MvccStore.restore(image.mvcc), alarms: new Set(image.alarms) };
+  return {
+    store: MvccStore.restore(image.mvcc),
+    alarms: new Set(image.alarms),
+    members: new Map(image.members.map((m) => [m.id, m])),
+    removed: new Set(image.removed),
+  };
+}
+
+/** The same image with another membership (restoring a backup into a new cluster). */
+export function replaceMembers(data: Uint8Array, members: Member[]): Uint8Array {
+  const image = snapshotPackr.unpack(data) as SnapshotImage;
+  assert(image.version === 1, 'snapshot data is not a Tessera state image');
+  return snapshotPackr.pack({ ...image, members, removed: [] });
+}
+
+const contextPackr = new Packr({ useRecords: false });
+
+/**
+ * A new group's first entries, identical on every founding member (etcd's bootstrap): one
+ * committed conf change per member, so a member that joins later replays the whole history.
+ */
+export function bootstrapEntries(members: Member[]): Entry[] {
+  return [...members]
+    .sort((a, b) => a.id - b.id)
+    .map((member, i) => ({
+      term: 1,
+      index: i + 1,
+      type: 'conf' as const,
+      data: encodeConfChange({
+        transition: 'auto',
+        changes: [{ type: 'addNode', nodeId: member.id }],
+        context: encodeConfContext({ ...member, clientUrls: [] }),
+      }),
+    }));
+}
+
+/** What a conf change entry carries besides the Raft change: the member it adds, for addresses. */
+export function encodeConfContext(member: Member | null): Uint8Array {
+  return contextPackr.pack({ member });
+}
+
+function decodeConfContext(context: Uint8Array): Member | null {
+  if (context.length === 0) return null;
+  return (contextPackr.unpack(context) as { member: Member | null }).member;
 }
 
 /** Commands refused while NOSPACE is raised (etcd's capped applier): those that can grow the store. */
@@ -79,6 +136,8 @@ export interface ReplicaOptions {
   now: () => number;
   /** Called after a snapshot install replaced `store` (watches move to the new one). */
   onStoreReplaced: (replica: Replica) => void;
+  /** Called after the members or their addresses changed (the transport follows). */
+  onMembershipChanged: (replica: Replica) => void;
 }
 
 export class Replica {
@@ -88,6 +147,8 @@ export class Replica {
   readonly storage: GroupStorage;
   store: MvccStore;
   alarms: Set<string>;
+  members: Map<number, Member>;
+  removed: Set<number>;
   applied: number;
   confState: ConfState;
   leaderId = 0;
@@ -100,6 +161,10 @@ export class Replica {
   private readonly metrics: NodeMetrics;
   private readonly now: () => number;
   private readonly onStoreReplaced: (replica: Replica) => void;
+  private readonly onMembershipChanged: (replica: Replica) => void;
+  /** Raft calls from outside the loop (client requests, transport callbacks), run at the next turn. */
+  private raftOps: (() => void)[] = [];
+  private snapshotRequested = false;
   private nextCommandId = 1;
   private queuedCommands: ProposedCommand[] = [];
   private readonly proposals = new Map<number, Waiter>();
@@ -117,9 +182,12 @@ export class Replica {
     this.metrics = options.metrics;
     this.now = options.now;
     this.onStoreReplaced = options.onStoreReplaced;
+    this.onMembershipChanged = options.onMembershipChanged;
     this.leaseClock = new LeaseClock(options.now);
     const snapshot = this.storage.snapshot();
-    ({ store: this.store, alarms: this.alarms } = decodeSnapshotData(snapshot.data));
+    ({ store: this.store, alarms: this.alarms, members: this.members, removed: this.removed } = decodeSnapshotData(
+      snapshot.data,
+    ));
     this.applied = snapshot.metadata.index;
     this.confState = this.storage.initialState().confState;
     this.raft = new RawNode({ ...options.raftConfig, applied: this.applied }, this.storage);
@@ -235,9 +303,12 @@ export class Replica {
   }
 
   private installSnapshot(snapshot: Snapshot): void {
-    ({ store: this.store, alarms: this.alarms } = decodeSnapshotData(snapshot.data));
+    ({ store: this.store, alarms: this.alarms, members: this.members, removed: this.removed } = decodeSnapshotData(
+      snapshot.data,
+    ));
     this.applied = snapshot.metadata.index;
     this.confState = snapshot.metadata.confState;
+    this.onMembershipChanged(this);
     this.appliedSinceSnapshot = 0;
     this.leaseClock.restartAll(this.store);
     this.onStoreReplaced(this);
@@ -250,7 +321,9 @@ export class Replica {
     if (entry.type === 'conf') {
       // Not persisted here: after a restart the log after the last snapshot is applied again,
       // so the durable conf state is the one as of the snapshot (see takeSnapshot).
-      this.confState = this.raft.applyConfChange(decodeConfChange(entry.data));
+      const change = decodeConfChange(entry.data);
+      this.confState = this.raft.applyConfChange(change);
+      this.applyMembership(change);
     } else if (entry.data.length > 0) {
       const batch = decodeBatch(entry.data);
       const mine = batch.origin === this.nodeId;
@@ -261,6 +334,33 @@ export class Replica {
     }
     this.applied = entry.index;
     this.appliedSinceSnapshot++;
+  }
+
+  private applyMembership(change: ConfChange): void {
+    const member = decodeConfContext(change.context);
+    for (const single of change.changes) {
+      if (single.type === 'removeNode') {
+        this.members.delete(single.nodeId);
+        this.removed.add(single.nodeId);
+      } else if (member && member.id === single.nodeId && !this.members.has(member.id)) {
+        this.members.set(member.id, member);
+        // A new member may need a snapshot that already names it (it refuses older ones).
+        this.snapshotRequested = true;
+      }
+    }
+    this.logger.info({ group: this.groupId, confState: this.confState }, 'membership changed');
+    this.onMembershipChanged(this);
+  }
+
+  /** Runs `op` on the Raft core at the start of the next turn (never while a Ready is outstanding). */
+  enqueueRaftOp(op: () => void): void {
+    this.raftOps.push(op);
+  }
+
+  runRaftOps(): void {
+    const ops = this.raftOps;
+    this.raftOps = [];
+    for (const op of ops) op();
   }
 
   private applyCommand(cmd: Command, waiter: Waiter | undefined, id: number): void {
@@ -303,6 +403,8 @@ export class Replica {
       }
       case 'alarm':
         return this.applyAlarm(cmd.action, cmd.memberId, cmd.alarm);
+      case 'memberAttrs':
+        return this.applyMemberAttrs(cmd.id, cmd.attrs);
       case 'leaseKeepAlive': {
         const lease = this.store.leaseTimeToLive(cmd.id, false);
         this.leaseClock.renewed(cmd.id, lease.grantedTtl);
@@ -311,6 +413,15 @@ export class Replica {
       default:
         return unreachable(cmd, 'command');
     }
+  }
+
+  /** A member's name and client URLs (published by the member itself) or peer URLs (MemberUpdate). */
+  private applyMemberAttrs(id: number, attrs: Partial<Omit<Member, 'id'>>): boolean {
+    const member = this.members.get(id);
+    if (!member) throw Errors.memberNotFound();
+    this.members.set(id, { ...member, ...attrs });
+    this.onMembershipChanged(this);
+    return true;
   }
 
   /** etcd's alarm store: activate/deactivate return the alarms they changed; get lists matches. */
@@ -351,7 +462,7 @@ export class Replica {
 
   /** True when enough was applied since the last snapshot to take a new one (etcd's --snapshot-count). */
   wantsSnapshot(): boolean {
-    return this.appliedSinceSnapshot >= this.limits.snapshotCount;
+    return this.snapshotRequested || this.appliedSinceSnapshot >= this.limits.snapshotCount;
   }
 
   /** Snapshots the state machine at `applied` and truncates the log behind it. */
@@ -362,6 +473,7 @@ export class Replica {
     const compactTo = this.applied - this.limits.snapshotCatchupEntries;
     if (compactTo > this.storage.firstIndex()) this.storage.compact(compactTo);
     this.appliedSinceSnapshot = 0;
+    this.snapshotRequested = false;
     this.metrics.snapshotsTaken.inc();
     this.logger.info({ group: this.groupId, index: this.applied, bytes: data.length }, 'took snapshot');
   }

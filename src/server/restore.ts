@@ -6,6 +6,7 @@ import { ConfigError } from './config.ts';
 import type { NodeConfig } from './config.ts';
 import { decodeBackup } from './backup.ts';
 import { clusterIdOf, initialMembers } from './members.ts';
+import { replaceMembers } from './replica.ts';
 
 export interface RestoreResult {
   index: number;
@@ -22,10 +23,11 @@ export async function restoreBackup(file: string, config: NodeConfig): Promise<R
   mkdirSync(config.dataDir, { recursive: true });
   const storage = NodeStorage.open({ dataDir: config.dataDir, sync: true });
   try {
-    storage.putMeta('cluster', { clusterId: clusterIdOf(members, config.initialClusterToken), selfId: self.id, members });
+    storage.putMeta('cluster', { clusterId: clusterIdOf(config.initialClusterToken), selfId: self.id, members });
     const confState = { voters: members.map((m) => m.id), votersOutgoing: [], learners: [], learnersNext: [], autoLeave: false };
     const group = storage.group(1);
-    group.applySnapshot({ metadata: { index: backup.index, term: backup.term, confState }, data: backup.data });
+    const data = replaceMembers(backup.data, members);
+    group.applySnapshot({ metadata: { index: backup.index, term: backup.term, confState }, data });
     group.setHardState({ term: backup.term, vote: 0, commit: backup.index });
     await storage.commit();
   } finally {

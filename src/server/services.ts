@@ -8,6 +8,7 @@ import type {
   LeaseBackend,
   SnapshotStream,
   MaintenanceBackend,
+  MemberInfo,
   MemberListResult,
   StatusResult,
   WatchBackend,
@@ -26,10 +27,14 @@ import type {
   WatchSink,
   WatchState,
 } from '../mvcc/index.ts';
-import { Errors } from '../util/index.ts';
+import { ProposalDroppedError } from '../raft/index.ts';
+import type { ConfChangeSingle } from '../raft/index.ts';
+import { EtcdError, Errors, GrpcCode } from '../util/index.ts';
+import { memberId } from './members.ts';
+import type { Member } from './members.ts';
 import { encodeBackup } from './backup.ts';
 import type { Command } from './commands.ts';
-import { encodeSnapshotData } from './replica.ts';
+import { encodeConfContext, encodeSnapshotData } from './replica.ts';
 import type { TesseraNode } from './node.ts';
 import type { Replica } from './replica.ts';
 
@@ -82,8 +87,8 @@ export class MaintenanceService implements MaintenanceBackend {
     const replica = firstReplica(this.node);
     if (!replica.isLeader) throw Errors.notLeader();
     const target = Number(targetId);
-    if (!this.node.meta.members.some((m) => m.id === target)) throw Errors.memberNotFound();
-    replica.raft.transferLeader(target);
+    if (!replica.members.has(target)) throw Errors.memberNotFound();
+    replica.enqueueRaftOp(() => replica.raft.transferLeader(target));
     this.node.schedule();
     const deadline = Date.now() + 2 * this.node.config.electionTimeout + 1_000;
     while (Date.now() < deadline) {
@@ -116,17 +121,99 @@ export class MaintenanceService implements MaintenanceBackend {
 export class ClusterService implements ClusterBackend {
   constructor(private readonly node: TesseraNode) {}
 
+  private members(): MemberInfo[] {
+    const replica = firstReplica(this.node);
+    const learners = new Set(replica.confState.learners);
+    return [...replica.members.values()].map((m) => ({
+      id: String(m.id),
+      name: m.name,
+      peerURLs: m.peerUrls,
+      clientURLs: m.clientUrls,
+      isLearner: learners.has(m.id),
+    }));
+  }
+
   async memberList(): Promise<MemberListResult> {
-    const learners = new Set(firstReplica(this.node).confState.learners);
-    return {
-      members: this.node.meta.members.map((m) => ({
-        id: String(m.id),
-        name: m.name,
-        peerURLs: m.peerUrls,
-        clientURLs: m.clientUrls,
-        isLearner: learners.has(m.id),
-      })),
-    };
+    return { members: this.members() };
+  }
+
+  async memberAdd(req: { peerURLs: string[]; isLearner: boolean }): Promise<{ member: MemberInfo; members: MemberInfo[] }> {
+    const replica = firstReplica(this.node);
+    const taken = new Set([...replica.members.values()].flatMap((m) => m.peerUrls));
+    if (req.peerURLs.some((url) => taken.has(url))) throw Errors.peerURLExist();
+    const id = memberId(req.peerURLs, this.node.config.initialClusterToken);
+    if (replica.removed.has(id)) {
+      throw new EtcdError(
+        GrpcCode.FAILED_PRECONDITION,
+        'etcdserver: ID removed (a removed member is never re-added; use another peer URL or --initial-cluster-token)',
+      );
+    }
+    const member: Member = { id, name: '', peerUrls: req.peerURLs, clientUrls: [] };
+    await this.changeMembership(
+      { type: req.isLearner ? 'addLearner' : 'addNode', nodeId: id },
+      member,
+      () => replica.members.has(id),
+    );
+    const members = this.members();
+    return { member: members.find((m) => m.id === String(id))!, members };
+  }
+
+  async memberRemove(id: string): Promise<MemberListResult> {
+    const replica = firstReplica(this.node);
+    const nodeId = this.known(id);
+    await this.changeMembership({ type: 'removeNode', nodeId }, null, () => !replica.members.has(nodeId));
+    return { members: this.members() };
+  }
+
+  async memberUpdate(req: { id: string; peerURLs: string[] }): Promise<MemberListResult> {
+    const nodeId = this.known(req.id);
+    const pending = firstReplica(this.node).propose({ op: 'memberAttrs', id: nodeId, attrs: { peerUrls: req.peerURLs } });
+    this.node.schedule();
+    await pending;
+    return { members: this.members() };
+  }
+
+  async memberPromote(id: string): Promise<MemberListResult> {
+    const replica = firstReplica(this.node);
+    const nodeId = this.known(id);
+    if (!replica.confState.learners.includes(nodeId)) {
+      throw new EtcdError(GrpcCode.FAILED_PRECONDITION, 'etcdserver: can only promote a learner member');
+    }
+    const progress = replica.raft.status().progress?.get(nodeId);
+    if (progress && progress.match < 0.9 * replica.raft.status().lastIndex) {
+      throw new EtcdError(GrpcCode.FAILED_PRECONDITION, 'etcdserver: can only promote a learner member which is in sync with leader');
+    }
+    await this.changeMembership({ type: 'addNode', nodeId }, null, () => !replica.confState.learners.includes(nodeId));
+    return { members: this.members() };
+  }
+
+  private known(id: string): number {
+    const nodeId = Number(id);
+    if (!firstReplica(this.node).members.has(nodeId)) throw Errors.memberNotFound();
+    return nodeId;
+  }
+
+  /** Proposes one conf change (at the next turn) and waits until it has applied here. */
+  private async changeMembership(change: ConfChangeSingle, member: Member | null, applied: () => boolean): Promise<void> {
+    const replica = firstReplica(this.node);
+    if (replica.leaderId === 0) throw Errors.noLeader();
+    let failure: Error | null = null;
+    replica.enqueueRaftOp(() => {
+      try {
+        replica.raft.proposeConfChange({ transition: 'auto', changes: [change], context: encodeConfContext(member) });
+      } catch (error) {
+        if (!(error instanceof ProposalDroppedError)) throw error;
+        failure = new EtcdError(GrpcCode.FAILED_PRECONDITION, `etcdserver: membership change refused: ${error.detail || error.reason}`);
+      }
+    });
+    this.node.schedule();
+    const deadline = Date.now() + this.node.config.limits.requestTimeoutMs;
+    while (Date.now() < deadline) {
+      if (failure) throw failure;
+      if (applied()) return;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    throw Errors.timeout();
   }
 }
 
