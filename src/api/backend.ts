@@ -5,12 +5,22 @@ import type {
   CompactionResponse,
   DeleteRangeRequest,
   DeleteRangeResponse,
+  KeyValue,
+  HashKVResult,
+  LeaseGrantResponse,
+  LeaseLeasesResponse,
+  LeaseRevokeResponse,
+  LeaseTimeToLiveResponse,
   PutRequest,
   PutResponse,
   RangeRequest,
   RangeResponse,
+  ResponseHeader,
   TxnRequest,
   TxnResponse,
+  WatchHandle,
+  WatchOptions,
+  WatchSink,
 } from '../mvcc/index.ts';
 
 /** The cluster-level fields of etcd's ResponseHeader; `revision` comes from each response. */
@@ -35,4 +45,208 @@ export interface KvBackend {
   compact(req: CompactionRequest): Promise<CompactionResponse>;
   /** Called once per response to fill cluster_id, member_id and raft_term. */
   header(): HeaderInfo;
+}
+
+// ---- Maintenance and Cluster (etcdserverpb.Maintenance, etcdserverpb.Cluster) ----
+
+/** etcd's StatusResponse, as the member sees itself. uint64 IDs are decimal strings. */
+export interface StatusResult {
+  /** `revision`: the member's current key-value revision (etcd fills it from its KV). */
+  header: ResponseHeader;
+  /** The member ID this member believes leads, '0' if none (the API then adds "etcdserver: no leader" to errors). */
+  leader: string;
+  raftTerm: number;
+  /** Raft committed index. */
+  raftIndex: number;
+  raftAppliedIndex: number;
+  /** Bytes the backend database occupies, and how many of them are in use. */
+  dbSize: number;
+  dbSizeInUse: number;
+  /** The etcd version Tessera claims, '3.4.0'-style: etcdctl prints it and some tools parse it. */
+  version: string;
+  /** Alarm and health strings (etcd: "memberID:<id> alarm:NOSPACE"). */
+  errors: string[];
+  isLearner: boolean;
+}
+
+/** etcd's Member. `name` and `clientURLs` are empty for a member that has not started yet. */
+export interface MemberInfo {
+  /** uint64 as a decimal string. */
+  id: string;
+  name: string;
+  peerURLs: string[];
+  clientURLs: string[];
+  isLearner: boolean;
+}
+
+export interface MemberListResult {
+  members: MemberInfo[];
+}
+
+/**
+ * What etcdserverpb.Maintenance needs from the node. Throw an `EtcdError` for failures a client
+ * can act on (etcd's messages: Errors.notLeader, ...); anything else becomes INTERNAL.
+ */
+export type AlarmType = 'none' | 'nospace' | 'corrupt';
+
+/** etcd's AlarmRequest; `alarm` 'none' with 'get' asks for every alarm. */
+export interface AlarmRequest {
+  action: 'get' | 'activate' | 'deactivate';
+  /** uint64 decimal; '0' = the request concerns every member. */
+  memberId: string;
+  alarm: AlarmType;
+}
+
+export interface AlarmMember {
+  /** uint64 decimal. */
+  memberId: string;
+  alarm: AlarmType;
+}
+
+/**
+ * A point-in-time copy of the member's state as one byte stream (the `etcdctl snapshot save`
+ * file). The API sends it in 32 KiB messages, pads it with zero bytes to a multiple of 512 (etcdctl
+ * refuses other sizes: it expects page-sized bolt files) and appends the SHA-256 of everything
+ * sent, as etcd does. So the format must tell its own end (trailing zeros are padding).
+ */
+export interface SnapshotStream {
+  /** Exact content bytes `chunks` yields, known up front (responses carry remaining_bytes). */
+  size: number;
+  chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
+  /** Called once the stream is done, read to the end or abandoned (release what pins the snapshot). */
+  close?(): void;
+}
+
+/**
+ * What etcdserverpb.Maintenance needs from the node. Throw an `EtcdError` for failures a client
+ * can act on (etcd's messages: Errors.notLeader, ...); anything else becomes INTERNAL.
+ */
+export interface MaintenanceBackend {
+  status(): Promise<StatusResult>;
+  /** Goes through Raft in etcd. Returns the alarms the request matched (etcd's AlarmResponse.alarms). */
+  alarm(req: AlarmRequest): Promise<{ alarms: AlarmMember[] }>;
+  /** Compacts the member's storage file. */
+  defragment(): Promise<void>;
+  /** etcd's Hash: a hash of the member's whole store; `header.revision` is the revision hashed at. */
+  hash(): Promise<{ header: ResponseHeader; hash: number }>;
+  /** MvccStore.hashKV: revision 0 = current; compacted/future revisions fail like reads. */
+  hashKV(revision: number): Promise<HashKVResult>;
+  snapshot(): Promise<SnapshotStream>;
+  /** etcd's MoveLeader: only the leader may (Errors.notLeader otherwise); resolves once transferred. */
+  moveLeader(targetId: string): Promise<void>;
+}
+
+/**
+ * What etcdserverpb.Cluster needs from the node: etcd's membership changes (Raft conf changes).
+ * Each change resolves once applied, with the member list after it. Responses carry no revision,
+ * as etcd's do. IDs are uint64 decimals. Errors: Errors.memberNotFound, memberExist, peerURLExist,
+ * ApiErrors.memberNotLearner, learnerNotReady, tooManyLearners, memberNotEnoughStarted, unhealthy.
+ */
+export interface ClusterBackend {
+  /** `linearizable` (etcd 3.5+ clients) asks for the list as of a ReadIndex; 3.4 clients never set it. */
+  memberList(options: { linearizable: boolean }): Promise<MemberListResult>;
+  /** `peerURLs` arrive validated, trimmed and sorted (etcd's types.NewURLs). The new member has no name or client URLs yet. */
+  memberAdd(req: {
+    peerURLs: string[];
+    isLearner: boolean;
+  }): Promise<{ member: MemberInfo; members: MemberInfo[] }>;
+  memberRemove(id: string): Promise<MemberListResult>;
+  memberUpdate(req: { id: string; peerURLs: string[] }): Promise<MemberListResult>;
+  memberPromote(id: string): Promise<MemberListResult>;
+}
+
+// ---- Watch (etcdserverpb.Watch) ----
+
+/**
+ * What the Watch service needs: MvccStore.watch's contract, so the server can implement it as
+ * `{ currentRevision: () => store.currentRevision, watch: (o, s) => store.watch(o, s) }`.
+ *
+ * - `watch` replays history from `options.startRevision` (0 = the next write) through `sink`
+ *   before it returns, then delivers each committed revision live, in order, never skipping one.
+ *   Throws WatchCompactedError (mvcc) when the start revision is compacted, an EtcdError for
+ *   other refusals (too many watchers on the node, ...).
+ * - The API keeps every stream's memory bounded through the sink's return value: `false` pauses
+ *   the watcher (the store's history is the buffer); the API calls `handle.resume()` once the
+ *   client has read what was sent (never from inside a sink), and `handle.cancel()` when the
+ *   client cancels or goes away.
+ * - Progress: a watcher whose handle is `synced` has seen everything up to currentRevision(), so
+ *   progress notifications carry currentRevision() (etcd's RequestProgress answers only synced
+ *   watchers, with the store's revision).
+ */
+export interface WatchBackend {
+  /** The node's current revision: the header of created/canceled/progress responses. */
+  currentRevision(): number;
+  watch(options: WatchOptions, sink: WatchSink): WatchHandle;
+}
+
+// ---- Lease (etcdserverpb.Lease) ----
+
+/**
+ * What the Lease service needs: etcd's lessor as the server runs it (the server owns the clock,
+ * proposes grants and revokes through Raft, forwards renewals to the leader). Throw
+ * Errors.leaseNotFound for an unknown lease: the API turns it into etcd's answers (TTL -1 for
+ * TimeToLive, TTL 0 on the keepalive stream, NOT_FOUND for Revoke).
+ */
+export interface LeaseBackend {
+  /** The node's current revision: the header of answers etcd fills from the store (TTL -1, keepalives). */
+  currentRevision(): number;
+  /** `id` 0 = the server picks a positive, unused, safe-integer ID (etcd takes one from its request ID generator). */
+  leaseGrant(req: { id: number; ttl: number }): Promise<LeaseGrantResponse>;
+  leaseRevoke(id: number): Promise<LeaseRevokeResponse>;
+  /** etcd's LeaseRenew: restarts the countdown and returns the lease's TTL in seconds. */
+  leaseKeepAlive(id: number): Promise<number>;
+  /** `ttl` is the remaining TTL by the server's clock (not mvcc's replicated checkpoint). */
+  leaseTimeToLive(req: { id: number; keys: boolean }): Promise<LeaseTimeToLiveResponse>;
+  leaseLeases(): Promise<LeaseLeasesResponse>;
+}
+
+// ---- Lock (v3lockpb.Lock) and Election (v3electionpb.Election) ----
+
+/**
+ * etcd's v3lock service: clientv3/concurrency's Mutex run by the server under the client's lease.
+ * Keys are bytes; `lease` is the session lease the waiter key is attached to (etcd grants a 60 s
+ * lease when it is 0). `signal` aborts when the client cancels or its deadline passes: withdraw the
+ * waiter key (as Mutex.Lock does) and reject. Throw Errors.leaseNotFound for an unknown lease.
+ */
+export interface LockBackend {
+  /** Resolves once held: `key` is the owner key (`name/<lease in hex>`), `header` the txn's that created it. */
+  lock(
+    req: { name: Uint8Array; lease: number },
+    signal: AbortSignal,
+  ): Promise<{ header: ResponseHeader; key: Uint8Array }>;
+  /** etcd's Unlock is a plain delete of the key; an absent key is not an error. */
+  unlock(req: { key: Uint8Array }): Promise<{ header: ResponseHeader }>;
+}
+
+/** v3electionpb.LeaderKey: what a campaign winner holds, and hands back to proclaim or resign. */
+export interface LeaderKey {
+  name: Uint8Array;
+  key: Uint8Array;
+  rev: number;
+  lease: number;
+}
+
+/**
+ * etcd's v3election service: clientv3/concurrency's Election run by the server. Errors as etcd's:
+ * ApiErrors.electionNotLeader (proclaim by a non-leader), ApiErrors.electionNoLeader (leader()
+ * with no candidate), Errors.leaseNotFound.
+ */
+export interface ElectionBackend {
+  /** Resolves once `value` leads `name` (`signal` as in LockBackend.lock: resign and reject). */
+  campaign(
+    req: { name: Uint8Array; lease: number; value: Uint8Array },
+    signal: AbortSignal,
+  ): Promise<{ header: ResponseHeader; leader: LeaderKey }>;
+  proclaim(req: { leader: LeaderKey; value: Uint8Array }): Promise<{ header: ResponseHeader }>;
+  leader(req: { name: Uint8Array }): Promise<{ header: ResponseHeader; kv: KeyValue }>;
+  /**
+   * The current leader's key-value, then every change to it, until `signal` aborts (then end).
+   * Pulled: the API asks for the next value only after the client took the previous one, so yield
+   * the newest state and keep no queue (etcd's Observe channel is unbuffered).
+   */
+  observe(
+    req: { name: Uint8Array },
+    signal: AbortSignal,
+  ): AsyncIterable<{ header: ResponseHeader; kv: KeyValue }>;
+  resign(req: { leader: LeaderKey }): Promise<{ header: ResponseHeader }>;
 }

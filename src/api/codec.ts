@@ -164,11 +164,25 @@ export function decodeCompactionRequest(wire: WireCompactionRequest): Compaction
   return { revision: parseInt64(wire.revision, 'revision'), physical: wire.physical };
 }
 
+/** True for a uint64 in decimal (cluster, member and leader IDs travel that way). */
+export function isUint64Decimal(value: string): boolean {
+  return UINT64_DECIMAL.test(value) && BigInt(value) <= 0xffff_ffff_ffff_ffffn;
+}
+
 /** The top-level header: cluster fields from the node, revision from the response. */
 export function encodeHeader(revision: number, info: HeaderInfo): WireResponseHeader {
-  assert(Number.isSafeInteger(revision) && revision >= 0, () => `response revision ${revision} is not a revision`);
-  assert(Number.isSafeInteger(info.raftTerm) && info.raftTerm >= 0, () => `raft term ${info.raftTerm} is not a term`);
-  assert(UINT64_DECIMAL.test(info.clusterId) && UINT64_DECIMAL.test(info.memberId), 'cluster and member IDs are uint64 decimals');
+  assert(
+    Number.isSafeInteger(revision) && revision >= 0,
+    () => `response revision ${revision} is not a revision`,
+  );
+  assert(
+    Number.isSafeInteger(info.raftTerm) && info.raftTerm >= 0,
+    () => `raft term ${info.raftTerm} is not a term`,
+  );
+  assert(
+    isUint64Decimal(info.clusterId) && isUint64Decimal(info.memberId),
+    'cluster and member IDs are uint64 decimals',
+  );
   return { clusterId: info.clusterId, memberId: info.memberId, revision, raftTerm: info.raftTerm };
 }
 
@@ -202,7 +216,10 @@ function encodeResponseOp(op: ResponseOp): WireResponseOp {
       return { responsePut: encodePutResponse(op.put, nestedHeader(op.put.header.revision)) };
     case 'deleteRange':
       return {
-        responseDeleteRange: encodeDeleteRangeResponse(op.deleteRange, nestedHeader(op.deleteRange.header.revision)),
+        responseDeleteRange: encodeDeleteRangeResponse(
+          op.deleteRange,
+          nestedHeader(op.deleteRange.header.revision),
+        ),
       };
     case 'txn':
       // etcd never sets a nested txn's header (txn.newTxnResp): its revision reads 0.

@@ -16,8 +16,8 @@ import {
   encodeRangeResponse,
   encodeTxnResponse,
 } from './codec.ts';
+import { unaryHandler } from './handlers.ts';
 import type { Received } from './protos.ts';
-import { toStatus } from './status.ts';
 import {
   checkDeleteRangeRequest,
   checkProposalSize,
@@ -97,24 +97,5 @@ export function kvServiceHandlers(options: KvServiceOptions): grpc.UntypedServic
       const response = await backend.compact(req);
       return encodeCompactionResponse(response, header(response.header.revision));
     }),
-  };
-}
-
-/**
- * A grpc-js unary handler around an async function. Every failure, thrown or rejected, becomes a
- * status through toStatus; nothing escapes to crash the process. The request is the decoder's
- * `Received<wire object>` (protos.ts), whose shape the proto guarantees.
- */
-function unaryHandler<Wire, Response>(
-  method: string,
-  logger: Logger,
-  run: (request: Received<Wire>) => Promise<Response>,
-): grpc.handleUnaryCall<Received<unknown>, Response> {
-  return (call, callback) => {
-    const request = call.request as Received<Wire>;
-    run(request).then(
-      (response) => callback(null, response),
-      (error: unknown) => callback(toStatus(error, method, logger)),
-    );
   };
 }

@@ -122,3 +122,220 @@ export interface WireTxnResponse {
 export interface WireCompactionResponse {
   header: WireResponseHeader;
 }
+
+// ---- Maintenance and Cluster ----
+
+export type WireStatusRequest = Record<string, never>;
+
+export interface WireStatusResponse {
+  header: WireResponseHeader;
+  version: string;
+  dbSize: number;
+  /** uint64 decimal. */
+  leader: string;
+  raftIndex: number;
+  raftTerm: number;
+  raftAppliedIndex: number;
+  errors: string[];
+  dbSizeInUse: number;
+  isLearner: boolean;
+}
+
+export interface WireMember {
+  /** uint64 decimal. */
+  ID: string;
+  name: string;
+  peerURLs: string[];
+  clientURLs: string[];
+  isLearner: boolean;
+}
+
+export interface WireMemberListRequest {
+  linearizable: boolean;
+}
+
+export interface WireMemberListResponse {
+  header: WireResponseHeader;
+  members: WireMember[];
+}
+
+// ---- Watch ----
+
+export interface WireWatchCreateRequest {
+  key: Buffer;
+  rangeEnd: Buffer;
+  startRevision: WireInt64;
+  progressNotify: boolean;
+  /** WatchCreateRequest.FilterType values: 0 NOPUT, 1 NODELETE; others are ignored, as etcd does. */
+  filters: number[];
+  prevKv: boolean;
+  watchId: WireInt64;
+  fragment: boolean;
+}
+
+/** oneof request_union: absent when the client sent an empty request (etcd ignores it). */
+export interface WireWatchRequest {
+  requestUnion?: 'createRequest' | 'cancelRequest' | 'progressRequest';
+  createRequest?: WireWatchCreateRequest;
+  cancelRequest?: { watchId: WireInt64 };
+  progressRequest?: Record<string, never>;
+}
+
+export interface WireEvent {
+  /** mvccpb.Event.EventType: 0 PUT, 1 DELETE. */
+  type: number;
+  kv: WireKeyValue;
+  prevKv: WireKeyValue | null;
+}
+
+export interface WireWatchResponse {
+  header: WireResponseHeader;
+  watchId: number;
+  created: boolean;
+  canceled: boolean;
+  compactRevision: number;
+  cancelReason: string;
+  fragment: boolean;
+  events: WireEvent[];
+}
+
+// ---- Lease ----
+
+export interface WireLeaseGrantRequest {
+  TTL: WireInt64;
+  ID: WireInt64;
+}
+
+export interface WireLeaseIdRequest {
+  ID: WireInt64;
+}
+
+export interface WireLeaseTimeToLiveRequest {
+  ID: WireInt64;
+  keys: boolean;
+}
+
+export interface WireLeaseGrantResponse {
+  header: WireResponseHeader;
+  ID: number;
+  TTL: number;
+}
+
+export interface WireLeaseRevokeResponse {
+  header: WireResponseHeader;
+}
+
+export interface WireLeaseKeepAliveResponse {
+  header: WireResponseHeader;
+  ID: number;
+  TTL: number;
+}
+
+export interface WireLeaseTimeToLiveResponse {
+  header: WireResponseHeader;
+  ID: number;
+  TTL: number;
+  grantedTTL: number;
+  keys: Uint8Array[];
+}
+
+export interface WireLeaseLeasesResponse {
+  header: WireResponseHeader;
+  leases: { ID: number }[];
+}
+
+export interface WireAlarmRequest {
+  /** AlarmRequest.AlarmAction: 0 GET, 1 ACTIVATE, 2 DEACTIVATE. */
+  action: number;
+  memberID: string;
+  /** AlarmType: 0 NONE, 1 NOSPACE, 2 CORRUPT. */
+  alarm: number;
+}
+
+export interface WireAlarmMember {
+  memberID: string;
+  alarm: number;
+}
+
+/** etcd's Alarm, Defragment and MoveLeader responses carry no header (`header` null). */
+export interface WireAlarmResponse {
+  header: WireResponseHeader | null;
+  alarms: WireAlarmMember[];
+}
+
+export interface WireHashResponse {
+  header: WireResponseHeader;
+  hash: number;
+}
+
+export interface WireHashKVRequest {
+  revision: WireInt64;
+}
+
+export interface WireHashKVResponse {
+  header: WireResponseHeader;
+  hash: number;
+  compactRevision: number;
+  hashRevision: number;
+}
+
+export interface WireSnapshotResponse {
+  header: WireResponseHeader | null;
+  remainingBytes: number;
+  blob: Uint8Array;
+}
+
+export interface WireMoveLeaderRequest {
+  targetID: string;
+}
+
+export interface WireMemberAddRequest {
+  peerURLs: string[];
+  isLearner: boolean;
+}
+
+export interface WireMemberIdRequest {
+  ID: string;
+}
+
+export interface WireMemberUpdateRequest {
+  ID: string;
+  peerURLs: string[];
+}
+
+// ---- Lock and Election ----
+
+export interface WireLockRequest {
+  name: Buffer;
+  lease: WireInt64;
+}
+
+export interface WireUnlockRequest {
+  key: Buffer;
+}
+
+export interface WireLeaderKey {
+  name: Buffer;
+  key: Buffer;
+  rev: WireInt64;
+  lease: WireInt64;
+}
+
+export interface WireCampaignRequest {
+  name: Buffer;
+  lease: WireInt64;
+  value: Buffer;
+}
+
+export interface WireProclaimRequest {
+  leader: WireLeaderKey | null;
+  value: Buffer;
+}
+
+export interface WireLeaderRequest {
+  name: Buffer;
+}
+
+export interface WireResignRequest {
+  leader: WireLeaderKey | null;
+}

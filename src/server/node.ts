@@ -27,6 +27,9 @@ interface ClusterMeta {
   members: Member[];
 }
 
+/** The context of a heartbeat response that tells a removed member it was removed. */
+const removedNotice = Buffer.from('tessera:member-removed');
+
 /** Ticks handled in one turn at most; a loop that fell behind catches up gradually instead of stalling. */
 const maxTicksPerTurn = 5;
 /** Inbound peer messages stepped in one turn at most; the rest wait for the next turn. */
@@ -53,6 +56,7 @@ export class TesseraNode {
   private clientPort = 0;
   private quotaAlarmProposedAtMs = -Infinity;
   private publishedAtMs = -Infinity;
+  private readonly noticeSentAtMs = new Map<number, number>();
   /** Called after the node stopped itself on an unrecoverable error (the CLI exits non-zero). */
   onFatal: (error: unknown) => void = () => {};
 
@@ -210,11 +214,12 @@ export class TesseraNode {
   /**
    * Peers are the first range's members; addresses from --initial-cluster fill in for members the
    * replica has not learned yet (a joining member must answer the leader before it replays the log).
+   * A removed member keeps its replicated address only until a restart; that is enough to tell it.
    */
   private updatePeers(replica: Replica): void {
     const known = new Map(this.meta.members.map((m) => [m.id, m]));
+    // Removed members stay addressable: they may still need to hear that they were removed.
     for (const m of replica.members.values()) known.set(m.id, m);
-    for (const id of replica.removed) known.delete(id);
     this.transport.setPeers(
       [...known.values()]
         .filter((m) => m.id !== this.id && m.peerUrls.length > 0)
@@ -225,10 +230,7 @@ export class TesseraNode {
   private membershipChanged(replica: Replica): void {
     if (this.stopped || replica !== this.replicas.get(this.rangeTable.all()[0].groupId)) return;
     this.updatePeers(replica);
-    if (replica.removed.has(this.id)) {
-      this.logger.warn({ id: this.id.toString(16) }, 'this member was removed from the cluster; stopping');
-      void this.stop().finally(() => this.onFatal(new Error('member removed')));
-    }
+    if (replica.removed.has(this.id)) this.removedFromCluster('its removal applied here');
   }
 
   /** Like etcd's publish: a member announces its name and client URLs through the log once it serves. */
@@ -240,6 +242,7 @@ export class TesseraNode {
     const now = performance.now();
     if (now - this.publishedAtMs < 5_000) return;
     this.publishedAtMs = now;
+    this.logger.info({ self }, "publishing member attributes");
     replica.proposeInternal({ op: 'memberAttrs', id: this.id, attrs: { name: this.config.name, clientUrls } });
   }
 
@@ -316,7 +319,7 @@ export class TesseraNode {
     this.pendingTicks = 0;
     const messages = this.inbox.length <= maxInboxPerTurn ? this.inbox : this.inbox.slice(0, maxInboxPerTurn);
     this.inbox = this.inbox.length <= maxInboxPerTurn ? [] : this.inbox.slice(maxInboxPerTurn);
-    for (const { groupId, msg } of messages) this.replicas.get(groupId)?.raft.step(msg);
+    for (const { groupId, msg } of messages) this.deliver(groupId, msg);
     for (const replica of this.replicas.values()) {
       for (let i = 0; i < ticks; i++) replica.raft.tick();
       if (ticks > 0) {
@@ -331,6 +334,35 @@ export class TesseraNode {
       replica.flushProposals();
       replica.flushReads();
     }
+  }
+
+  /**
+   * Steps one peer message. A removed member that never saw its removal commit keeps talking to
+   * its old peers; they answer with a removal notice (etcd does this in its peer HTTP layer) and
+   * never step its messages, so it cannot disturb the group.
+   */
+  private deliver(groupId: number, msg: Message): void {
+    const replica = this.replicas.get(groupId);
+    if (!replica) return;
+    if (msg.type === 'heartbeatResp' && Buffer.from(msg.context).equals(removedNotice)) {
+      if (!replica.removed.has(this.id)) this.removedFromCluster(`member ${msg.from.toString(16)} reports it`);
+      return;
+    }
+    if (replica.removed.has(msg.from)) {
+      const now = performance.now();
+      if (now - (this.noticeSentAtMs.get(msg.from) ?? -Infinity) > 1_000) {
+        this.noticeSentAtMs.set(msg.from, now);
+        this.transport.send(groupId, { type: 'heartbeatResp', from: this.id, to: msg.from, term: 0, context: removedNotice });
+      }
+      return;
+    }
+    replica.raft.step(msg);
+  }
+
+  private removedFromCluster(how: string): void {
+    if (this.stopped) return;
+    this.logger.warn({ id: this.id.toString(16), how }, 'this member was removed from the cluster; stopping');
+    void this.stop().finally(() => this.onFatal(new Error('member removed')));
   }
 
   /** etcd's quota: a member whose data outgrows --quota-backend-bytes raises NOSPACE for itself. */

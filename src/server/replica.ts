@@ -259,6 +259,7 @@ export class Replica {
         this.raft.propose(encodeBatch({ origin: this.nodeId, commands }));
       } catch (error) {
         if (!(error instanceof ProposalDroppedError)) throw error;
+        this.logger.debug({ group: this.groupId, reason: error.reason }, 'proposal dropped by raft; retrying');
         // No leader (or a transfer in progress): keep the rest queued and retry next tick.
         this.queuedCommands = this.queuedCommands.slice(start);
         return;
@@ -489,7 +490,7 @@ export class Replica {
       waiter.reject(error());
     }
     this.metrics.proposalsPending.set(this.proposals.size);
-    this.queuedCommands = this.queuedCommands.filter((c) => this.proposals.has(c.id));
+    this.queuedCommands = this.queuedCommands.filter((c) => c.id === 0 || this.proposals.has(c.id));
     for (const [context, batch] of this.readBatches) {
       if (batch.waiters[0].deadlineMs > now) break;
       this.readBatches.delete(context);

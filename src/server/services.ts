@@ -121,8 +121,8 @@ export class MaintenanceService implements MaintenanceBackend {
 export class ClusterService implements ClusterBackend {
   constructor(private readonly node: TesseraNode) {}
 
-  private members(): MemberInfo[] {
-    const replica = firstReplica(this.node);
+  /** Takes the replica explicitly: a member answering its own removal is already stopping. */
+  private members(replica: Replica = firstReplica(this.node)): MemberInfo[] {
     const learners = new Set(replica.confState.learners);
     return [...replica.members.values()].map((m) => ({
       id: String(m.id),
@@ -133,12 +133,13 @@ export class ClusterService implements ClusterBackend {
     }));
   }
 
-  async memberList(): Promise<MemberListResult> {
+  async memberList(options: { linearizable: boolean }): Promise<MemberListResult> {
+    if (options.linearizable) await this.caughtUp();
     return { members: this.members() };
   }
 
   async memberAdd(req: { peerURLs: string[]; isLearner: boolean }): Promise<{ member: MemberInfo; members: MemberInfo[] }> {
-    const replica = firstReplica(this.node);
+    const replica = await this.caughtUp();
     const taken = new Set([...replica.members.values()].flatMap((m) => m.peerUrls));
     if (req.peerURLs.some((url) => taken.has(url))) throw Errors.peerURLExist();
     const id = memberId(req.peerURLs, this.node.config.initialClusterToken);
@@ -160,13 +161,13 @@ export class ClusterService implements ClusterBackend {
 
   async memberRemove(id: string): Promise<MemberListResult> {
     const replica = firstReplica(this.node);
-    const nodeId = this.known(id);
+    const nodeId = await this.known(id);
     await this.changeMembership({ type: 'removeNode', nodeId }, null, () => !replica.members.has(nodeId));
-    return { members: this.members() };
+    return { members: this.members(replica) };
   }
 
   async memberUpdate(req: { id: string; peerURLs: string[] }): Promise<MemberListResult> {
-    const nodeId = this.known(req.id);
+    const nodeId = await this.known(req.id);
     const pending = firstReplica(this.node).propose({ op: 'memberAttrs', id: nodeId, attrs: { peerUrls: req.peerURLs } });
     this.node.schedule();
     await pending;
@@ -174,8 +175,8 @@ export class ClusterService implements ClusterBackend {
   }
 
   async memberPromote(id: string): Promise<MemberListResult> {
+    const nodeId = await this.known(id);
     const replica = firstReplica(this.node);
-    const nodeId = this.known(id);
     if (!replica.confState.learners.includes(nodeId)) {
       throw new EtcdError(GrpcCode.FAILED_PRECONDITION, 'etcdserver: can only promote a learner member');
     }
@@ -187,15 +188,23 @@ export class ClusterService implements ClusterBackend {
     return { members: this.members() };
   }
 
-  private known(id: string): number {
+  /** A read barrier: this member's view of the membership is at least as new as the leader's commit. */
+  private async caughtUp(): Promise<Replica> {
+    const replica = firstReplica(this.node);
+    const read = replica.linearizableRead(() => replica);
+    this.node.schedule();
+    return read;
+  }
+
+  private async known(id: string): Promise<number> {
     const nodeId = Number(id);
-    if (!firstReplica(this.node).members.has(nodeId)) throw Errors.memberNotFound();
+    if (!(await this.caughtUp()).members.has(nodeId)) throw Errors.memberNotFound();
     return nodeId;
   }
 
   /** Proposes one conf change (at the next turn) and waits until it has applied here. */
   private async changeMembership(change: ConfChangeSingle, member: Member | null, applied: () => boolean): Promise<void> {
-    const replica = firstReplica(this.node);
+    const replica = await this.caughtUp();
     if (replica.leaderId === 0) throw Errors.noLeader();
     let failure: Error | null = null;
     replica.enqueueRaftOp(() => {

@@ -1,0 +1,28 @@
+// etcd's client-visible errors that src/util's Errors does not carry yet: membership, election and
+// lock answers, with etcd's codes and messages (v3rpc/rpctypes, clientv3/concurrency, v3election).
+// Backends throw these so that clients see exactly what etcd would send.
+import { EtcdError, GrpcCode } from '../util/index.ts';
+import type { GrpcCodeValue } from '../util/index.ts';
+
+const e = (code: GrpcCodeValue, message: string) => () => new EtcdError(code, message);
+
+export const ApiErrors = {
+  memberBadURLs: e(GrpcCode.INVALID_ARGUMENT, 'etcdserver: given member URLs are invalid'),
+  memberNotEnoughStarted: e(
+    GrpcCode.FAILED_PRECONDITION,
+    'etcdserver: re-configuration failed due to not enough started members',
+  ),
+  memberNotLearner: e(GrpcCode.FAILED_PRECONDITION, 'etcdserver: can only promote a learner member'),
+  learnerNotReady: e(
+    GrpcCode.FAILED_PRECONDITION,
+    'etcdserver: can only promote a learner member which is in sync with leader',
+  ),
+  tooManyLearners: e(GrpcCode.FAILED_PRECONDITION, 'etcdserver: too many learner members in cluster'),
+  unhealthy: e(GrpcCode.UNAVAILABLE, 'etcdserver: unhealthy cluster'),
+  notSupportedForLearner: e(GrpcCode.UNAVAILABLE, 'etcdserver: rpc not supported for learner'),
+  badLeaderTransferee: e(GrpcCode.FAILED_PRECONDITION, 'etcdserver: bad leader transferee'),
+  // etcd's election server returns clientv3/concurrency's plain Go errors: gRPC code Unknown.
+  electionNotLeader: e(GrpcCode.UNKNOWN, 'election: not leader'),
+  electionNoLeader: e(GrpcCode.UNKNOWN, 'election: no leader'),
+  missingLeaderKey: e(GrpcCode.UNKNOWN, '"leader" field must be provided'),
+} as const;
