@@ -62,8 +62,13 @@ export class RaftLog {
 
   /** Term of `index`, or null when it is compacted or beyond the log. */
   termOrNull(index: number): number | null {
+    // Checked up front: a follower asks this for every new entry it receives, and building an
+    // exception per entry cost a quarter of the core's CPU.
+    const unstableTerm = this.unstable.maybeTerm(index);
+    if (unstableTerm !== null) return unstableTerm;
+    if (index < this.firstIndex() - 1 || index > this.lastIndex()) return null;
     try {
-      return this.term(index);
+      return this.storage.term(index);
     } catch (error) {
       if (error instanceof CompactedError || error instanceof UnavailableError) return null;
       throw error;

@@ -87,6 +87,9 @@ export class MemoryStorage implements LogStorage {
     assert(index <= this.lastIndex(), () => `snapshot ${index} is out of bound lastindex(${this.lastIndex()})`);
     const term = this.term(index);
     this.snap = { metadata: { index, term, confState: copyConfState(confState) }, data };
+    // As etcd's MemoryStorage: a restart resumes from the snapshot, so it reports the snapshot's
+    // membership and the log after it replays the rest.
+    this.confState = copyConfState(confState);
     return copySnapshot(this.snap);
   }
 

@@ -20,6 +20,7 @@ import { clusterIdOf, initialMembers } from './members.ts';
 import type { Member } from './members.ts';
 import { bootstrapEntries, Replica } from './replica.ts';
 import { ClusterService, LeaseService, MaintenanceService, WatchService } from './services.ts';
+import { ElectionService, LockService } from './concurrency.ts';
 
 interface ClusterMeta {
   clusterId: number;
@@ -132,6 +133,8 @@ export class TesseraNode {
       cluster: new ClusterService(this),
       watch: this.watchService,
       lease: new LeaseService(this),
+      lock: new LockService(this, this.watchService),
+      election: new ElectionService(this, this.watchService),
       host: client.host,
       port: client.port,
       maxRequestBytes: this.config.limits.maxRequestBytes,
@@ -291,6 +294,12 @@ export class TesseraNode {
       if (rd.hardState) replica.storage.setHardState(rd.hardState);
       mustSync ||= rd.mustSync || rd.snapshot !== null;
     }
+    // While this turn's fsync runs: a leader whose term and vote are already durable sends its
+    // appends (it counts its own log only after advance), and committed entries, durable on a
+    // quorum since an earlier turn, are applied and answered (etcd's raftNode does the same).
+    const early = readies.filter(([replica, rd]) => replica.maySendBeforeSync(rd));
+    for (const [replica, rd] of early) this.send(replica, rd);
+    for (const [replica, rd] of readies) replica.applyReady(rd);
     if (mustSync) {
       const started = performance.now();
       await this.storage.commit();
@@ -298,12 +307,10 @@ export class TesseraNode {
     }
     this.metrics.turns.inc();
     this.metrics.entriesPerTurn.observe(readies.reduce((n, [, rd]) => n + rd.entries.length, 0));
-    for (const [replica, rd] of readies) {
-      for (const msg of rd.messages) this.transport.send(replica.groupId, msg);
-    }
     let snapshotted = false;
     for (const [replica, rd] of readies) {
-      replica.applyReady(rd);
+      if (!early.some(([r]) => r === replica)) this.send(replica, rd);
+      replica.synced(rd);
       replica.raft.advance();
       if (replica.wantsSnapshot()) {
         replica.takeSnapshot();
@@ -312,6 +319,10 @@ export class TesseraNode {
     }
     if (snapshotted) await this.storage.commit();
     return this.inbox.length > 0 || this.pendingTicks > 0 || readies.some(([r]) => r.raft.hasReady() || r.hasQueuedInput());
+  }
+
+  private send(replica: Replica, rd: Ready): void {
+    for (const msg of rd.messages) this.transport.send(replica.groupId, msg);
   }
 
   private feedInput(): void {

@@ -153,6 +153,8 @@ export class Replica {
   confState: ConfState;
   leaderId = 0;
   term = 0;
+  private syncedTerm: number;
+  private syncedVote: number;
   isLeader = false;
   readonly leaseClock: LeaseClock;
 
@@ -189,7 +191,10 @@ export class Replica {
       snapshot.data,
     ));
     this.applied = snapshot.metadata.index;
-    this.confState = this.storage.initialState().confState;
+    const initial = this.storage.initialState();
+    this.confState = initial.confState;
+    this.syncedTerm = initial.hardState.term;
+    this.syncedVote = initial.hardState.vote;
     this.raft = new RawNode({ ...options.raftConfig, applied: this.applied }, this.storage);
     this.leaseClock.restartAll(this.store);
   }
@@ -278,7 +283,26 @@ export class Replica {
     this.raft.readIndex(Buffer.from(context));
   }
 
-  /** Applies what a Ready hands over, after its entries are durable and its messages sent. */
+  /**
+   * A leader may send a Ready's messages before the Ready is durable when its term and vote are
+   * already on disk (Raft thesis 10.2.1): they are appends and heartbeats, and the core counts
+   * the leader's own entries only once they are persisted. Anything else waits for the fsync.
+   */
+  maySendBeforeSync(rd: Ready): boolean {
+    const leader = rd.softState ? rd.softState.role === 'leader' : this.isLeader;
+    if (!leader || rd.snapshot !== null) return false;
+    return rd.hardState === null || (rd.hardState.term === this.syncedTerm && rd.hardState.vote === this.syncedVote);
+  }
+
+  /** The Ready's state is durable now. */
+  synced(rd: Ready): void {
+    if (rd.hardState) {
+      this.syncedTerm = rd.hardState.term;
+      this.syncedVote = rd.hardState.vote;
+    }
+  }
+
+  /** Applies what a Ready hands over: committed entries (durable on a quorum already), a snapshot, read states. */
   applyReady(rd: Ready): void {
     if (rd.softState) this.observeSoftState(rd.softState.leader, rd.softState.role === 'leader');
     if (rd.hardState) this.term = rd.hardState.term;
@@ -470,7 +494,6 @@ export class Replica {
   takeSnapshot(): void {
     const data = encodeSnapshotData(this);
     this.storage.createSnapshot(this.applied, this.confState, data);
-    this.storage.setConfState(this.confState);
     const compactTo = this.applied - this.limits.snapshotCatchupEntries;
     if (compactTo > this.storage.firstIndex()) this.storage.compact(compactTo);
     this.appliedSinceSnapshot = 0;

@@ -133,7 +133,8 @@ export class GroupStorage implements LogStorage {
 
   /**
    * Records the membership as of the last applied entry; initialState() reports it until a later
-   * setConfState() or applySnapshot(). createSnapshot() leaves it alone (as raft's MemoryStorage does).
+   * setConfState(), applySnapshot() or createSnapshot() (a restart resumes from the snapshot, so it
+   * reports the snapshot's membership, as etcd's MemoryStorage does).
    */
   setConfState(cs: ConfState): void {
     assert(isConfState(cs), () => `group ${this.groupId}: bad conf state ${JSON.stringify(cs)}`);
@@ -197,6 +198,7 @@ export class GroupStorage implements LogStorage {
     const term = this.term(index);
     const seq = this.stage(data.byteLength + 2 * RECORD_STAGED_BYTES);
     this.replaceSnapshot({ index, term, confState, byteLength: data.byteLength, chunkCount: 0 }, data, seq);
+    this.setConfState(confState);
     return { metadata: { index, term, confState: copyConfState(confState) }, data };
   }
 

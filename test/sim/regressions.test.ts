@@ -105,10 +105,9 @@ describe('core regressions found by the simulator', () => {
   // snapshot it had created itself came up with its old membership and threw `applyConfChange:
   // can't leave a non-joint config` while replaying the log (other seeds: split configurations and
   // lost liveness). etcd's MemoryStorage.CreateSnapshot makes InitialState() report the snapshot's
-  // ConfState; ours keeps the older one. The simulator calls setConfState() after createSnapshot().
+  // ConfState; fixed: ours does too now.
   it(
     'MemoryStorage.createSnapshot makes initialState() report the snapshot membership',
-    { todo: 'open core bug' },
     () => {
       const storage = new MemoryStorage(conf([1, 2, 3]));
       storage.append([

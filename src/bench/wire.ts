@@ -1,0 +1,297 @@
+// Hand-rolled protobuf for the few etcd messages the load generator sends and reads. A request is
+// written straight into one Buffer, and a response is scanned only for the fields a workload needs,
+// so the client spends little CPU per call (measured against proto-loader in docs/BENCHMARKS.md).
+// Lease IDs stay as their raw varint bytes: etcd hands out IDs above 2^53, and the benchmark only
+// echoes them back.
+import { assert } from '../util/index.ts';
+
+const WIRE_VARINT = 0;
+const WIRE_I64 = 1;
+const WIRE_LEN = 2;
+const WIRE_I32 = 5;
+
+function tag(field: number, wireType: number): number {
+  return (field << 3) | wireType;
+}
+
+function varintSize(value: number): number {
+  let size = 1;
+  while (value >= 0x80) {
+    value = Math.floor(value / 128);
+    size++;
+  }
+  return size;
+}
+
+/** Appends to a preallocated buffer; `offset` is where the next byte goes. */
+class Writer {
+  offset = 0;
+  constructor(readonly buffer: Buffer) {}
+
+  varint(value: number): this {
+    assert(Number.isSafeInteger(value) && value >= 0, 'varints are non-negative safe integers');
+    while (value >= 0x80) {
+      this.buffer[this.offset++] = (value % 128) | 0x80;
+      value = Math.floor(value / 128);
+    }
+    this.buffer[this.offset++] = value;
+    return this;
+  }
+
+  bytesField(field: number, bytes: Uint8Array): this {
+    this.varint(tag(field, WIRE_LEN)).varint(bytes.length);
+    this.buffer.set(bytes, this.offset);
+    this.offset += bytes.length;
+    return this;
+  }
+
+  /** A length-delimited field whose body the caller writes next (`bodyBytes` long). */
+  openField(field: number, bodyBytes: number): this {
+    return this.varint(tag(field, WIRE_LEN)).varint(bodyBytes);
+  }
+
+  varintField(field: number, value: number): this {
+    return this.varint(tag(field, WIRE_VARINT)).varint(value);
+  }
+
+  rawVarintField(field: number, rawVarint: Uint8Array): this {
+    this.varint(tag(field, WIRE_VARINT));
+    this.buffer.set(rawVarint, this.offset);
+    this.offset += rawVarint.length;
+    return this;
+  }
+
+  done(): Buffer {
+    assert(this.offset === this.buffer.length, () => `encoded ${this.offset} bytes, sized ${this.buffer.length}`);
+    return this.buffer;
+  }
+}
+
+function bytesFieldSize(field: number, length: number): number {
+  return varintSize(tag(field, WIRE_LEN)) + varintSize(length) + length;
+}
+
+// ---- requests ----
+
+function putBodySize(key: Uint8Array, value: Uint8Array): number {
+  return bytesFieldSize(1, key.length) + bytesFieldSize(2, value.length);
+}
+
+/** PutRequest{key, value}. */
+export function encodePut(key: Uint8Array, value: Uint8Array): Buffer {
+  const writer = new Writer(Buffer.allocUnsafe(putBodySize(key, value)));
+  return writer.bytesField(1, key).bytesField(2, value).done();
+}
+
+/** RangeRequest{key, serializable}. */
+export function encodeRange(key: Uint8Array, serializable: boolean): Buffer {
+  const size = bytesFieldSize(1, key.length) + (serializable ? 2 : 0);
+  const writer = new Writer(Buffer.allocUnsafe(size)).bytesField(1, key);
+  if (serializable) writer.varintField(7, 1);
+  return writer.done();
+}
+
+/**
+ * Compare-and-swap: TxnRequest{compare: [mod_revision(key) == expected], success: [put key value],
+ * failure: [range key]}. A key that does not exist has mod_revision 0, so 0 means "create".
+ */
+export function encodeCasTxn(key: Uint8Array, expectedModRevision: number, value: Uint8Array): Buffer {
+  const compareBody =
+    2 + // target = MOD (field 2, varint 2); result EQUAL is the default and omitted
+    bytesFieldSize(3, key.length) +
+    (expectedModRevision > 0 ? 1 + varintSize(expectedModRevision) : 0);
+  const putBody = putBodySize(key, value);
+  const successBody = bytesFieldSize(2, putBody);
+  const rangeBody = bytesFieldSize(1, key.length);
+  const failureBody = bytesFieldSize(1, rangeBody);
+  const size = bytesFieldSize(1, compareBody) + bytesFieldSize(2, successBody) + bytesFieldSize(3, failureBody);
+  const writer = new Writer(Buffer.allocUnsafe(size));
+  writer.openField(1, compareBody).varintField(2, 2).bytesField(3, key);
+  if (expectedModRevision > 0) writer.varintField(6, expectedModRevision);
+  writer.openField(2, successBody).openField(2, putBody).bytesField(1, key).bytesField(2, value);
+  writer.openField(3, failureBody).openField(1, rangeBody).bytesField(1, key);
+  return writer.done();
+}
+
+/** WatchRequest{create_request: {key, range_end}}: a prefix watch from the current revision. */
+export function encodeWatchCreate(key: Uint8Array, rangeEnd: Uint8Array): Buffer {
+  const createBody = bytesFieldSize(1, key.length) + bytesFieldSize(2, rangeEnd.length);
+  const writer = new Writer(Buffer.allocUnsafe(bytesFieldSize(1, createBody)));
+  return writer.openField(1, createBody).bytesField(1, key).bytesField(2, rangeEnd).done();
+}
+
+/** LeaseGrantRequest{TTL}. */
+export function encodeLeaseGrant(ttlSeconds: number): Buffer {
+  return new Writer(Buffer.allocUnsafe(1 + varintSize(ttlSeconds))).varintField(1, ttlSeconds).done();
+}
+
+/** LeaseKeepAliveRequest{ID}, with the ID as the raw varint bytes the server sent. */
+export function encodeLeaseKeepAlive(rawId: Uint8Array): Buffer {
+  return new Writer(Buffer.allocUnsafe(1 + rawId.length)).rawVarintField(1, rawId).done();
+}
+
+/** The prefix's range end: the key with its last byte incremented (etcd's `--prefix`). */
+export function prefixRangeEnd(prefix: Uint8Array): Buffer {
+  const end = Buffer.from(prefix);
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i] < 0xff) {
+      end[i]++;
+      return end.subarray(0, i + 1);
+    }
+  }
+  return Buffer.from([0]);
+}
+
+// ---- responses ----
+
+/** Walks the top-level fields of a message; `visit` gets the field, wire type and the value's span. */
+class Reader {
+  offset: number;
+  constructor(
+    readonly buffer: Buffer,
+    start = 0,
+    readonly end = buffer.length,
+  ) {
+    this.offset = start;
+  }
+
+  varint(): number {
+    let result = 0;
+    let scale = 1;
+    for (let i = 0; i < 10; i++) {
+      assert(this.offset < this.end, 'varint runs past the message');
+      const byte = this.buffer[this.offset++];
+      result += (byte & 0x7f) * scale;
+      if (byte < 0x80) return result;
+      scale *= 128;
+    }
+    throw new Error('varint longer than 10 bytes');
+  }
+
+  /** Calls visit(field, wireType, start, end) for each field; for varints start..end are its bytes. */
+  fields(visit: (field: number, wireType: number, start: number, end: number) => void): void {
+    while (this.offset < this.end) {
+      const key = this.varint();
+      const field = key >>> 3;
+      const wireType = key & 7;
+      const start = this.offset;
+      if (wireType === WIRE_VARINT) this.varint();
+      else if (wireType === WIRE_LEN) {
+        const length = this.varint();
+        visit(field, wireType, this.offset, this.offset + length);
+        this.offset += length;
+        assert(this.offset <= this.end, 'field runs past the message');
+        continue;
+      } else if (wireType === WIRE_I64) this.offset += 8;
+      else if (wireType === WIRE_I32) this.offset += 4;
+      else throw new Error(`unsupported wire type ${wireType}`);
+      visit(field, wireType, start, this.offset);
+    }
+  }
+}
+
+function varintAt(buffer: Buffer, start: number, end: number): number {
+  return new Reader(buffer, start, end).varint();
+}
+
+/** ResponseHeader.revision inside the header field span. */
+function headerRevision(buffer: Buffer, start: number, end: number): number {
+  let revision = 0;
+  new Reader(buffer, start, end).fields((field, wireType, s, e) => {
+    if (field === 3 && wireType === WIRE_VARINT) revision = varintAt(buffer, s, e);
+  });
+  return revision;
+}
+
+export interface CasResult {
+  succeeded: boolean;
+  /** On success: the revision of the write. On failure: the key's current mod_revision (0 if absent). */
+  modRevision: number;
+}
+
+/** TxnResponse of encodeCasTxn: succeeded, and the revision to compare against next time. */
+export function decodeCasTxn(buffer: Buffer): CasResult {
+  let succeeded = false;
+  let revision = 0;
+  let currentModRevision = 0;
+  new Reader(buffer).fields((field, wireType, start, end) => {
+    if (field === 1 && wireType === WIRE_LEN) revision = headerRevision(buffer, start, end);
+    else if (field === 2 && wireType === WIRE_VARINT) succeeded = varintAt(buffer, start, end) !== 0;
+    else if (field === 3 && wireType === WIRE_LEN) currentModRevision = responseOpModRevision(buffer, start, end);
+  });
+  return { succeeded, modRevision: succeeded ? revision : currentModRevision };
+}
+
+/** ResponseOp{response_range: RangeResponse{kvs: [KeyValue{mod_revision}]}}: the first kv's mod_revision. */
+function responseOpModRevision(buffer: Buffer, start: number, end: number): number {
+  let modRevision = 0;
+  new Reader(buffer, start, end).fields((field, wireType, s, e) => {
+    if (field !== 1 || wireType !== WIRE_LEN) return;
+    new Reader(buffer, s, e).fields((rangeField, rangeWire, ks, ke) => {
+      if (rangeField !== 2 || rangeWire !== WIRE_LEN || modRevision !== 0) return;
+      new Reader(buffer, ks, ke).fields((kvField, kvWire, vs, ve) => {
+        if (kvField === 3 && kvWire === WIRE_VARINT) modRevision = varintAt(buffer, vs, ve);
+      });
+    });
+  });
+  return modRevision;
+}
+
+export interface WatchMessage {
+  created: boolean;
+  canceled: boolean;
+  cancelReason: string;
+  /** The value of each event's kv, in order (views into the message buffer). */
+  values: Buffer[];
+}
+
+/** WatchResponse: created/canceled flags and each event's kv.value. */
+export function decodeWatch(buffer: Buffer): WatchMessage {
+  const message: WatchMessage = { created: false, canceled: false, cancelReason: '', values: [] };
+  new Reader(buffer).fields((field, wireType, start, end) => {
+    if (field === 3 && wireType === WIRE_VARINT) message.created = varintAt(buffer, start, end) !== 0;
+    else if (field === 4 && wireType === WIRE_VARINT) message.canceled = varintAt(buffer, start, end) !== 0;
+    else if (field === 6 && wireType === WIRE_LEN) message.cancelReason = buffer.toString('utf8', start, end);
+    else if (field === 11 && wireType === WIRE_LEN) message.values.push(eventValue(buffer, start, end));
+  });
+  return message;
+}
+
+/** Event{kv: KeyValue{value}}: the value (empty for a delete). */
+function eventValue(buffer: Buffer, start: number, end: number): Buffer {
+  let value = buffer.subarray(0, 0);
+  new Reader(buffer, start, end).fields((field, wireType, s, e) => {
+    if (field !== 2 || wireType !== WIRE_LEN) return;
+    new Reader(buffer, s, e).fields((kvField, kvWire, vs, ve) => {
+      if (kvField === 5 && kvWire === WIRE_LEN) value = buffer.subarray(vs, ve);
+    });
+  });
+  return value;
+}
+
+export interface LeaseGrant {
+  /** The lease ID as the varint bytes on the wire. */
+  rawId: Buffer;
+  ttlSeconds: number;
+  error: string;
+}
+
+/** LeaseGrantResponse: ID (raw), TTL, error. */
+export function decodeLeaseGrant(buffer: Buffer): LeaseGrant {
+  const grant: LeaseGrant = { rawId: Buffer.alloc(0), ttlSeconds: 0, error: '' };
+  new Reader(buffer).fields((field, wireType, start, end) => {
+    if (field === 2 && wireType === WIRE_VARINT) grant.rawId = Buffer.from(buffer.subarray(start, end));
+    else if (field === 3 && wireType === WIRE_VARINT) grant.ttlSeconds = varintAt(buffer, start, end);
+    else if (field === 4 && wireType === WIRE_LEN) grant.error = buffer.toString('utf8', start, end);
+  });
+  return grant;
+}
+
+/** LeaseKeepAliveResponse.TTL: 0 means the lease is gone. */
+export function decodeLeaseKeepAliveTtl(buffer: Buffer): number {
+  let ttl = 0;
+  new Reader(buffer).fields((field, wireType, start, end) => {
+    if (field === 3 && wireType === WIRE_VARINT) ttl = varintAt(buffer, start, end);
+  });
+  return ttl;
+}

@@ -1,0 +1,103 @@
+// `npm run chaos -- --workload register|bank|append|watch|lock --nemesis kill,pause,partition --time 60 --seed S`
+// Starts a cluster in a temp directory, runs the workload under the nemesis, heals, checks. The
+// last line is always `chaos: <ops> ops, <workload>, linearizable=<yes|no|unknown>, lost=<n>, duplicated=<n>`;
+// the exit code is 0 only if everything checked out (1: a violation or a failed check, 2: usage or crash).
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { FAULT_KINDS, runChaos, WORKLOADS } from './index.ts';
+import type { FaultKind, WorkloadName } from './index.ts';
+
+/** Bound on --time, so a typo cannot start a day-long run. */
+const MAX_TIME_SEC = 24 * 3600;
+
+function integer(min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isSafeInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected an integer in [${min}, ${max}]`);
+    return n;
+  };
+}
+
+function faultList(value: string): FaultKind[] {
+  if (value === 'none' || value === '') return [];
+  const kinds = value.split(',').map((s) => s.trim());
+  for (const kind of kinds) {
+    if (!(FAULT_KINDS as readonly string[]).includes(kind)) throw new InvalidArgumentError(`unknown fault "${kind}" (${FAULT_KINDS.join(', ')}, none)`);
+  }
+  return kinds as FaultKind[];
+}
+
+const program = new Command()
+  .name('chaos')
+  .description('Jepsen-style fault test of a real local Tessera cluster')
+  .addOption(new Option('--workload <name>', 'what the clients do').choices(WORKLOADS).default('register'))
+  .option('--nemesis <faults>', `comma-separated faults: ${FAULT_KINDS.join(',')} or none`, faultList, [...FAULT_KINDS])
+  .option('--time <seconds>', 'how long the workload and the nemesis run', integer(1, MAX_TIME_SEC), 60)
+  .option('--seed <n>', 'seed for the nemesis schedule, keys and values', integer(0, 2 ** 32 - 1), Math.floor(Math.random() * 2 ** 31))
+  .option('--nodes <n>', 'cluster size', integer(1, 7), 3)
+  .option('--concurrency <n>', 'concurrent clients', integer(1, 200), 10)
+  .option('--op-timeout <ms>', 'client deadline per op (then the outcome is unknown)', integer(100, 60_000), 2_000)
+  .option('--check-timeout <seconds>', 'budget for the linearizability check', integer(1, 3600), 120)
+  .option('--dir <path>', 'output directory (default: a new temp directory)')
+  .option('--keep-data', 'keep the nodes\' data directories even when the run passes')
+  .option('--serializable-reads', 'harness self-test: register reads served locally (stale reads expected, so the run should FAIL)')
+  .allowExcessArguments(false);
+
+interface CliOptions {
+  workload: WorkloadName;
+  nemesis: FaultKind[];
+  time: number;
+  seed: number;
+  nodes: number;
+  concurrency: number;
+  opTimeout: number;
+  checkTimeout: number;
+  dir?: string;
+  keepData?: boolean;
+  serializableReads?: boolean;
+}
+
+async function main(): Promise<number> {
+  program.exitOverride();
+  try {
+    program.parse(process.argv);
+  } catch {
+    return 2;
+  }
+  const o = program.opts<CliOptions>();
+  const result = await runChaos({
+    workload: o.workload,
+    faults: o.nemesis,
+    timeSec: o.time,
+    seed: o.seed,
+    nodes: o.nodes,
+    workers: o.concurrency,
+    opTimeoutMs: o.opTimeout,
+    checkTimeoutMs: o.checkTimeout * 1_000,
+    dir: o.dir,
+    keepData: o.keepData,
+    serializableReads: o.serializableReads,
+  });
+  for (const problem of result.problems) console.log(`chaos: PROBLEM: ${problem}`);
+  console.log(`chaos: ${result.ok ? 'PASS' : 'FAIL'}; replay: npm run chaos -- --workload ${o.workload} --nemesis ${o.nemesis.join(',') || 'none'} --time ${o.time} --seed ${o.seed}; report: ${result.dir}/report.txt`);
+  console.log(result.summary);
+  return result.ok ? 0 : 1;
+}
+
+let stopping = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`chaos: ${signal}: stopping`);
+    process.exit(130); // the runner's exit hook SIGKILLs the nodes
+  });
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    console.error(error);
+    console.log('chaos: 0 ops, crashed, linearizable=unknown, lost=0, duplicated=0');
+    process.exit(2);
+  },
+);

@@ -1,0 +1,234 @@
+// One chaos run: a fresh cluster in a directory of its own, a workload of concurrent clients and
+// the nemesis for the given time, then every fault healed, recovery and convergence checked, the
+// history checked, and the history, nemesis log, report and timeline written next to the logs.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ProcessCluster } from '../../test/support/cluster.ts';
+import { EtcdClient, prefixEnd } from './client.ts';
+import type { KeyValue } from './client.ts';
+import { Clock } from './history.ts';
+import { DEFAULT_TIMING, Nemesis } from './nemesis.ts';
+import type { FaultKind, NemesisTiming } from './nemesis.ts';
+import { Random } from './random.ts';
+import { createWorkload } from './workloads/index.ts';
+import { WorkloadUnsupported, sleep } from './workloads/common.ts';
+import type { WorkloadContext, WorkloadName, WorkloadResult } from './workloads/common.ts';
+
+export interface ChaosOptions {
+  workload: WorkloadName;
+  faults: FaultKind[];
+  timeSec: number;
+  seed: number;
+  nodes?: number;
+  /** Concurrent clients (default 10). */
+  workers?: number;
+  /** Output directory (default: a new one under the system temp directory). */
+  dir?: string;
+  /** Deadline of each workload op (default 2 s): past it the op's outcome is unknown. */
+  opTimeoutMs?: number;
+  /** Budget for the linearizability check (default 120 s). */
+  checkTimeoutMs?: number;
+  timing?: NemesisTiming;
+  /** Serializable workload reads (register only): a harness self-test that must find stale reads. */
+  serializableReads?: boolean;
+  /** Keep the nodes' data directories even when the run passes. */
+  keepData?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface ChaosResult {
+  ok: boolean;
+  ops: number;
+  workload: WorkloadName;
+  linearizable: 'yes' | 'no' | 'unknown';
+  lost: number;
+  duplicated: number;
+  /** Everything that did not check out, one line each. */
+  problems: string[];
+  faults: Record<FaultKind, number>;
+  /** Faults asked for that this build of Tessera cannot inject. */
+  unavailableFaults: FaultKind[];
+  dir: string;
+  /** The run's last line: `chaos: <ops> ops, <workload>, linearizable=…, lost=…, duplicated=…`. */
+  summary: string;
+}
+
+const CLI = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
+/** How long the healed cluster gets to serve again on every node. */
+const RECOVERY_TIMEOUT_MS = 60_000;
+const PATIENT_TIMEOUT_MS = 10_000;
+
+/** Whether `tessera start` knows the fault-injection flag (the control endpoint partitions need). */
+export function supportsFaultInjection(): boolean {
+  const help = spawnSync(process.execPath, ['--import', 'tsx', CLI, 'start', '--help'], { encoding: 'utf8', timeout: 30_000 });
+  return `${help.stdout}`.includes('--experimental-fault-injection');
+}
+
+export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
+  const log = options.log ?? ((line: string) => console.log(line));
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), `tessera-chaos-${options.workload}-${options.seed}-`));
+  mkdirSync(dir, { recursive: true });
+  log(`chaos: writing history and reports to ${dir}`);
+  const problems: string[] = [];
+  const unavailableFaults: FaultKind[] = [];
+  let faults = [...new Set(options.faults)];
+  if (faults.includes('partition') && !supportsFaultInjection()) {
+    unavailableFaults.push('partition');
+    faults = faults.filter((f) => f !== 'partition');
+    log('chaos: WARNING: `tessera start` has no --experimental-fault-injection; the partition nemesis is disabled');
+  }
+  const cluster = await ProcessCluster.start({
+    nodes: options.nodes ?? 3,
+    root: join(dir, 'cluster'),
+    logLevel: 'info',
+    faultInjection: faults.includes('partition'),
+    exitWithParent: true,
+    readyTimeoutMs: RECOVERY_TIMEOUT_MS,
+  });
+  const killChildren = () => cluster.nodes.forEach((n) => n.proc?.kill('SIGKILL'));
+  process.once('exit', killChildren);
+  const opTimeoutMs = options.opTimeoutMs ?? 2_000;
+  const clients = cluster.endpoints().map((e) => new EtcdClient(e, opTimeoutMs));
+  const patientClients = cluster.endpoints().map((e) => new EtcdClient(e, PATIENT_TIMEOUT_MS));
+  const rng = new Random(options.seed);
+  const clock = new Clock();
+  const deadline = Date.now() + options.timeSec * 1_000;
+  const ctx: WorkloadContext = {
+    clients,
+    patientClients,
+    clock,
+    running: () => Date.now() < deadline,
+    log,
+    prefix: 'chaos/',
+    checkTimeoutMs: options.checkTimeoutMs ?? 120_000,
+    serializableReads: options.serializableReads ?? false,
+  };
+  const workers = options.workers ?? 10;
+  const workload = createWorkload(options.workload, ctx, workers);
+  const nemesis = new Nemesis(cluster, patientClients, faults, rng.fork(), clock, log, options.timing ?? DEFAULT_TIMING);
+  let result: WorkloadResult | null = null;
+  try {
+    await workload.setup(ctx);
+    await nemesis.init();
+    log(`chaos: ${options.workload} with ${workers} clients, nemesis ${faults.join(',') || 'none'}, ${options.timeSec} s, seed ${options.seed}`);
+    const workerRngs = Array.from({ length: workers }, () => rng.fork());
+    await Promise.all([nemesis.run(ctx.running), ...workerRngs.map((r, i) => workload.worker(ctx, i, r))]);
+    log(`chaos: time is up; healing (${describeCounts(nemesis.counts())})`);
+    try {
+      await nemesis.healAll();
+    } catch (error) {
+      problems.push(`nemesis could not heal every fault: ${(error as Error).message}`);
+    }
+    try {
+      await cluster.waitReady(RECOVERY_TIMEOUT_MS);
+      log('chaos: every node serves again');
+      problems.push(...(await checkConvergence(patientClients, ctx.prefix, log)));
+    } catch (error) {
+      problems.push(`cluster did not recover after healing: ${(error as Error).message}`);
+    }
+    result = await workload.finish(ctx, nemesis.bands());
+    problems.push(...result.problems);
+  } catch (error) {
+    if (!(error instanceof WorkloadUnsupported)) throw error;
+    problems.push(error.message);
+  } finally {
+    clients.forEach((c) => c.close());
+    patientClients.forEach((c) => c.close());
+    await cluster.stop({ keepData: true });
+    process.removeListener('exit', killChildren);
+  }
+  writeFileSync(join(dir, 'nemesis.jsonl'), nemesis.events.map((e) => JSON.stringify(e)).join('\n') + '\n');
+  if (result) {
+    writeFileSync(join(dir, 'history.jsonl'), result.history);
+    writeFileSync(join(dir, 'timeline.html'), result.html);
+  }
+  const linearizable = result?.linearizable ?? 'unknown';
+  const lost = result?.lost ?? 0;
+  const duplicated = result?.duplicated ?? 0;
+  const ok = result !== null && linearizable === 'yes' && lost === 0 && duplicated === 0 && problems.length === 0;
+  const report = [
+    `workload ${options.workload}, nemesis ${faults.join(',') || 'none'} (${describeCounts(nemesis.counts())}), ${options.timeSec} s, seed ${options.seed}`,
+    ...nemesis.events.map((e) => `  fault ${(e.startNs / 1e6).toFixed(0)}-${e.endNs === null ? '?' : (e.endNs / 1e6).toFixed(0)} ms: ${e.detail}`),
+    result?.report ?? 'no result',
+    ...problems.map((p) => `PROBLEM: ${p}`),
+    `verdict: ${ok ? 'PASS' : 'FAIL'}`,
+  ].join('\n');
+  writeFileSync(join(dir, 'report.txt'), report + '\n');
+  if (ok && !options.keepData) {
+    for (const node of cluster.nodes) rmSync(node.dataDir, { recursive: true, force: true });
+  }
+  const ops = result?.ops ?? 0;
+  return {
+    ok,
+    ops,
+    workload: options.workload,
+    linearizable,
+    lost,
+    duplicated,
+    problems,
+    faults: nemesis.counts(),
+    unavailableFaults,
+    dir,
+    summary: `chaos: ${ops} ops, ${options.workload}, linearizable=${linearizable}, lost=${lost}, duplicated=${duplicated}`,
+  };
+}
+
+function describeCounts(counts: Record<FaultKind, number>): string {
+  return Object.entries(counts)
+    .map(([kind, n]) => `${n} ${kind}`)
+    .join(', ');
+}
+
+/**
+ * After healing: one write through the cluster, then every node must have applied it and hold the
+ * same keys at that revision (serializable reads, so each node answers from its own state).
+ */
+async function checkConvergence(clients: EtcdClient[], prefix: string, log: (line: string) => void): Promise<string[]> {
+  let revision = 0;
+  for (let attempt = 0; attempt < clients.length * 3 && revision === 0; attempt++) {
+    try {
+      revision = await clients[attempt % clients.length].put(`${prefix}converge`, String(Date.now()));
+    } catch {
+      await sleep(500);
+    }
+  }
+  if (revision === 0) return ['convergence: no node accepted a write after healing'];
+  const views: (KeyValue[] | string)[] = await Promise.all(
+    clients.map(async (client) => {
+      const until = Date.now() + RECOVERY_TIMEOUT_MS;
+      let last = '';
+      while (Date.now() < until) {
+        try {
+          const r = await client.range(prefix, { rangeEnd: prefixEnd(prefix), serializable: true, revision });
+          return r.kvs;
+        } catch (error) {
+          last = (error as Error).message;
+          await sleep(200);
+        }
+      }
+      return `did not reach revision ${revision}: ${last}`;
+    }),
+  );
+  const problems: string[] = [];
+  const reference = JSON.stringify(views[0]);
+  views.forEach((view, i) => {
+    if (typeof view === 'string') problems.push(`convergence: node ${i + 1} ${view}`);
+    else if (JSON.stringify(view) !== reference) problems.push(`convergence: node ${i + 1} differs from node 1 at revision ${revision} (${describeDiff(views[0], view)})`);
+  });
+  if (problems.length === 0) log(`chaos: all ${clients.length} nodes hold the same ${(views[0] as KeyValue[]).length} keys at revision ${revision}`);
+  return problems;
+}
+
+function describeDiff(a: KeyValue[] | string, b: KeyValue[]): string {
+  if (typeof a === 'string') return 'node 1 has no view';
+  const byKey = new Map(a.map((kv) => [kv.key, kv]));
+  for (const kv of b) {
+    const other = byKey.get(kv.key);
+    if (other === undefined) return `${kv.key} only on this node`;
+    if (JSON.stringify(other) !== JSON.stringify(kv)) return `${kv.key}: ${JSON.stringify(other)} vs ${JSON.stringify(kv)}`;
+  }
+  return `${a.length} vs ${b.length} keys`;
+}

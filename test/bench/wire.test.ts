@@ -1,0 +1,108 @@
+// The bench client's hand-rolled protobuf must match etcd's protos: requests it writes decode with
+// proto-loader to what was meant, and responses proto-loader writes decode to the right fields.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as protoLoader from '@grpc/proto-loader';
+import { ETCD_PROTO_FILES, PROTO_INCLUDE_DIR } from '../../src/api/index.ts';
+import {
+  decodeCasTxn,
+  decodeLeaseGrant,
+  decodeLeaseKeepAliveTtl,
+  decodeWatch,
+  encodeCasTxn,
+  encodeLeaseGrant,
+  encodeLeaseKeepAlive,
+  encodePut,
+  encodeRange,
+  encodeWatchCreate,
+  prefixRangeEnd,
+} from '../../src/bench/wire.ts';
+
+const definition = protoLoader.loadSync([...ETCD_PROTO_FILES], {
+  longs: String,
+  enums: String,
+  bytes: Buffer,
+  defaults: false,
+  oneofs: true,
+  includeDirs: [PROTO_INCLUDE_DIR],
+});
+
+function method(service: string, name: string) {
+  const s = definition[service];
+  assert.ok(s !== undefined && !('format' in s));
+  return s[name];
+}
+
+const put = method('etcdserverpb.KV', 'Put');
+const range = method('etcdserverpb.KV', 'Range');
+const txn = method('etcdserverpb.KV', 'Txn');
+const watch = method('etcdserverpb.Watch', 'Watch');
+const grant = method('etcdserverpb.Lease', 'LeaseGrant');
+const keepAlive = method('etcdserverpb.Lease', 'LeaseKeepAlive');
+
+test('requests decode with etcd protos', () => {
+  const key = Buffer.from('bench/0000000042');
+  const value = Buffer.alloc(300, 7);
+  assert.deepEqual(put.requestDeserialize(encodePut(key, value)), { key, value });
+  assert.deepEqual(range.requestDeserialize(encodeRange(key, false)), { key });
+  assert.deepEqual(range.requestDeserialize(encodeRange(key, true)), { key, serializable: true });
+
+  const cas = txn.requestDeserialize(encodeCasTxn(key, 123_456_789, value));
+  assert.deepEqual(cas, {
+    compare: [{ target: 'MOD', key, modRevision: '123456789', targetUnion: 'modRevision' }],
+    success: [{ requestPut: { key, value }, request: 'requestPut' }],
+    failure: [{ requestRange: { key }, request: 'requestRange' }],
+  });
+  // Expected revision 0 ("the key does not exist") is the proto default and is left out.
+  const create = txn.requestDeserialize(encodeCasTxn(key, 0, value)) as { compare: object[] };
+  assert.deepEqual(create.compare, [{ target: 'MOD', key }]);
+
+  const prefix = Buffer.from('watch/');
+  assert.deepEqual(watch.requestDeserialize(encodeWatchCreate(prefix, prefixRangeEnd(prefix))), {
+    createRequest: { key: prefix, rangeEnd: Buffer.from('watch0') },
+    requestUnion: 'createRequest',
+  });
+  assert.deepEqual(grant.requestDeserialize(encodeLeaseGrant(60)), { TTL: '60' });
+});
+
+test('prefix range end increments the last byte below 0xff', () => {
+  assert.deepEqual(prefixRangeEnd(Buffer.from([0x61, 0xff])), Buffer.from([0x62]));
+  assert.deepEqual(prefixRangeEnd(Buffer.from([0xff])), Buffer.from([0]));
+});
+
+test('responses decode: txn outcome, watch events, lease IDs beyond 2^53', () => {
+  const header = { clusterId: '1', memberId: '2', revision: '987654321', raftTerm: '3' };
+  const succeeded = txn.responseSerialize({ header, succeeded: true, responses: [{ responsePut: { header } }] });
+  assert.deepEqual(decodeCasTxn(succeeded), { succeeded: true, modRevision: 987_654_321 });
+  const conflict = txn.responseSerialize({
+    header,
+    succeeded: false,
+    responses: [{ responseRange: { header, kvs: [{ key: Buffer.from('k'), modRevision: '77', value: Buffer.from('v') }], count: '1' } }],
+  });
+  assert.deepEqual(decodeCasTxn(conflict), { succeeded: false, modRevision: 77 });
+
+  const events = watch.responseSerialize({
+    header,
+    watchId: '5',
+    events: [
+      { type: 'PUT', kv: { key: Buffer.from('a'), value: Buffer.from('first'), modRevision: '9' } },
+      { type: 'PUT', kv: { key: Buffer.from('b'), value: Buffer.from('second') } },
+    ],
+  });
+  const decoded = decodeWatch(events);
+  assert.equal(decoded.created, false);
+  assert.deepEqual(decoded.values.map((v) => v.toString()), ['first', 'second']);
+  const created = decodeWatch(watch.responseSerialize({ header, watchId: '0', created: true }));
+  assert.equal(created.created, true);
+  const canceled = decodeWatch(watch.responseSerialize({ header, canceled: true, cancelReason: 'compacted' }));
+  assert.equal(canceled.canceled, true);
+  assert.equal(canceled.cancelReason, 'compacted');
+
+  const bigId = '7587870044578402415'; // an etcd-style lease ID, above 2^53
+  const lease = decodeLeaseGrant(grant.responseSerialize({ header, ID: bigId, TTL: '60' }));
+  assert.equal(lease.ttlSeconds, 60);
+  assert.equal(lease.error, '');
+  assert.deepEqual(keepAlive.requestDeserialize(encodeLeaseKeepAlive(lease.rawId)), { ID: bigId });
+  assert.equal(decodeLeaseKeepAliveTtl(keepAlive.responseSerialize({ header, ID: bigId, TTL: '42' })), 42);
+  assert.equal(decodeLeaseKeepAliveTtl(keepAlive.responseSerialize({ header, ID: bigId, TTL: '0' })), 0);
+});
