@@ -29,7 +29,11 @@ interface ReadBatch {
   waiters: ReadWaiter[];
   /** Raft index the batch may run at, once the ReadIndex comes back; -1 until then. */
   index: number;
+  requestedAtMs: number;
 }
+
+/** A ReadIndex request unanswered this long is asked again (lost message, leader change), as etcd does. */
+const readIndexRetryMs = 500;
 
 const snapshotPackr = new Packr({ useRecords: false });
 
@@ -278,7 +282,7 @@ export class Replica {
   flushReads(): void {
     if (this.queuedReads.length === 0 || this.leaderId === 0) return;
     const context = String(this.nextReadContext++);
-    this.readBatches.set(context, { waiters: this.queuedReads, index: -1 });
+    this.readBatches.set(context, { waiters: this.queuedReads, index: -1, requestedAtMs: this.now() });
     this.queuedReads = [];
     this.raft.readIndex(Buffer.from(context));
   }
@@ -518,6 +522,11 @@ export class Replica {
       if (batch.waiters[0].deadlineMs > now) break;
       this.readBatches.delete(context);
       for (const waiter of batch.waiters) waiter.reject(error());
+    }
+    for (const [context, batch] of this.readBatches) {
+      if (batch.index >= 0 || now - batch.requestedAtMs < readIndexRetryMs || this.leaderId === 0) continue;
+      batch.requestedAtMs = now;
+      this.raft.readIndex(Buffer.from(context));
     }
     this.queuedReads = this.queuedReads.filter((w) => w.deadlineMs > now || (w.reject(error()), false));
   }
