@@ -1,5 +1,5 @@
-// A Tessera node: hosts Raft group replicas in one loop (TiKV's batch system), persists every
-// group's Ready in one storage commit (one fsync), then sends all messages in one flush per peer.
+// A Tessera node: the multi-Raft loop (host.ts) wired to LMDB, TCP peers, the etcd API, timers
+// and membership; one turn of the loop per event-loop turn that has work.
 import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomInt } from 'node:crypto';
@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { ApiServer } from '../api/index.ts';
 import { RangeTable } from '../cluster/index.ts';
 import { defaultRaftConfig, seededRng } from '../raft/index.ts';
-import type { Message, Ready } from '../raft/index.ts';
+import type { RaftConfig } from '../raft/index.ts';
 import { NodeStorage } from '../storage/index.ts';
 import { Transport } from '../transport/index.ts';
 import { Errors } from '../util/index.ts';
@@ -18,7 +18,9 @@ import { KvService } from './kv.ts';
 import { NodeMetrics } from './metrics.ts';
 import { clusterIdOf, initialMembers } from './members.ts';
 import type { Member } from './members.ts';
-import { bootstrapEntries, Replica } from './replica.ts';
+import { ReplicaHost } from './host.ts';
+import { bootstrapEntries } from './replica.ts';
+import type { Replica } from './replica.ts';
 import { ClusterService, LeaseService, MaintenanceService, WatchService } from './services.ts';
 import { ElectionService, LockService } from './concurrency.ts';
 
@@ -28,28 +30,18 @@ interface ClusterMeta {
   members: Member[];
 }
 
-/** The context of a heartbeat response that tells a removed member it was removed. */
-const removedNotice = Buffer.from('tessera:member-removed');
-
-/** Ticks handled in one turn at most; a loop that fell behind catches up gradually instead of stalling. */
-const maxTicksPerTurn = 5;
-/** Inbound peer messages stepped in one turn at most; the rest wait for the next turn. */
-const maxInboxPerTurn = 10_000;
-
 export class TesseraNode {
   readonly config: NodeConfig;
   readonly logger: Logger;
   readonly meta: ClusterMeta;
   readonly rangeTable = new RangeTable();
-  readonly replicas = new Map<number, Replica>();
+  private readonly host: ReplicaHost;
   private readonly storage: NodeStorage;
   private readonly transport: Transport;
   private api: ApiServer | null = null;
   private http: HttpEndpoint | null = null;
   readonly metrics = new NodeMetrics();
   private readonly watchService = new WatchService(this);
-  private inbox: { groupId: number; msg: Message }[] = [];
-  private pendingTicks = 0;
   private turnScheduled = false;
   private turnRunning: Promise<void> | null = null;
   private stopped = false;
@@ -57,7 +49,6 @@ export class TesseraNode {
   private clientPort = 0;
   private quotaAlarmProposedAtMs = -Infinity;
   private publishedAtMs = -Infinity;
-  private readonly noticeSentAtMs = new Map<number, number>();
   /** Called after the node stopped itself on an unrecoverable error (the CLI exits non-zero). */
   onFatal: (error: unknown) => void = () => {};
 
@@ -74,6 +65,24 @@ export class TesseraNode {
       listenPort: peer.port,
       logger: logger.child({ component: 'transport' }),
     });
+    this.host = new ReplicaHost({
+      nodeId: meta.selfId,
+      storage,
+      transport: this.transport,
+      limits: config.limits,
+      logger,
+      metrics: this.metrics,
+      now: () => performance.now(),
+      raftConfig: () => this.raftConfig(),
+      onStoreReplaced: (r) => this.watchService.storeReplaced(r),
+      onMembershipChanged: (r) => this.membershipChanged(r),
+      onTick: (r) => this.onTick(r),
+      onRemoved: (how) => this.removedFromCluster(how),
+    });
+  }
+
+  get replicas(): ReadonlyMap<number, Replica> {
+    return this.host.replicas;
   }
 
   /** Opens (or recovers) the data directory, starts peer and client listeners and the Raft loop. */
@@ -110,9 +119,9 @@ export class TesseraNode {
   }
 
   private async startServing(): Promise<void> {
-    for (const range of this.rangeTable.all()) this.openReplica(range.groupId);
+    for (const range of this.rangeTable.all()) this.host.openReplica(range.groupId);
     this.transport.onMessage((groupId, msg) => {
-      this.inbox.push({ groupId, msg });
+      this.host.receive(groupId, msg);
       this.schedule();
     });
     this.transport.onUnreachable((peerId) => {
@@ -144,7 +153,7 @@ export class TesseraNode {
     this.clientPort = await this.api.start();
     await this.startHttp();
     this.tickTimer = setInterval(() => {
-      this.pendingTicks++;
+      this.host.tick();
       this.schedule();
     }, this.config.heartbeatInterval);
     this.logger.info(
@@ -185,29 +194,22 @@ export class TesseraNode {
     return { health: true, reason: '' };
   }
 
-  private openReplica(groupId: number): Replica {
+  private raftConfig(): RaftConfig {
     const electionTicks = Math.max(2, Math.round(this.config.electionTimeout / this.config.heartbeatInterval));
-    const raftConfig = defaultRaftConfig(this.id, seededRng(randomInt(2 ** 31)), {
+    return defaultRaftConfig(this.id, seededRng(randomInt(2 ** 31)), {
       electionTicks,
       heartbeatTicks: 1,
       checkQuorum: true,
       preVote: true,
       readOnlyOption: this.config.readMode === 'lease' ? 'leaseBased' : 'safe',
     });
-    const replica = new Replica({
-      groupId,
-      nodeId: this.id,
-      raftConfig,
-      storage: this.storage.group(groupId),
-      limits: this.config.limits,
-      logger: this.logger.child({ group: groupId }),
-      metrics: this.metrics,
-      now: () => performance.now(),
-      onStoreReplaced: (r) => this.watchService.storeReplaced(r),
-      onMembershipChanged: (r) => this.membershipChanged(r),
-    });
-    this.replicas.set(groupId, replica);
-    return replica;
+  }
+
+  /** Node-level duties of the first range's replica, once per ticking turn. */
+  private onTick(replica: Replica): void {
+    if (replica.groupId !== this.rangeTable.all()[0].groupId) return;
+    this.checkQuota(replica);
+    this.publishSelf(replica);
   }
 
   firstReplica(): Replica {
@@ -245,7 +247,6 @@ export class TesseraNode {
     const now = performance.now();
     if (now - this.publishedAtMs < 5_000) return;
     this.publishedAtMs = now;
-    this.logger.info({ self }, "publishing member attributes");
     replica.proposeInternal({ op: 'memberAttrs', id: this.id, attrs: { name: this.config.name, clientUrls } });
   }
 
@@ -267,7 +268,7 @@ export class TesseraNode {
 
   private async runTurns(): Promise<void> {
     try {
-      while (!this.stopped && (await this.turn())) {
+      while (!this.stopped && (await this.host.turn())) {
         // keep turning while a turn produced work for the next
       }
     } catch (error) {
@@ -276,98 +277,7 @@ export class TesseraNode {
     } finally {
       this.turnRunning = null;
     }
-    if (this.inbox.length > 0 || this.pendingTicks > 0) this.schedule();
-  }
-
-  /** One turn: feed input, collect every Ready, persist once, send, apply, advance. Returns true if more work is waiting. */
-  private async turn(): Promise<boolean> {
-    this.feedInput();
-    const readies: [Replica, Ready][] = [];
-    for (const replica of this.replicas.values()) {
-      if (replica.raft.hasReady()) readies.push([replica, replica.raft.ready()]);
-    }
-    if (readies.length === 0) return false;
-    let mustSync = false;
-    for (const [replica, rd] of readies) {
-      if (rd.snapshot) replica.storage.applySnapshot(rd.snapshot);
-      if (rd.entries.length > 0) replica.storage.append(rd.entries);
-      if (rd.hardState) replica.storage.setHardState(rd.hardState);
-      mustSync ||= rd.mustSync || rd.snapshot !== null;
-    }
-    // While this turn's fsync runs: a leader whose term and vote are already durable sends its
-    // appends (it counts its own log only after advance), and committed entries, durable on a
-    // quorum since an earlier turn, are applied and answered (etcd's raftNode does the same).
-    const early = readies.filter(([replica, rd]) => replica.maySendBeforeSync(rd));
-    for (const [replica, rd] of early) this.send(replica, rd);
-    for (const [replica, rd] of readies) replica.applyReady(rd);
-    if (mustSync) {
-      const started = performance.now();
-      await this.storage.commit();
-      this.metrics.fsyncSeconds.observe((performance.now() - started) / 1000);
-    }
-    this.metrics.turns.inc();
-    this.metrics.entriesPerTurn.observe(readies.reduce((n, [, rd]) => n + rd.entries.length, 0));
-    let snapshotted = false;
-    for (const [replica, rd] of readies) {
-      if (!early.some(([r]) => r === replica)) this.send(replica, rd);
-      replica.synced(rd);
-      replica.raft.advance();
-      if (replica.wantsSnapshot()) {
-        replica.takeSnapshot();
-        snapshotted = true;
-      }
-    }
-    if (snapshotted) await this.storage.commit();
-    return this.inbox.length > 0 || this.pendingTicks > 0 || readies.some(([r]) => r.raft.hasReady() || r.hasQueuedInput());
-  }
-
-  private send(replica: Replica, rd: Ready): void {
-    for (const msg of rd.messages) this.transport.send(replica.groupId, msg);
-  }
-
-  private feedInput(): void {
-    const ticks = Math.min(this.pendingTicks, maxTicksPerTurn);
-    this.pendingTicks = 0;
-    const messages = this.inbox.length <= maxInboxPerTurn ? this.inbox : this.inbox.slice(0, maxInboxPerTurn);
-    this.inbox = this.inbox.length <= maxInboxPerTurn ? [] : this.inbox.slice(maxInboxPerTurn);
-    for (const { groupId, msg } of messages) this.deliver(groupId, msg);
-    for (const replica of this.replicas.values()) {
-      for (let i = 0; i < ticks; i++) replica.raft.tick();
-      if (ticks > 0) {
-        replica.expireRequests();
-        replica.expireLeases();
-      }
-      replica.runRaftOps();
-      if (ticks > 0 && replica.groupId === this.rangeTable.all()[0].groupId) {
-        this.checkQuota(replica);
-        this.publishSelf(replica);
-      }
-      replica.flushProposals();
-      replica.flushReads();
-    }
-  }
-
-  /**
-   * Steps one peer message. A removed member that never saw its removal commit keeps talking to
-   * its old peers; they answer with a removal notice (etcd does this in its peer HTTP layer) and
-   * never step its messages, so it cannot disturb the group.
-   */
-  private deliver(groupId: number, msg: Message): void {
-    const replica = this.replicas.get(groupId);
-    if (!replica) return;
-    if (msg.type === 'heartbeatResp' && Buffer.from(msg.context).equals(removedNotice)) {
-      if (!replica.removed.has(this.id)) this.removedFromCluster(`member ${msg.from.toString(16)} reports it`);
-      return;
-    }
-    if (replica.removed.has(msg.from)) {
-      const now = performance.now();
-      if (now - (this.noticeSentAtMs.get(msg.from) ?? -Infinity) > 1_000) {
-        this.noticeSentAtMs.set(msg.from, now);
-        this.transport.send(groupId, { type: 'heartbeatResp', from: this.id, to: msg.from, term: 0, context: removedNotice });
-      }
-      return;
-    }
-    replica.raft.step(msg);
+    if (this.host.hasPendingInput()) this.schedule();
   }
 
   private removedFromCluster(how: string): void {

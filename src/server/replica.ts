@@ -5,8 +5,7 @@ import type { Logger } from 'pino';
 import { MvccStore } from '../mvcc/index.ts';
 import type { RequestOp, TxnRequest } from '../mvcc/index.ts';
 import { decodeConfChange, encodeConfChange, ProposalDroppedError, RawNode } from '../raft/index.ts';
-import type { ConfChange, ConfState, Entry, RaftConfig, Ready, Snapshot } from '../raft/index.ts';
-import type { GroupStorage } from '../storage/index.ts';
+import type { ConfChange, ConfState, Entry, HardState, LogStorage, RaftConfig, Ready, Snapshot } from '../raft/index.ts';
 import { assert, EtcdError, Errors, unreachable } from '../util/index.ts';
 import { decodeBatch, encodeBatch, estimateBytes, isReadOnlyTxn } from './commands.ts';
 import type { Command, ProposedCommand } from './commands.ts';
@@ -129,11 +128,23 @@ function txnPuts(txn: TxnRequest): boolean {
   return txn.success.some(puts) || txn.failure.some(puts);
 }
 
+/**
+ * The durable Raft state a replica needs: LMDB's GroupStorage in production, raft's MemoryStorage
+ * (with commits modelled by the simulator) under simulation. Writes are staged; the host commits.
+ */
+export interface ReplicaStorage extends LogStorage {
+  append(entries: Entry[]): void;
+  setHardState(hardState: HardState): void;
+  applySnapshot(snapshot: Snapshot): void;
+  createSnapshot(index: number, confState: ConfState, data: Uint8Array): Snapshot;
+  compact(index: number): void;
+}
+
 export interface ReplicaOptions {
   groupId: number;
   nodeId: number;
   raftConfig: RaftConfig;
-  storage: GroupStorage;
+  storage: ReplicaStorage;
   limits: Limits;
   logger: Logger;
   metrics: NodeMetrics;
@@ -148,7 +159,7 @@ export class Replica {
   readonly groupId: number;
   readonly nodeId: number;
   readonly raft: RawNode;
-  readonly storage: GroupStorage;
+  readonly storage: ReplicaStorage;
   store: MvccStore;
   alarms: Set<string>;
   members: Map<number, Member>;

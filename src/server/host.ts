@@ -1,0 +1,182 @@
+// The multi-Raft loop (TiKV's batch system), with its I/O passed in so that production (LMDB,
+// TCP) and a simulator (memory, a simulated network) drive the same code. One turn: feed input,
+// collect every replica's Ready, persist them in one commit (one fsync), send, apply, advance.
+import type { Logger } from 'pino';
+import type { Message, RaftConfig, Ready } from '../raft/index.ts';
+import type { Limits } from './config.ts';
+import type { NodeMetrics } from './metrics.ts';
+import { Replica } from './replica.ts';
+import type { ReplicaStorage } from './replica.ts';
+
+export interface HostStorage {
+  group(groupId: number): ReplicaStorage;
+  /** Makes everything staged so far durable (one fsync for every group). */
+  commit(): Promise<void>;
+}
+
+export interface HostTransport {
+  send(groupId: number, msg: Message): void;
+}
+
+export interface HostOptions {
+  nodeId: number;
+  storage: HostStorage;
+  transport: HostTransport;
+  limits: Limits;
+  logger: Logger;
+  metrics: NodeMetrics;
+  /** Milliseconds on a monotonic clock (simulated time under simulation). */
+  now: () => number;
+  raftConfig: (groupId: number) => RaftConfig;
+  onStoreReplaced: (replica: Replica) => void;
+  onMembershipChanged: (replica: Replica) => void;
+  /** Called once per turn that ticked, per replica: node-level duties (quota, publishing itself). */
+  onTick: (replica: Replica) => void;
+  /** A peer says this member was removed. */
+  onRemoved: (how: string) => void;
+}
+
+/** The context of a heartbeat response that tells a removed member it was removed. */
+const removedNotice = Buffer.from('tessera:member-removed');
+/** Ticks handled in one turn at most; a loop that fell behind catches up gradually instead of stalling. */
+const maxTicksPerTurn = 5;
+/** Inbound peer messages stepped in one turn at most; the rest wait for the next turn. */
+const maxInboxPerTurn = 10_000;
+/** Bound on queued inbound messages; past it new ones are dropped (Raft tolerates loss). */
+const maxInbox = 100_000;
+
+export class ReplicaHost {
+  readonly replicas = new Map<number, Replica>();
+  private inbox: { groupId: number; msg: Message }[] = [];
+  private pendingTicks = 0;
+  private readonly noticeSentAtMs = new Map<number, number>();
+
+  constructor(private readonly options: HostOptions) {}
+
+  get nodeId(): number {
+    return this.options.nodeId;
+  }
+
+  openReplica(groupId: number): Replica {
+    const o = this.options;
+    const replica = new Replica({
+      groupId,
+      nodeId: o.nodeId,
+      raftConfig: o.raftConfig(groupId),
+      storage: o.storage.group(groupId),
+      limits: o.limits,
+      logger: o.logger.child({ group: groupId }),
+      metrics: o.metrics,
+      now: o.now,
+      onStoreReplaced: o.onStoreReplaced,
+      onMembershipChanged: o.onMembershipChanged,
+    });
+    this.replicas.set(groupId, replica);
+    return replica;
+  }
+
+  /** A peer message for the next turn. */
+  receive(groupId: number, msg: Message): void {
+    if (this.inbox.length >= maxInbox) return;
+    this.inbox.push({ groupId, msg });
+  }
+
+  /** One Raft tick for the next turn. */
+  tick(): void {
+    this.pendingTicks++;
+  }
+
+  hasPendingInput(): boolean {
+    return this.inbox.length > 0 || this.pendingTicks > 0;
+  }
+
+  /** One turn. Returns true if more work is waiting. */
+  async turn(): Promise<boolean> {
+    this.feedInput();
+    const readies: [Replica, Ready][] = [];
+    for (const replica of this.replicas.values()) {
+      if (replica.raft.hasReady()) readies.push([replica, replica.raft.ready()]);
+    }
+    if (readies.length === 0) return false;
+    let mustSync = false;
+    for (const [replica, rd] of readies) {
+      if (rd.snapshot) replica.storage.applySnapshot(rd.snapshot);
+      if (rd.entries.length > 0) replica.storage.append(rd.entries);
+      if (rd.hardState) replica.storage.setHardState(rd.hardState);
+      mustSync ||= rd.mustSync || rd.snapshot !== null;
+    }
+    // While this turn's fsync runs: a leader whose term and vote are already durable sends its
+    // appends (it counts its own log only after advance), and committed entries, durable on a
+    // quorum since an earlier turn, are applied and answered (etcd's raftNode does the same).
+    const early = new Set(readies.filter(([replica, rd]) => replica.maySendBeforeSync(rd)).map(([r]) => r));
+    for (const [replica, rd] of readies) if (early.has(replica)) this.send(replica, rd);
+    for (const [replica, rd] of readies) replica.applyReady(rd);
+    if (mustSync) await this.commit();
+    this.options.metrics.turns.inc();
+    this.options.metrics.entriesPerTurn.observe(readies.reduce((n, [, rd]) => n + rd.entries.length, 0));
+    let snapshotted = false;
+    for (const [replica, rd] of readies) {
+      if (!early.has(replica)) this.send(replica, rd);
+      replica.synced(rd);
+      replica.raft.advance();
+      if (replica.wantsSnapshot()) {
+        replica.takeSnapshot();
+        snapshotted = true;
+      }
+    }
+    if (snapshotted) await this.options.storage.commit();
+    return this.hasPendingInput() || readies.some(([r]) => r.raft.hasReady() || r.hasQueuedInput());
+  }
+
+  private async commit(): Promise<void> {
+    const started = this.options.now();
+    await this.options.storage.commit();
+    this.options.metrics.fsyncSeconds.observe((this.options.now() - started) / 1000);
+  }
+
+  private send(replica: Replica, rd: Ready): void {
+    for (const msg of rd.messages) this.options.transport.send(replica.groupId, msg);
+  }
+
+  private feedInput(): void {
+    const ticks = Math.min(this.pendingTicks, maxTicksPerTurn);
+    this.pendingTicks = 0;
+    const messages = this.inbox.length <= maxInboxPerTurn ? this.inbox : this.inbox.slice(0, maxInboxPerTurn);
+    this.inbox = this.inbox.length <= maxInboxPerTurn ? [] : this.inbox.slice(maxInboxPerTurn);
+    for (const { groupId, msg } of messages) this.deliver(groupId, msg);
+    for (const replica of this.replicas.values()) {
+      for (let i = 0; i < ticks; i++) replica.raft.tick();
+      if (ticks > 0) {
+        replica.expireRequests();
+        replica.expireLeases();
+      }
+      replica.runRaftOps();
+      if (ticks > 0) this.options.onTick(replica);
+      replica.flushProposals();
+      replica.flushReads();
+    }
+  }
+
+  /**
+   * Steps one peer message. A removed member that never saw its removal commit keeps talking to
+   * its old peers; they answer with a removal notice (etcd does this in its peer HTTP layer) and
+   * never step its messages, so it cannot disturb the group.
+   */
+  private deliver(groupId: number, msg: Message): void {
+    const replica = this.replicas.get(groupId);
+    if (!replica) return;
+    if (msg.type === 'heartbeatResp' && Buffer.from(msg.context).equals(removedNotice)) {
+      if (!replica.removed.has(this.nodeId)) this.options.onRemoved(`member ${msg.from.toString(16)} reports it`);
+      return;
+    }
+    if (replica.removed.has(msg.from)) {
+      const now = this.options.now();
+      if (now - (this.noticeSentAtMs.get(msg.from) ?? -Infinity) > 1_000) {
+        this.noticeSentAtMs.set(msg.from, now);
+        this.options.transport.send(groupId, { type: 'heartbeatResp', from: this.nodeId, to: msg.from, term: 0, context: removedNotice });
+      }
+      return;
+    }
+    replica.raft.step(msg);
+  }
+}
