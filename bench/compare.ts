@@ -1,0 +1,270 @@
+// Side-by-side benchmark: a fresh 3-member etcd and a fresh 3-node Tessera on this machine, the same
+// workloads from the same client (`tessera bench`'s runner), rounds alternating A B A B, one table
+// of medians with the ratio Tessera/etcd, cluster CPU per operation (/proc utime+stime of every
+// server process) and RSS per node.
+//   npm run bench:compare [-- --quick] [-- --rounds N] [-- --json] [-- --only tessera|etcd]
+//   [-- --scenarios put100,getL] [-- --duration S] [-- --warmup S] [-- --server-warmup S] [-- --keys N]
+//   [-- --profile DIR]  (Tessera nodes write CPU profiles there; see also bench/profile.ts)
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DEFAULT_CONFIG, runBench } from '../src/bench/index.ts';
+import type { BenchConfig } from '../src/bench/index.ts';
+import type { BenchCluster, SystemName } from './compare/clusters.ts';
+import { etcdVersion, startEtcd, startTessera } from './compare/clusters.ts';
+import { machineInfo } from './compare/machine.ts';
+import type { MachineInfo } from './compare/machine.ts';
+import { cpuSnapshot, cpuSpent, memoryMiB } from './compare/procfs.ts';
+import type { MemoryRun, Scenario, ScenarioRun } from './compare/scenarios.ts';
+import { rows, SCENARIOS } from './compare/scenarios.ts';
+
+interface Options {
+  quick: boolean;
+  rounds: number;
+  json: boolean;
+  only: SystemName | null;
+  scenarios: string[] | null;
+  durationSec: number;
+  warmupSec: number;
+  keys: number;
+  /** Unmeasured seconds of puts after the preload: Tessera's JIT needs ~20 s of load to settle. */
+  serverWarmupSec: number;
+  etcdPort: number;
+  tesseraPort: number;
+  profileDir: string | null;
+  out: string;
+}
+
+function parseArgs(argv: string[]): Options {
+  const has = (flag: string) => argv.includes(flag);
+  const value = (flag: string): string | undefined => {
+    const i = argv.indexOf(flag);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  const quick = has('--quick');
+  const only = value('--only');
+  if (only !== undefined && only !== 'etcd' && only !== 'tessera') throw new Error('--only etcd|tessera');
+  return {
+    quick,
+    rounds: Number(value('--rounds') ?? 2),
+    json: has('--json'),
+    only: only ?? null,
+    scenarios: value('--scenarios')?.split(',') ?? null,
+    durationSec: Number(value('--duration') ?? (quick ? 1 : 3)),
+    warmupSec: Number(value('--warmup') ?? (quick ? 0.5 : 1)),
+    keys: Number(value('--keys') ?? (quick ? 2_000 : 10_000)),
+    serverWarmupSec: Number(value('--server-warmup') ?? (quick ? 2 : 8)),
+    etcdPort: Number(value('--etcd-port') ?? 12379),
+    tesseraPort: Number(value('--tessera-port') ?? 5379),
+    profileDir: value('--profile') ?? null,
+    out: value('--out') ?? join(tmpdir(), 'tessera-bench-compare.json'),
+  };
+}
+
+const startedAt = Date.now();
+
+function log(message: string): void {
+  process.stderr.write(`[bench:compare +${Math.round((Date.now() - startedAt) / 1000)}s] ${message}\n`);
+}
+
+function scenarioConfig(options: Options, scenario: Scenario, endpoints: string[]): BenchConfig {
+  return {
+    ...DEFAULT_CONFIG,
+    endpoints,
+    durationSec: options.durationSec,
+    warmupSec: options.warmupSec,
+    keySpace: options.keys,
+    valSize: 256,
+    ...scenario.config,
+  };
+}
+
+async function startCluster(system: SystemName, options: Options, root: string, round: number): Promise<BenchCluster> {
+  const dir = join(root, `${system}-round${round}`);
+  if (system === 'etcd') return startEtcd(dir, options.etcdPort);
+  const env: NodeJS.ProcessEnv = {};
+  if (options.profileDir !== null) {
+    const profileDir = join(options.profileDir, `round${round}`);
+    mkdirSync(profileDir, { recursive: true });
+    // Node refuses --cpu-prof in NODE_OPTIONS; this preload profiles each node from start to stop.
+    const preload = fileURLToPath(new URL('./cpu-profile.mjs', import.meta.url));
+    env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --import ${preload}`.trim();
+    env.TESSERA_CPU_PROFILE_DIR = profileDir;
+  }
+  return startTessera(dir, options.tesseraPort, env);
+}
+
+/** Loads the key space once (sequential puts), then reads each node's RSS. */
+async function preload(cluster: BenchCluster, options: Options, round: number): Promise<MemoryRun> {
+  await runBench(
+    { ...DEFAULT_CONFIG, workload: 'put', endpoints: cluster.endpoints, total: options.keys, warmupSec: 0, keySpace: options.keys, distribution: 'sequential', valSize: 256 },
+    { progress: false },
+  );
+  await new Promise((r) => setTimeout(r, 500));
+  return {
+    round,
+    system: cluster.system,
+    keys: options.keys,
+    rssAfterKeysMiB: cluster.nodePids.map((pid) => round1(memoryMiB(pid, 'VmRSS') ?? Number.NaN)),
+    peakRssMiB: [],
+  };
+}
+
+async function runSystem(system: SystemName, options: Options, root: string, round: number, scenarios: Scenario[]) {
+  log(`round ${round}: starting ${system}`);
+  const cluster = await startCluster(system, options, root, round);
+  const runs: ScenarioRun[] = [];
+  try {
+    log(`round ${round}: ${system} serving; loading ${options.keys} keys, then ${options.serverWarmupSec} s of unmeasured puts`);
+    const memory = await preload(cluster, options, round);
+    await runBench(
+      { ...DEFAULT_CONFIG, workload: 'put', endpoints: cluster.endpoints, durationSec: options.serverWarmupSec, warmupSec: 0, keySpace: options.keys, valSize: 256 },
+      { progress: false },
+    );
+    for (const scenario of scenarios) {
+      let before = new Map<number, number>();
+      let clusterCpuSec = 0;
+      const result = await runBench(scenarioConfig(options, scenario, cluster.endpoints), {
+        progress: false,
+        onMeasureStart: () => (before = cpuSnapshot(cluster.processes)),
+        onMeasureEnd: () => (clusterCpuSec = cpuSpent(before, cpuSnapshot(cluster.processes))),
+      }).catch((error: unknown) => {
+        log(`round ${round}: ${system} ${scenario.id} failed: ${(error as Error).message}`);
+        return null;
+      });
+      if (result === null) continue;
+      runs.push({ round, system, scenario: scenario.id, result, clusterCpuSec: round3(clusterCpuSec) });
+      log(`round ${round}: ${system} ${scenario.id}: ${result.opsPerSec} ops/s, p50 ${result.latency.p50Ms} ms, p99 ${result.latency.p99Ms} ms, cluster CPU ${round3(clusterCpuSec)} s, errors ${result.errors}`);
+    }
+    memory.peakRssMiB = cluster.nodePids.map((pid) => round1(memoryMiB(pid, 'VmHWM') ?? Number.NaN));
+    return { runs, memory };
+  } finally {
+    await cluster.stop();
+  }
+}
+
+const round1 = (x: number) => Math.round(x * 10) / 10;
+const round3 = (x: number) => Math.round(x * 1000) / 1000;
+
+function median(values: number[]): number | null {
+  const finite = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  if (finite.length === 0) return null;
+  const mid = Math.floor(finite.length / 2);
+  return finite.length % 2 === 1 ? finite[mid] : (finite[mid - 1] + finite[mid]) / 2;
+}
+
+function format(value: number | null): string {
+  if (value === null) return 'n/a';
+  if (Math.abs(value) >= 100) return value.toFixed(0);
+  if (Math.abs(value) >= 10) return value.toFixed(1);
+  return value.toFixed(value >= 1 ? 2 : 3);
+}
+
+interface TableLine {
+  label: string;
+  unit: string;
+  better: string;
+  etcd: number | null;
+  tessera: number | null;
+  ratio: number | null;
+}
+
+function table(runs: ScenarioRun[], memory: MemoryRun[], options: Options, rounds: number): TableLine[] {
+  const lines: TableLine[] = [];
+  for (const row of rows(options.keys)) {
+    const medianOf = (system: string) => {
+      const values: number[] = [];
+      for (let r = 1; r <= rounds; r++) {
+        const value = row.value(
+          runs.filter((run) => run.round === r && run.system === system),
+          memory.find((m) => m.round === r && m.system === system),
+        );
+        if (value !== null) values.push(value);
+      }
+      return median(values);
+    };
+    const etcd = medianOf('etcd');
+    const tessera = medianOf('tessera');
+    if (etcd === null && tessera === null) continue;
+    const ratio = etcd !== null && tessera !== null && etcd !== 0 ? Math.round((tessera / etcd) * 100) / 100 : null;
+    lines.push({ label: row.label, unit: row.unit, better: row.better, etcd, tessera, ratio });
+  }
+  return lines;
+}
+
+function renderTable(lines: TableLine[]): string {
+  const out = ['| metric | unit | etcd | Tessera | Tessera/etcd |', '| --- | --- | ---: | ---: | ---: |'];
+  for (const line of lines) {
+    const arrow = line.better === 'higher' ? '↑' : '↓';
+    out.push(`| ${line.label} ${arrow} | ${line.unit} | ${format(line.etcd)} | ${format(line.tessera)} | ${line.ratio === null ? 'n/a' : line.ratio.toFixed(2)} |`);
+  }
+  return out.join('\n');
+}
+
+function renderMachine(machine: MachineInfo): string {
+  return [
+    `machine: ${machine.cores} cores (${machine.cpuModel}), ${machine.memoryGiB} GiB RAM, Linux ${machine.kernel}, Node ${machine.node}, ${machine.etcd ?? 'etcd not installed'}`,
+    `disk: 4 KiB write+fdatasync p50 ${machine.fsync.p50Ms} ms, p99 ${machine.fsync.p99Ms} ms (${machine.fsync.dir})`,
+    `load average at start: ${machine.loadAverageAtStart.join(' ')}, at end: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`,
+  ].join('\n');
+}
+
+async function main(): Promise<void> {
+  const options = parseArgs(process.argv.slice(2));
+  const etcd = etcdVersion();
+  let systems: SystemName[] = options.only === null ? ['etcd', 'tessera'] : [options.only];
+  if (etcd === null && systems.includes('etcd')) {
+    console.log('etcd is NOT installed (run `npm run setup:tools`): measuring Tessera only, no ratios.');
+    systems = systems.filter((s) => s !== 'etcd');
+  }
+  const scenarios = SCENARIOS.filter((s) => (options.scenarios === null ? !options.quick || s.quick : options.scenarios.includes(s.id)));
+  const root = mkdtempSync(join(tmpdir(), 'tessera-bench-compare-'));
+  const started = Date.now();
+  try {
+    const machine = machineInfo(root, etcd);
+    log(renderMachine(machine));
+    const runs: ScenarioRun[] = [];
+    const memory: MemoryRun[] = [];
+    for (let round = 1; round <= options.rounds; round++) {
+      for (const system of systems) {
+        const result = await runSystem(system, options, root, round, scenarios);
+        runs.push(...result.runs);
+        memory.push(result.memory);
+      }
+    }
+    const lines = table(runs, memory, options, options.rounds);
+    const report = {
+      command: `npm run bench:compare -- ${process.argv.slice(2).join(' ')}`.trim(),
+      machine,
+      rounds: options.rounds,
+      durationSec: options.durationSec,
+      warmupSec: options.warmupSec,
+      keys: options.keys,
+      elapsedSec: Math.round((Date.now() - started) / 1000),
+      table: lines,
+      memory,
+      runs,
+    };
+    writeFileSync(options.out, JSON.stringify(report, null, 2));
+    if (options.json) {
+      console.log(JSON.stringify(report, null, 2));
+      return;
+    }
+    console.log(renderMachine(machine));
+    console.log(
+      `rounds: ${options.rounds} (alternating ${systems.join(', ')}), ${options.durationSec} s measured per workload after ${options.warmupSec} s warm-up, ` +
+        `${options.keys} keys and ${options.serverWarmupSec} s of unmeasured puts first, 256-byte values, medians over rounds; ` +
+        `↑ higher is better, ↓ lower is better; took ${report.elapsedSec} s`,
+    );
+    console.log(renderTable(lines));
+    console.log(`raw results: ${options.out}`);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(`bench:compare: ${(error as Error).stack ?? String(error)}`);
+  process.exit(1);
+});
