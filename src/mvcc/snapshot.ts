@@ -1,6 +1,7 @@
 // Snapshot encoding: the whole state as a sequence of independent chunks, each one msgpack array
 // compressed with zlib, so a chunk can be stored, sent and decoded on its own. Chunk kinds, in order:
-//   ['header', format, currentRevision, compactedRevision, logBase]
+//   ['header', format, currentRevision, compactedRevision, logBase]   (compactedRevision -1 = never;
+//      format 1 wrote 0 for never, as the store had no compact(0) then)
 //   ['leases', id, ttl, remainingTtl, id, ttl, remainingTtl, ...]                 (zero or more)
 //   ['versions', key|null, modRev, createRev, version, lease, value, sub, ...]   (zero or more;
 //      key order, then revision order; null = same key as the previous version in this chunk)
@@ -16,7 +17,9 @@ import { Keyspace, isTombstone } from './keyspace.ts';
 import type { KeyEntry, Version } from './keyspace.ts';
 import type { Lease } from './leases.ts';
 
-const FORMAT = 1;
+const FORMAT = 2;
+/** The previous format: identical but for compactedRevision 0 meaning "never compacted". */
+const FORMAT_ZERO_COMPACTED = 1;
 const VERSION_FIELDS = 7;
 const LEASE_FIELDS = 3;
 /** Upper bound of one version's msgpack size beyond its key and value bytes. */
@@ -56,7 +59,8 @@ export function* encodeSnapshot(src: SnapshotSource, maxChunkBytes: number, chec
     throw invalidArgument(`mvcc: snapshot chunk size must be an integer >= ${MIN_SNAPSHOT_CHUNK_BYTES}`);
   }
   for (const items of chunkItems(src, maxChunkBytes)) {
-    const chunk = deflateSync(packr.pack(items));
+    // Level 1: snapshots are taken on the serving loop, so speed matters more than the last few percent.
+    const chunk = deflateSync(packr.pack(items), { level: 1 });
     yield new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     checkUnchanged();
   }
@@ -123,14 +127,18 @@ function decodeChunk(chunk: Uint8Array): unknown[] {
   return items;
 }
 
-/** Builds one KeyEntry's history from decoded versions, deriving prev links. */
+/** Builds one KeyEntry's history from decoded versions, deriving prev links (keyspace.ts Version.prev:
+ *  the live value at modRevision - 1, none for a create, none in the first revision held, which is
+ *  the key's first write or the compacted one). */
 function finishEntry(id: string, key: Uint8Array, kvs: { kv: KeyValue; sub: number }[]): KeyEntry {
   const history: Version[] = [];
+  let groupPrev: KeyValue | null = null;
   for (let i = 0; i < kvs.length; i++) {
     const { kv, sub } = kvs[i];
     const before = i > 0 ? history[i - 1].kv : null;
-    const prev = before !== null && (isTombstone(kv) || kv.version > 1) && !isTombstone(before) ? before : null;
-    history.push({ id, kv, prev, sub });
+    if (before !== null && before.modRevision < kv.modRevision) groupPrev = isTombstone(before) ? null : before;
+    const isCreate = !isTombstone(kv) && kv.createRevision === kv.modRevision;
+    history.push({ id, kv, prev: isCreate ? null : groupPrev, sub });
   }
   return { id, key, history };
 }
@@ -150,9 +158,12 @@ export function decodeSnapshot(chunks: Iterable<Uint8Array>): DecodedSnapshot {
     return decodeChunk(step.value);
   };
   const header = next();
-  if (header === null || header[0] !== 'header' || header[1] !== FORMAT) throw corruptSnapshot('missing or unknown header');
-  const [, , current, compacted, logBase] = header;
-  if (!isCount(current) || !isCount(compacted) || !isCount(logBase)) throw corruptSnapshot('bad header revisions');
+  if (header === null || header[0] !== 'header' || (header[1] !== FORMAT && header[1] !== FORMAT_ZERO_COMPACTED)) {
+    throw corruptSnapshot('missing or unknown header');
+  }
+  const [, format, current, storedCompacted, logBase] = header;
+  if (!isCount(current) || !isInt(storedCompacted) || storedCompacted < -1 || !isCount(logBase)) throw corruptSnapshot('bad header revisions');
+  const compacted = format === FORMAT_ZERO_COMPACTED && storedCompacted === 0 ? -1 : storedCompacted;
 
   const leases: RestoredLease[] = [];
   const entries: KeyEntry[] = [];
