@@ -1,17 +1,31 @@
 // `tessera dev`: a local cluster of child processes on loopback. Waits until every node answers a
 // linearizable read, prints one `ready: endpoints=...` line, and stops every node on Ctrl-C.
+// With --secure: TLS and mutual TLS on both ports with throwaway openssl-made certificates under
+// the data directory, encryption at rest, and the etcdctl flags to use printed before `ready:`.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, openSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { addKeyToFile, generateDevCertificates, SecurityError } from '../security/index.ts';
+import type { DevCertificates } from '../security/index.ts';
 import { probeEndpoint } from './probe.ts';
+import type { ProbeTls } from './probe.ts';
 
 export interface DevOptions {
   nodes: number;
-  dataDir: string;
+  /** Default `.tessera/dev`, or `.tessera/dev-secure` with `secure` (the two never share data). */
+  dataDir?: string;
   port: number;
   unsafeNoFsync?: boolean;
+  /** TLS + mutual TLS for clients and peers, encryption at rest, generated certificates. */
+  secure?: boolean;
+}
+
+/** What --secure adds: certificates and the encryption key file. */
+interface DevSecurity {
+  certs: DevCertificates;
+  encryptionKeyFile: string;
 }
 
 const maxNodes = 5;
@@ -38,7 +52,18 @@ export async function runDev(options: DevOptions): Promise<void> {
     console.error(`tessera dev: --port ${options.port} leaves no room for ${options.nodes} nodes (ports up to 65535)`);
     process.exit(2);
   }
-  const nodes = startNodes(options);
+  const dataDir = resolve(options.dataDir ?? (options.secure ? '.tessera/dev-secure' : '.tessera/dev'));
+  let security: DevSecurity | null = null;
+  if (options.secure) {
+    try {
+      security = prepareSecurity(dataDir, options.nodes);
+    } catch (error) {
+      if (!(error instanceof SecurityError)) throw error;
+      console.error(`tessera dev --secure: ${error.message}`);
+      process.exit(2);
+    }
+  }
+  const nodes = startNodes(options, dataDir, security);
   let stopping = false;
   const stopAll = (code: number) => {
     if (stopping) return;
@@ -62,23 +87,62 @@ export async function runDev(options: DevOptions): Promise<void> {
     });
   }
   const endpoints = nodes.map((n) => `127.0.0.1:${n.clientPort}`);
+  const probeTls: ProbeTls | undefined = security
+    ? { caFile: security.certs.ca.certFile, certFile: security.certs.client.certFile, keyFile: security.certs.client.keyFile, serverName: 'localhost' }
+    : undefined;
   try {
-    await Promise.all(endpoints.map((e) => probeEndpoint(e, readyTimeoutMs)));
+    await Promise.all(endpoints.map((e) => probeEndpoint(e, readyTimeoutMs, probeTls)));
   } catch (error) {
     console.error(`tessera dev: cluster not ready: ${(error as Error).message}`);
     stopAll(1);
     return;
   }
   console.log(`logs: ${nodes.map((n) => n.logPath).join(' ')}`);
-  console.log(`try: etcdctl --endpoints=${endpoints.join(',')} put foo bar`);
-  console.log(`ready: endpoints=${endpoints.join(',')}`);
+  if (security === null) {
+    console.log(`try: etcdctl --endpoints=${endpoints.join(',')} put foo bar`);
+    console.log(`ready: endpoints=${endpoints.join(',')}`);
+    return;
+  }
+  const urls = endpoints.map((e) => `https://${e}`).join(',');
+  const { ca, client } = security.certs;
+  const flags = `--endpoints=${urls} --cacert=${ca.certFile} --cert=${client.certFile} --key=${client.keyFile}`;
+  console.log(`secure: TLS + mutual TLS on client and peer ports, encryption at rest (key file ${security.encryptionKeyFile})`);
+  console.log(`secure: throwaway CA and certificates in ${security.certs.dir}; never use them outside development`);
+  console.log(`etcdctl-flags: ${flags}`);
+  console.log(`try: etcdctl ${flags} put foo bar`);
+  console.log(`ready: endpoints=${urls}`);
 }
 
-function startNodes(options: DevOptions): DevNode[] {
-  const dataDir = resolve(options.dataDir);
+/** Certificates (made once, reused while valid) and an encryption key, under `<dataDir>/certs`. */
+function prepareSecurity(dataDir: string, nodeCount: number): DevSecurity {
+  const dir = join(dataDir, 'certs');
+  const certs = generateDevCertificates(dir, devNodeNames(nodeCount));
+  const encryptionKeyFile = join(dir, 'encryption.key');
+  if (!existsSync(encryptionKeyFile)) addKeyToFile(encryptionKeyFile, 'dev-1');
+  return { certs, encryptionKeyFile };
+}
+
+function devNodeNames(count: number): string[] {
+  return Array.from({ length: count }, (_, i) => `node${i + 1}`);
+}
+
+/** The security flags of one dev node: its certificate on both ports, the CA, mutual TLS everywhere. */
+function secureArgs(security: DevSecurity, name: string): string[] {
+  const node = security.certs.nodes.get(name);
+  if (node === undefined) throw new Error(`no certificate for ${name}`);
+  const ca = security.certs.ca.certFile;
+  return [
+    '--cert-file', node.certFile, '--key-file', node.keyFile, '--trusted-ca-file', ca, '--client-cert-auth',
+    '--peer-cert-file', node.certFile, '--peer-key-file', node.keyFile, '--peer-trusted-ca-file', ca, '--peer-client-cert-auth',
+    '--encryption-key-file', security.encryptionKeyFile,
+  ];
+}
+
+function startNodes(options: DevOptions, dataDir: string, security: DevSecurity | null): DevNode[] {
   mkdirSync(dataDir, { recursive: true });
-  const names = Array.from({ length: options.nodes }, (_, i) => `node${i + 1}`);
-  const peerUrl = (i: number) => `http://127.0.0.1:${devClientPort(options.port, i) + 1}`;
+  const names = devNodeNames(options.nodes);
+  const scheme = security === null ? 'http' : 'https';
+  const peerUrl = (i: number) => `${scheme}://127.0.0.1:${devClientPort(options.port, i) + 1}`;
   const initialCluster = names.map((name, i) => `${name}=${peerUrl(i)}`).join(',');
   const cli = fileURLToPath(new URL('./main.ts', import.meta.url));
   return names.map((name, i) => {
@@ -87,12 +151,13 @@ function startNodes(options: DevOptions): DevNode[] {
       '--import', 'tsx', cli, 'start',
       '--name', name,
       '--data-dir', join(dataDir, name),
-      '--listen-client-urls', `http://127.0.0.1:${clientPort}`,
+      '--listen-client-urls', `${scheme}://127.0.0.1:${clientPort}`,
       '--listen-peer-urls', peerUrl(i),
       '--initial-advertise-peer-urls', peerUrl(i),
       '--initial-cluster', initialCluster,
       '--initial-cluster-state', 'new',
       ...(options.unsafeNoFsync ? ['--unsafe-no-fsync'] : []),
+      ...(security === null ? [] : secureArgs(security, name)),
     ];
     const logPath = join(dataDir, `${name}.log`);
     const log = openSync(logPath, 'a');

@@ -2,3 +2,4 @@
 export { runDev, devClientPort } from './dev.ts';
 export { runStart } from './start.ts';
 export { probeEndpoint } from './probe.ts';
+export type { ProbeTls } from './probe.ts';

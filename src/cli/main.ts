@@ -3,6 +3,7 @@ import { Command, Option } from 'commander';
 import { registerBenchCommand } from '../bench/index.ts';
 import { runDev } from './dev.ts';
 import { runRestore, runStart } from './start.ts';
+import { registerStorageCommands } from './storage.ts';
 
 const program = new Command();
 program
@@ -35,6 +36,20 @@ program
   .option('--max-txn-ops <n>', 'most operations in one txn (default 128)', toInt)
   .option('--snapshot-count <n>', 'applied requests between state-machine snapshots (default 10000)', toInt)
   .option('--snapshot-catchup-entries <n>', 'log entries kept behind a snapshot for slow followers (default 5000)', toInt)
+  // Security (etcd's names; see docs/SECURITY.md). https:// URLs turn TLS on.
+  .option('--cert-file <path>', 'client TLS certificate (served on https:// client URLs)')
+  .option('--key-file <path>', 'client TLS key')
+  .option('--client-cert-auth', 'require client certificates signed by --trusted-ca-file')
+  .option('--trusted-ca-file <path>', 'CA bundle for client certificates (given alone, client certificates are required too, as in etcd)')
+  .option('--peer-cert-file <path>', 'peer TLS certificate (served on https:// peer URLs and presented when dialling peers)')
+  .option('--peer-key-file <path>', 'peer TLS key')
+  .option('--peer-client-cert-auth', 'require peer certificates signed by --peer-trusted-ca-file')
+  .option('--peer-trusted-ca-file <path>', 'CA bundle for peer certificates')
+  .option('--peer-cert-allowed-cn <cn>', 'accept peer certificates only with this common name')
+  .option('--peer-cert-allowed-hostname <name>', 'accept peer certificates only if valid for this host name or IP')
+  .addOption(new Option('--tls-min-version <version>', 'lowest TLS version accepted (default TLS1.2)').choices(['TLS1.2', 'TLS1.3']))
+  .option('--tls-reload-interval-ms <ms>', 'how often certificate files are checked for changes; 0: only on SIGHUP (default 5000)', toInt)
+  .option('--encryption-key-file <path>', 'encrypt data at rest with the newest key of this file (lines id:base64, mode 0600)')
   .action(async (options: Record<string, unknown>) => runStart(options));
 
 const snapshot = program.command('snapshot').description('Backups: `etcdctl snapshot save` makes them; restore starts a cluster from one.');
@@ -52,10 +67,12 @@ program
   .command('dev')
   .description('Start a local cluster of child processes on loopback and print its endpoints. Ctrl-C stops it.')
   .option('--nodes <n>', 'number of nodes', toInt, 3)
-  .option('--data-dir <dir>', 'directory holding every node\'s data; reuse it to recover the data', '.tessera/dev')
+  .option('--data-dir <dir>', 'directory holding every node\'s data; reuse it to recover the data (default .tessera/dev, or .tessera/dev-secure with --secure)')
   .option('--port <port>', 'client port of the first node; others use +20000, +30000 (peer port = client port + 1)', toInt, 2379)
   .option('--unsafe-no-fsync', 'do not fsync (faster, loses acknowledged writes on power failure)')
-  .action(async (options: { nodes: number; dataDir: string; port: number; unsafeNoFsync?: boolean }) => runDev(options));
+  .option('--secure', 'TLS and mutual TLS on client and peer ports, encryption at rest; makes a throwaway CA and certificates with openssl and prints the etcdctl flags')
+  .action(async (options: { nodes: number; dataDir?: string; port: number; unsafeNoFsync?: boolean; secure?: boolean }) => runDev(options));
+registerStorageCommands(program);
 registerBenchCommand(program);
 
 function toInt(value: string): number {

@@ -1,5 +1,7 @@
 // `tessera start`: one node in this process, configured by flags over an optional YAML file.
 import pino from 'pino';
+import { SecurityError } from '../security/index.ts';
+import { StorageEncryptionError } from '../storage/index.ts';
 import { ConfigError, parseNodeConfig, readConfigFile, restoreBackup, TesseraNode } from '../server/index.ts';
 import { EtcdError } from '../util/index.ts';
 
@@ -21,7 +23,7 @@ export async function runStart(options: Record<string, unknown>): Promise<void> 
     node = await TesseraNode.start(config, logger.child({ name: config.name }));
     node.onFatal = () => process.exit(1);
   } catch (error) {
-    if (error instanceof ConfigError) {
+    if (error instanceof ConfigError || error instanceof SecurityError || error instanceof StorageEncryptionError) {
       console.error(`tessera: ${error.message}`);
       process.exit(2);
     }
@@ -40,6 +42,8 @@ export async function runStart(options: Record<string, unknown>): Promise<void> 
   }
   process.once('SIGINT', () => shutdown('SIGINT'));
   process.once('SIGTERM', () => shutdown('SIGTERM'));
+  // As nginx and others do: SIGHUP reloads the TLS certificate files (they are also polled).
+  process.on('SIGHUP', () => node?.reloadCertificates());
 }
 
 export async function runRestore(file: string, options: Record<string, unknown>): Promise<void> {

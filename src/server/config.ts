@@ -26,6 +26,55 @@ export const LimitsSchema = z.object({
 });
 export type Limits = z.infer<typeof LimitsSchema>;
 
+/** TLS and encryption at rest, with etcd's flag names (docs/SECURITY.md). Checked by checkSecurityConfig. */
+const SecurityConfigShape = {
+  /** Client TLS: certificate and key served on https:// client URLs. */
+  certFile: z.string().min(1).optional(),
+  keyFile: z.string().min(1).optional(),
+  /** Require client certificates signed by --trusted-ca-file (etcd also requires them when only the CA file is given). */
+  clientCertAuth: z.boolean().default(false),
+  trustedCaFile: z.string().min(1).optional(),
+  /** Peer TLS: used to serve https:// peer URLs and, as a client certificate, to dial peers. */
+  peerCertFile: z.string().min(1).optional(),
+  peerKeyFile: z.string().min(1).optional(),
+  peerClientCertAuth: z.boolean().default(false),
+  peerTrustedCaFile: z.string().min(1).optional(),
+  /** Accept peer certificates only with this subject CN (etcd's --peer-cert-allowed-cn). */
+  peerCertAllowedCn: z.string().min(1).optional(),
+  /** Accept peer certificates only if valid for this host name or IP (etcd's --peer-cert-allowed-hostname). */
+  peerCertAllowedHostname: z.string().min(1).optional(),
+  /** Lowest TLS version on client and peer ports (etcd 3.5's --tls-min-version). */
+  tlsMinVersion: z.enum(['TLS1.2', 'TLS1.3']).default('TLS1.2'),
+  /** Milliseconds between checks of the certificate files for changes (0: only on SIGHUP). */
+  tlsReloadIntervalMs: z.number().int().nonnegative().default(5_000),
+  /** Encryption at rest: key file (`id:base64` lines, the last one seals new data). */
+  encryptionKeyFile: z.string().min(1).optional(),
+};
+
+/** Rules across security flags that zod's per-field checks cannot express. */
+function checkSecurityConfig(config: z.output<typeof NodeConfigSchema>): string[] {
+  const problems: string[] = [];
+  const pair = (cert: string | undefined, key: string | undefined, prefix: string) => {
+    if ((cert === undefined) !== (key === undefined)) problems.push(`--${prefix}cert-file and --${prefix}key-file go together`);
+  };
+  pair(config.certFile, config.keyFile, '');
+  pair(config.peerCertFile, config.peerKeyFile, 'peer-');
+  if (config.clientCertAuth && config.trustedCaFile === undefined) problems.push('--client-cert-auth needs --trusted-ca-file');
+  if (config.peerClientCertAuth && config.peerTrustedCaFile === undefined) problems.push('--peer-client-cert-auth needs --peer-trusted-ca-file');
+  const httpsClient = config.listenClientUrls.some((u) => u.startsWith('https://'));
+  const httpsPeer = config.listenPeerUrls.some((u) => u.startsWith('https://'));
+  if (httpsClient && config.certFile === undefined) problems.push('https:// client URLs need --cert-file and --key-file');
+  if (httpsPeer && config.peerCertFile === undefined) problems.push('https:// peer URLs need --peer-cert-file and --peer-key-file');
+  if (config.peerCertAllowedCn !== undefined && config.peerCertAllowedHostname !== undefined) {
+    problems.push('set --peer-cert-allowed-cn or --peer-cert-allowed-hostname, not both');
+  }
+  const peerCertsVerified = config.peerClientCertAuth || config.peerTrustedCaFile !== undefined;
+  if ((config.peerCertAllowedCn ?? config.peerCertAllowedHostname) !== undefined && !peerCertsVerified) {
+    problems.push('--peer-cert-allowed-cn/-hostname need --peer-client-cert-auth and --peer-trusted-ca-file');
+  }
+  return problems;
+}
+
 /** A comma-separated flag value or a YAML list. */
 const urlList = z.union([
   z.string().transform((s) => s.split(',').map((u) => u.trim()).filter((u) => u.length > 0)),
@@ -59,6 +108,7 @@ export const NodeConfigSchema = z.object({
   readMode: z.enum(['safe', 'lease']).default('safe'),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   limits: LimitsSchema.default(LimitsSchema.parse({})),
+  ...SecurityConfigShape,
 });
 export type NodeConfigInput = z.input<typeof NodeConfigSchema>;
 export type NodeConfig = z.output<typeof NodeConfigSchema> & { dataDir: string };
@@ -75,6 +125,8 @@ export function parseNodeConfig(input: Record<string, unknown>): NodeConfig {
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
   const config = result.data;
+  const problems = checkSecurityConfig(config);
+  if (problems.length > 0) throw new ConfigError(`invalid configuration:\n${problems.map((p) => `  ${p}`).join('\n')}`);
   return { ...config, dataDir: config.dataDir ?? `${config.name}.tessera` };
 }
 

@@ -5,3 +5,10 @@ export type { NodeConfig, NodeConfigInput, Limits } from './config.ts';
 export { memberId, parseInitialCluster } from './members.ts';
 export { restoreBackup } from './restore.ts';
 export type { Member } from './members.ts';
+// For the whole-node simulator (src/simnode): the multi-Raft loop with injected I/O and its replicas.
+export { ReplicaHost } from './host.ts';
+export type { HostOptions, HostStorage, HostTransport } from './host.ts';
+export { Replica, bootstrapEntries, encodeConfContext } from './replica.ts';
+export type { ReplicaStorage } from './replica.ts';
+export { NodeMetrics } from './metrics.ts';
+export type { Command } from './commands.ts';

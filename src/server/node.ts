@@ -14,6 +14,7 @@ import { Errors } from '../util/index.ts';
 import { parseHostPort } from './config.ts';
 import type { NodeConfig } from './config.ts';
 import { HttpEndpoint } from './http.ts';
+import { NodeSecurity } from './security.ts';
 import { KvService } from './kv.ts';
 import { NodeMetrics } from './metrics.ts';
 import { clusterIdOf, initialMembers } from './members.ts';
@@ -41,6 +42,7 @@ export class TesseraNode {
   private api: ApiServer | null = null;
   private http: HttpEndpoint | null = null;
   readonly metrics = new NodeMetrics();
+  private readonly security: NodeSecurity;
   private readonly watchService = new WatchService(this);
   private turnScheduled = false;
   private turnRunning: Promise<void> | null = null;
@@ -52,8 +54,9 @@ export class TesseraNode {
   /** Called after the node stopped itself on an unrecoverable error (the CLI exits non-zero). */
   onFatal: (error: unknown) => void = () => {};
 
-  private constructor(config: NodeConfig, logger: Logger, storage: NodeStorage, meta: ClusterMeta) {
+  private constructor(config: NodeConfig, logger: Logger, storage: NodeStorage, meta: ClusterMeta, security: NodeSecurity) {
     this.config = config;
+    this.security = security;
     this.logger = logger;
     this.storage = storage;
     this.meta = meta;
@@ -64,6 +67,7 @@ export class TesseraNode {
       listenHost: peer.host,
       listenPort: peer.port,
       logger: logger.child({ component: 'transport' }),
+      tls: security.transportTls(),
     });
     this.host = new ReplicaHost({
       nodeId: meta.selfId,
@@ -88,9 +92,10 @@ export class TesseraNode {
   /** Opens (or recovers) the data directory, starts peer and client listeners and the Raft loop. */
   static async start(config: NodeConfig, logger: Logger): Promise<TesseraNode> {
     mkdirSync(config.dataDir, { recursive: true });
-    const storage = await NodeStorage.open({ dataDir: config.dataDir, sync: !config.unsafeNoFsync });
+    const security = new NodeSecurity(config, logger.child({ component: 'security' }));
+    const storage = await NodeStorage.open({ dataDir: config.dataDir, sync: !config.unsafeNoFsync, encryption: security.keyring });
     const meta = TesseraNode.loadOrCreateMeta(config, storage);
-    const node = new TesseraNode(config, logger, storage, meta);
+    const node = new TesseraNode(config, logger, storage, meta, security);
     await node.startServing();
     return node;
   }
@@ -108,6 +113,11 @@ export class TesseraNode {
       group.setHardState({ term: 1, vote: 0, commit: entries.length });
     }
     return meta;
+  }
+
+  /** Loads the TLS certificate files again (SIGHUP); new connections use them. */
+  reloadCertificates(): void {
+    this.security.reload();
   }
 
   get id(): number {
@@ -149,8 +159,10 @@ export class TesseraNode {
       maxRequestBytes: this.config.limits.maxRequestBytes,
       maxTxnOps: this.config.limits.maxTxnOps,
       logger: this.logger.child({ component: 'api' }),
+      tls: this.security.apiTls(),
     });
     this.clientPort = await this.api.start();
+    this.security.attach({ api: this.api, transport: this.transport });
     await this.startHttp();
     this.tickTimer = setInterval(() => {
       this.host.tick();
@@ -305,6 +317,7 @@ export class TesseraNode {
     await this.api?.stop();
     await this.http?.stop();
     await this.transport.close();
+    this.security.close();
     await this.storage.close();
     this.logger.info({ name: this.config.name }, 'tessera node stopped');
   }

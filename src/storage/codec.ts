@@ -14,6 +14,8 @@ export const ENTRY_HEADER_BYTES = 9;
 
 const TYPE_NORMAL = 0;
 const TYPE_CONF = 1;
+/** Set in the type byte when the payload is an encryption envelope (encryption.ts). */
+export const ENTRY_SEALED_FLAG = 0x80;
 
 function writeU64(target: Buffer, value: number, offset: number): void {
   target.writeUInt32BE(Math.floor(value / TWO_POW_32), offset);
@@ -50,15 +52,33 @@ export function encodedEntryBytes(entry: Entry): number {
 /** The index lives in the key, so only type, term and payload are stored. */
 export function encodeEntry(entry: Entry): Buffer {
   const value = Buffer.allocUnsafeSlow(encodedEntryBytes(entry));
-  value[0] = entry.type === 'conf' ? TYPE_CONF : TYPE_NORMAL;
-  writeU64(value, entry.term, 1);
+  writeEntryHeader(value, entry, false);
   value.set(entry.data, ENTRY_HEADER_BYTES);
   return value;
 }
 
-/** Decodes without copying the payload: `data` is a view into `value`. */
+/** Writes the header (type, term) of `entry` into `target`; `sealed` marks an encrypted payload. */
+export function writeEntryHeader(target: Buffer, entry: Entry, sealed: boolean): void {
+  assert(target.byteLength >= ENTRY_HEADER_BYTES, 'entry header room');
+  target[0] = (entry.type === 'conf' ? TYPE_CONF : TYPE_NORMAL) | (sealed ? ENTRY_SEALED_FLAG : 0);
+  writeU64(target, entry.term, 1);
+}
+
+/** True when the stored entry's payload is an encryption envelope. */
+export function isSealedEntry(index: number, value: Uint8Array): boolean {
+  if (value.byteLength < ENTRY_HEADER_BYTES) throw new StorageCorruptionError(`log entry ${index} is ${value.byteLength} bytes`);
+  return (value[0] & ENTRY_SEALED_FLAG) !== 0;
+}
+
+/** The entry's type from its stored type byte (the sealed flag ignored). */
+export function decodeEntryType(index: number, value: Uint8Array): EntryType {
+  return decodeType(index, value[0] & ~ENTRY_SEALED_FLAG);
+}
+
+/** Decodes a plaintext entry without copying the payload: `data` is a view into `value`. */
 export function decodeEntry(index: number, value: Uint8Array): Entry {
   if (value.byteLength < ENTRY_HEADER_BYTES) throw new StorageCorruptionError(`log entry ${index} is ${value.byteLength} bytes`);
+  assert(!isSealedEntry(index, value), () => `log entry ${index} is encrypted; decode it through AtRestCodec`);
   const type = decodeType(index, value[0]);
   const term = readU64(value, 1);
   const data = new Uint8Array(value.buffer, value.byteOffset + ENTRY_HEADER_BYTES, value.byteLength - ENTRY_HEADER_BYTES);

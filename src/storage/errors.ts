@@ -61,3 +61,14 @@ export class StorageCorruptionError extends StorageError {
     super(`storage: corrupt data: ${message}`, GRPC_DATA_LOSS);
   }
 }
+
+/**
+ * Encrypted data cannot be read: no key file was given for an encrypted data directory, the key
+ * file lacks a key the data was sealed with, or a key under a known id is not the right one.
+ */
+export class StorageEncryptionError extends StorageError {
+  override name = 'StorageEncryptionError';
+  constructor(message: string) {
+    super(`storage: ${message}`, GRPC_FAILED_PRECONDITION);
+  }
+}

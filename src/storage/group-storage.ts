@@ -6,8 +6,9 @@
 import { assert } from '../util/index.ts';
 import { CompactedError, SnapshotOutOfDateError, UnavailableError, entrySizeBytes } from '../raft/index.ts';
 import type { ConfState, Entry, HardState, LogStorage, Snapshot } from '../raft/index.ts';
-import { decodeEntry, decodeEntryTerm, encodedEntryBytes, encodeEntry, logKey, logKeyIndex } from './codec.ts';
+import { decodeEntryTerm, logKey, logKeyIndex } from './codec.ts';
 import type { StorageDbs } from './dbs.ts';
+import type { AtRestCodec } from './encryption.ts';
 import { StorageCorruptionError } from './errors.ts';
 import type { StorageLimits } from './limits.ts';
 import {
@@ -30,6 +31,8 @@ const RECORD_STAGED_BYTES = 256;
 export interface GroupHost {
   readonly dbs: StorageDbs;
   readonly limits: Readonly<StorageLimits>;
+  /** Encodes entries and snapshot chunks for disk (sealed when encryption at rest is on) and back. */
+  readonly codec: AtRestCodec;
   /**
    * Checks the node is writable and `bytes` more fit under `maxStagedBytes`, then marks `group`
    * dirty. Returns the sequence number of the batch the staged writes will be committed in.
@@ -161,12 +164,12 @@ export class GroupStorage implements LogStorage {
       assert(isIndex(entry.term) && entry.data instanceof Uint8Array, () => `append: bad entry ${entry.index}`);
       assert(entry.term >= previousTerm, () => `append: term ${entry.term} at ${entry.index} below term ${previousTerm} before it`);
       previousTerm = entry.term;
-      bytes += encodedEntryBytes(entry);
+      bytes += this.host.codec.entryBytes(entry);
     }
     const seq = this.stage(bytes);
     if (at <= this.terms.last) this.truncateFrom(at);
     for (const entry of fresh) {
-      this.stagedLog.set(entry.index, encodeEntry(entry));
+      this.stagedLog.set(entry.index, this.host.codec.encodeEntry(this.groupId, entry));
       this.terms.append(entry.index, entry.term);
       const copy: Entry = { term: entry.term, index: entry.index, type: entry.type, data: entry.data };
       this.cache.set(entry.index, { entry: copy, bytes: entrySizeBytes(entry), seq });
@@ -185,7 +188,7 @@ export class GroupStorage implements LogStorage {
     this.clearCache(index + 1);
     this.terms.reset(index + 1);
     this.setOffset({ index, term });
-    this.replaceSnapshot({ index, term, confState, byteLength: snap.data.byteLength, chunkCount: 0 }, snap.data, seq);
+    this.replaceSnapshot({ index, term, confState, byteLength: snap.data.byteLength, chunkCount: 0, sealed: false }, snap.data, seq);
     this.confState = copyConfState(confState);
     this.stagedRecords.set('confState', this.confState);
   }
@@ -197,7 +200,7 @@ export class GroupStorage implements LogStorage {
     assert(isConfState(confState), () => `createSnapshot: bad conf state ${JSON.stringify(confState)}`);
     const term = this.term(index);
     const seq = this.stage(data.byteLength + 2 * RECORD_STAGED_BYTES);
-    this.replaceSnapshot({ index, term, confState, byteLength: data.byteLength, chunkCount: 0 }, data, seq);
+    this.replaceSnapshot({ index, term, confState, byteLength: data.byteLength, chunkCount: 0, sealed: false }, data, seq);
     this.setConfState(confState);
     return { metadata: { index, term, confState: copyConfState(confState) }, data };
   }
@@ -281,15 +284,17 @@ export class GroupStorage implements LogStorage {
   private replaceSnapshot(record: SnapshotRecord, data: Uint8Array, seq: number): void {
     assert(record.index > this.snap.index, () => `snapshot ${record.index} does not replace ${this.snap.index}`);
     const { snapshotChunkBytes } = this.host.limits;
+    const { codec } = this.host;
     for (let chunk = 0; chunk < this.snap.chunkCount; chunk++) {
       this.stagedChunks.set(`${this.snap.index}/${chunk}`, { index: this.snap.index, chunk, value: null });
     }
     const chunkCount = Math.ceil(data.byteLength / snapshotChunkBytes);
     for (let chunk = 0; chunk < chunkCount; chunk++) {
-      const value = data.subarray(chunk * snapshotChunkBytes, (chunk + 1) * snapshotChunkBytes);
+      const plain = data.subarray(chunk * snapshotChunkBytes, (chunk + 1) * snapshotChunkBytes);
+      const value = codec.sealChunk(this.groupId, record.index, chunk, plain);
       this.stagedChunks.set(`${record.index}/${chunk}`, { index: record.index, chunk, value });
     }
-    this.snap = { ...record, confState: copyConfState(record.confState), chunkCount };
+    this.snap = { ...record, confState: copyConfState(record.confState), chunkCount, sealed: codec.sealing };
     this.stagedRecords.set('snapshot', this.snap);
     this.snapData = { data, seq };
   }
@@ -326,7 +331,7 @@ export class GroupStorage implements LogStorage {
     for (const { key, value } of this.host.dbs.log.getRange({ start: logKey(this.groupId, lo), end: logKey(this.groupId, hi) })) {
       const index = logKeyIndex(key);
       if (index !== expected) throw new StorageCorruptionError(`group ${this.groupId}: log entry ${expected} missing`);
-      const entry = decodeEntry(index, value);
+      const entry = this.host.codec.decodeEntry(this.groupId, index, value);
       if (!takes(out, budget, entrySizeBytes(entry))) return false;
       out.push(entry);
       expected++;
@@ -336,11 +341,12 @@ export class GroupStorage implements LogStorage {
   }
 
   private readSnapshotData(): Uint8Array {
-    const { index, byteLength, chunkCount } = this.snap;
+    const { index, byteLength, chunkCount, sealed } = this.snap;
     const data = new Uint8Array(byteLength);
     let at = 0;
     let chunks = 0;
-    for (const { value } of this.host.dbs.chunks.getRange({ start: [this.groupId, index, 0], end: [this.groupId, index, chunkCount] })) {
+    for (const { value: stored } of this.host.dbs.chunks.getRange({ start: [this.groupId, index, 0], end: [this.groupId, index, chunkCount] })) {
+      const value = this.host.codec.openChunk(this.groupId, index, chunks, stored, sealed);
       if (at + value.byteLength > byteLength) break;
       data.set(value, at);
       at += value.byteLength;

@@ -12,4 +12,7 @@ export {
   StorageFailedError,
   StorageLockedError,
   StorageCorruptionError,
+  StorageEncryptionError,
 } from './errors.ts';
+export { reencryptDataDir } from './reencrypt.ts';
+export type { ReencryptOptions, ReencryptResult } from './reencrypt.ts';

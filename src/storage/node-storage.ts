@@ -1,18 +1,21 @@
 // One node's durable storage: an LMDB environment holding every Raft group's state plus node
 // metadata. Writes are staged in memory and committed by commit(): everything staged since the
 // previous commit, across all groups, goes to LMDB in one transaction with one fsync (group commit).
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pack, unpack } from 'msgpackr';
+import type { Keyring } from '../security/index.ts';
 import { assert } from '../util/index.ts';
 import { openDbs } from './dbs.ts';
 import type { StorageDbs } from './dbs.ts';
+import { AtRestCodec, ENCRYPTION_RECORD_KEY, keyRecord, verifyKeys } from './encryption.ts';
 import { StorageClosedError, StorageCorruptionError, StorageFailedError, StorageLimitError } from './errors.ts';
 import { GroupStorage } from './group-storage.ts';
 import type { GroupHost } from './group-storage.ts';
 import { DEFAULT_STORAGE_LIMITS } from './limits.ts';
 import type { StorageLimits } from './limits.ts';
 import { acquireLock } from './lock.ts';
+import { REENCRYPT_OLD_DIR } from './reencrypt.ts';
 import { isIndex } from './records.ts';
 
 /** Bumped when the on-disk layout changes incompatibly; a mismatch refuses to open. */
@@ -27,6 +30,12 @@ export interface NodeStorageOptions {
   /** Initial LMDB map size; LMDB grows it as needed. */
   mapSizeBytes?: number;
   limits?: Partial<StorageLimits>;
+  /**
+   * Encryption at rest: log payloads and snapshot chunks are sealed under the newest key; data
+   * sealed under any key of the ring stays readable. Without it, an encrypted directory refuses
+   * to open (StorageEncryptionError). See docs/SECURITY.md.
+   */
+  encryption?: Keyring;
 }
 
 export interface StorageStats {
@@ -65,7 +74,7 @@ export class NodeStorage {
   private failure: StorageFailedError | null = null;
   private closed = false;
 
-  private constructor(dbs: StorageDbs, limits: StorageLimits, releaseLock: () => void) {
+  private constructor(dbs: StorageDbs, limits: StorageLimits, releaseLock: () => void, codec: AtRestCodec) {
     this.dbs = dbs;
     this.limits = Object.freeze(limits);
     this.releaseLock = releaseLock;
@@ -73,6 +82,7 @@ export class NodeStorage {
     this.host = {
       dbs,
       limits: this.limits,
+      codec,
       stage: (group, bytes) => this.stage(group, bytes),
       get durableSeq() {
         return durableSeq();
@@ -92,9 +102,18 @@ export class NodeStorage {
     mkdirSync(dataDir, { recursive: true });
     const releaseLock = acquireLock(join(dataDir, 'db.lock'));
     try {
+      if (!existsSync(join(dataDir, 'db')) && existsSync(join(dataDir, REENCRYPT_OLD_DIR))) {
+        throw new StorageCorruptionError(`${dataDir} holds an interrupted re-encryption; run \`tessera storage re-encrypt\` again to finish it`);
+      }
       const dbs = openDbs({ path: join(dataDir, 'db'), sync: options.sync ?? true, mapSizeBytes: options.mapSizeBytes });
-      checkFormat(dbs);
-      return new NodeStorage(dbs, limits, releaseLock);
+      try {
+        checkFormat(dbs);
+        checkEncryption(dbs, options.encryption ?? null);
+      } catch (error) {
+        dbs.env.close().catch(() => undefined);
+        throw error;
+      }
+      return new NodeStorage(dbs, limits, releaseLock, new AtRestCodec(options.encryption ?? null));
     } catch (error) {
       releaseLock();
       throw error;
@@ -253,6 +272,12 @@ export class NodeStorage {
     this.durable = seq;
     for (const group of groups) group.onDurable(seq);
   }
+}
+
+/** Refuses to open data the key ring cannot read; records the newest key once it seals data here. */
+function checkEncryption(dbs: StorageDbs, keyring: Keyring | null): void {
+  const { records, addNewest } = verifyKeys(dbs, keyring);
+  if (keyring !== null && addNewest) dbs.state.putSync(ENCRYPTION_RECORD_KEY, [...records, keyRecord(keyring)]);
 }
 
 function checkFormat(dbs: StorageDbs): void {

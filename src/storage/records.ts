@@ -18,6 +18,8 @@ export interface SnapshotRecord {
   confState: ConfState;
   byteLength: number;
   chunkCount: number;
+  /** Chunks are encryption envelopes (encryption.ts); absent in records written without a key. */
+  sealed: boolean;
 }
 
 export function emptyConfState(): ConfState {
@@ -85,11 +87,12 @@ export function readOffset(groupId: number, value: unknown): LogOffset {
 }
 
 export function readSnapshotRecord(groupId: number, value: unknown): SnapshotRecord {
-  if (value === undefined) return { index: 0, term: 0, confState: emptyConfState(), byteLength: 0, chunkCount: 0 };
+  if (value === undefined) return { index: 0, term: 0, confState: emptyConfState(), byteLength: 0, chunkCount: 0, sealed: false };
   const [index, term, byteLength, chunkCount] = ['index', 'term', 'byteLength', 'chunkCount'].map((name) => field(value, name));
   const confState = field(value, 'confState');
-  if (!isIndex(index) || !isIndex(term) || !isIndex(byteLength) || !isIndex(chunkCount) || !isConfState(confState)) {
+  const sealed = field(value, 'sealed') ?? false;
+  if (!isIndex(index) || !isIndex(term) || !isIndex(byteLength) || !isIndex(chunkCount) || !isConfState(confState) || typeof sealed !== 'boolean') {
     throw corrupt('snapshot', groupId, value);
   }
-  return { index, term, confState: copyConfState(confState), byteLength, chunkCount };
+  return { index, term, confState: copyConfState(confState), byteLength, chunkCount, sealed };
 }

@@ -28,6 +28,11 @@ import { FrameKind, PROTOCOL_VERSION, WireError, decodeBody, encodeFrame } from 
 export interface TransportTlsOptions {
   server: tls.TlsOptions;
   client: Omit<tls.ConnectionOptions, 'host' | 'port' | 'path' | 'socket'>;
+  /**
+   * Checks an accepted peer's certificate once its chain is verified (etcd's allowed CN/hostname);
+   * a string rejects the connection with that reason before any frame is read.
+   */
+  verifyPeer?: (socket: tls.TLSSocket) => string | null;
 }
 
 export interface TransportOptions {
@@ -61,6 +66,8 @@ export class Transport implements LinkHost, SnapshotHost {
   readonly counters: TransportCounters = newCounters();
   readonly faults = new TransportFaults();
   private readonly options: TransportOptions;
+  /** Current TLS settings; updateTls() swaps them (certificate reload). */
+  private tlsOptions: TransportTlsOptions | undefined;
   private readonly links = new Map<number, PeerLink>();
   private readonly sockets = new Set<net.Socket>();
   private readonly tlsHandshakes = new Set<net.Socket>();
@@ -86,6 +93,7 @@ export class Transport implements LinkHost, SnapshotHost {
       'clusterId must be 1..256 characters',
     );
     this.options = options;
+    this.tlsOptions = options.tls;
     this.nodeId = options.nodeId;
     this.clusterId = options.clusterId;
     this.logger = options.logger ?? pino({ level: 'silent' });
@@ -95,7 +103,7 @@ export class Transport implements LinkHost, SnapshotHost {
   /** Starts listening; resolves once bound. */
   start(): Promise<void> {
     assert(this.server === null && !this.closed, 'transport started twice');
-    const { tls: tlsOptions } = this.options;
+    const tlsOptions = this.tlsOptions;
     const server = tlsOptions
       ? tls.createServer({ handshakeTimeout: this.limits.handshakeTimeoutMs, ...tlsOptions.server })
       : net.createServer();
@@ -128,6 +136,16 @@ export class Transport implements LinkHost, SnapshotHost {
     const address = this.server?.address();
     assert(address !== null && typeof address === 'object', 'transport is not listening');
     return address.port;
+  }
+
+  /**
+   * New TLS settings (reloaded certificates): new inbound handshakes and new dials use them;
+   * established connections keep theirs. Only for a transport started with `tls`.
+   */
+  updateTls(options: TransportTlsOptions): void {
+    assert(this.tlsOptions !== undefined, 'updateTls on a transport without TLS');
+    this.tlsOptions = options;
+    if (this.server instanceof tls.Server) this.server.setSecureContext(options.server);
   }
 
   /** Replaces the peer set: new peers are dialled, removed ones closed, moved ones redialled. Self is ignored. */
@@ -388,7 +406,7 @@ export class Transport implements LinkHost, SnapshotHost {
   }
 
   private dial(address: PeerAddress): Promise<net.Socket> {
-    const tlsOptions = this.options.tls;
+    const tlsOptions = this.tlsOptions;
     const socket = tlsOptions
       ? tls.connect({ ...tlsOptions.client, host: address.host, port: address.port })
       : net.connect({ host: address.host, port: address.port });
@@ -439,6 +457,16 @@ export class Transport implements LinkHost, SnapshotHost {
   private accept(socket: net.Socket): void {
     this.track(socket);
     if (this.closed) return;
+    const verifyPeer = this.tlsOptions?.verifyPeer;
+    const refusal = verifyPeer && socket instanceof tls.TLSSocket ? verifyPeer(socket) : null;
+    if (refusal !== null) {
+      this.logger.warn(
+        { event: 'peer_certificate_rejected', remote: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`, reason: refusal },
+        'transport: peer certificate not allowed; closing',
+      );
+      socket.destroy();
+      return;
+    }
     const conn = new FrameConn(socket, this.logger, this.counters, this.limits.maxFrameBytes, () => {});
     const timer = setTimeout(
       () => conn.reject('no hello before handshakeTimeoutMs'),

@@ -1,0 +1,35 @@
+// Failures of the security layer, one class per failure an operator can act on. None of them is a
+// client error: they surface at startup, on reload or when data on disk cannot be decrypted.
+
+export class SecurityError extends Error {
+  override name = 'SecurityError';
+}
+
+/** A key file is missing, unreadable, too open (group/other permissions) or malformed. */
+export class KeyFileError extends SecurityError {
+  override name = 'KeyFileError';
+}
+
+/**
+ * An envelope cannot be opened: its key id is not in the key ring, or authentication failed (wrong
+ * key under that id, or the bytes were altered). The message names the key id, never key bytes.
+ */
+export class DecryptionError extends SecurityError {
+  override name = 'DecryptionError';
+}
+
+/** A certificate, key or CA file is missing, unreadable, or the key does not match the certificate. */
+export class CertificateError extends SecurityError {
+  override name = 'CertificateError';
+}
+
+/** The `openssl` command is not installed (dev certificate generation needs it). */
+export class OpensslMissingError extends SecurityError {
+  override name = 'OpensslMissingError';
+  constructor(detail: string) {
+    super(
+      `openssl is needed to generate development certificates but could not be run (${detail}); ` +
+        'install it (Debian/Ubuntu: apt-get install openssl) or pass your own certificates',
+    );
+  }
+}

@@ -1,0 +1,98 @@
+// A node's security wiring: TLS for the client port and the peer port built from the configured
+// files, reloaded when they change (or on SIGHUP), the allowed-peer-name check, and the key ring
+// for encryption at rest. node.ts asks this for options and hands it the servers to update.
+import type * as tls from 'node:tls';
+import type { Logger } from 'pino';
+import {
+  TlsReloader,
+  checkPeerName,
+  clientTlsOptions,
+  readKeyFile,
+  serverTlsOptions,
+} from '../security/index.ts';
+import type { Keyring, TlsMaterial, TlsMinVersion } from '../security/index.ts';
+import type { TransportTlsOptions } from '../transport/index.ts';
+import type { NodeConfig } from './config.ts';
+
+/** What a reload updates (ApiServer#setSecureContext, Transport#updateTls). */
+export interface TlsTargets {
+  api: { setSecureContext(options: tls.TlsOptions): void } | null;
+  transport: { updateTls(options: TransportTlsOptions): void };
+}
+
+export class NodeSecurity {
+  readonly keyring: Keyring | undefined;
+  private readonly client: TlsReloader | null;
+  private readonly peer: TlsReloader | null;
+  private readonly minVersion: TlsMinVersion;
+
+  /** Reads the key file and the certificates now: a bad file fails the start with its name. */
+  constructor(
+    private readonly config: NodeConfig,
+    private readonly logger: Logger,
+  ) {
+    this.minVersion = config.tlsMinVersion === 'TLS1.3' ? 'TLSv1.3' : 'TLSv1.2';
+    this.keyring = config.encryptionKeyFile === undefined ? undefined : readKeyFile(config.encryptionKeyFile);
+    const intervalMs = config.tlsReloadIntervalMs;
+    const options = (label: string) => ({ label, minVersion: this.minVersion, intervalMs, logger });
+    const httpsClient = config.listenClientUrls[0].startsWith('https://');
+    const httpsPeer = config.listenPeerUrls[0].startsWith('https://');
+    this.client =
+      httpsClient && config.certFile && config.keyFile
+        ? new TlsReloader({ certFile: config.certFile, keyFile: config.keyFile, trustedCaFile: config.trustedCaFile }, options('client'))
+        : null;
+    this.peer =
+      httpsPeer && config.peerCertFile && config.peerKeyFile
+        ? new TlsReloader({ certFile: config.peerCertFile, keyFile: config.peerKeyFile, trustedCaFile: config.peerTrustedCaFile }, options('peer'))
+        : null;
+    if (!httpsClient && config.certFile) logger.warn('--cert-file is set but the client URL is http://; serving plaintext (as etcd does)');
+    if (!httpsPeer && config.peerCertFile) logger.warn('--peer-cert-file is set but the peer URL is http://; peers talk plaintext (as etcd does)');
+    if (this.keyring) logger.info({ keys: this.keyring.ids, sealingKey: this.keyring.newest.id }, 'encryption at rest on');
+  }
+
+  /** Options for the client port, or undefined for plaintext. */
+  apiTls(): tls.TlsOptions | undefined {
+    return this.client === null ? undefined : this.apiOptions(this.client.current);
+  }
+
+  /** Options for the peer transport, or undefined for plaintext. */
+  transportTls(): TransportTlsOptions | undefined {
+    return this.peer === null ? undefined : this.transportOptions(this.peer.current);
+  }
+
+  /** Swaps reloaded certificates into the running servers from now on; starts the file checks. */
+  attach(targets: TlsTargets): void {
+    this.client?.onReload((material) => targets.api?.setSecureContext(this.apiOptions(material)));
+    this.peer?.onReload((material) => targets.transport.updateTls(this.transportOptions(material)));
+    this.client?.start();
+    this.peer?.start();
+  }
+
+  /** Reloads every certificate file now (SIGHUP). */
+  reload(): void {
+    this.client?.reload();
+    this.peer?.reload();
+  }
+
+  close(): void {
+    this.client?.stop();
+    this.peer?.stop();
+  }
+
+  private apiOptions(material: TlsMaterial): tls.TlsOptions {
+    // etcd requires client certificates when --client-cert-auth is set or a trusted CA is given.
+    const requireClientCert = this.config.clientCertAuth || material.ca !== undefined;
+    return serverTlsOptions(material, { requireClientCert, minVersion: this.minVersion });
+  }
+
+  private transportOptions(material: TlsMaterial): TransportTlsOptions {
+    const requireClientCert = this.config.peerClientCertAuth || material.ca !== undefined;
+    const allowed = { allowedCn: this.config.peerCertAllowedCn, allowedHostname: this.config.peerCertAllowedHostname };
+    const checkNames = allowed.allowedCn !== undefined || allowed.allowedHostname !== undefined;
+    return {
+      server: serverTlsOptions(material, { requireClientCert, minVersion: this.minVersion }),
+      client: clientTlsOptions(material, this.minVersion),
+      ...(checkNames ? { verifyPeer: (socket: tls.TLSSocket) => checkPeerName(socket.getPeerCertificate(), allowed) } : {}),
+    };
+  }
+}
