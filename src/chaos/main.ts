@@ -2,10 +2,12 @@
 // Starts a cluster in a temp directory, runs the workload under the nemesis, heals, checks. The
 // last line is always `chaos: <ops> ops, <workload>, linearizable=<yes|no|unknown>, lost=<n>, duplicated=<n>`;
 // the exit code is 0 only if everything checked out (1: a violation or a failed check, 2: usage or crash).
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { FAULT_KINDS, runChaos, WORKLOADS } from './index.ts';
 import type { FaultKind, WorkloadName } from './index.ts';
 
+/** Problems printed on the console (all of them are in report.txt). */
+const MAX_PROBLEMS_PRINTED = 20;
 /** Bound on --time, so a typo cannot start a day-long run. */
 const MAX_TIME_SEC = 24 * 3600;
 
@@ -60,8 +62,8 @@ async function main(): Promise<number> {
   program.exitOverride();
   try {
     program.parse(process.argv);
-  } catch {
-    return 2;
+  } catch (error) {
+    return error instanceof CommanderError && error.exitCode === 0 ? 0 : 2; // --help: 0
   }
   const o = program.opts<CliOptions>();
   const result = await runChaos({
@@ -77,8 +79,20 @@ async function main(): Promise<number> {
     keepData: o.keepData,
     serializableReads: o.serializableReads,
   });
-  for (const problem of result.problems) console.log(`chaos: PROBLEM: ${problem}`);
-  console.log(`chaos: ${result.ok ? 'PASS' : 'FAIL'}; replay: npm run chaos -- --workload ${o.workload} --nemesis ${o.nemesis.join(',') || 'none'} --time ${o.time} --seed ${o.seed}; report: ${result.dir}/report.txt`);
+  for (const problem of result.problems.slice(0, MAX_PROBLEMS_PRINTED)) console.log(`chaos: PROBLEM: ${problem}`);
+  if (result.problems.length > MAX_PROBLEMS_PRINTED) {
+    console.log(`chaos: … ${result.problems.length - MAX_PROBLEMS_PRINTED} more problems in ${result.dir}/report.txt`);
+  }
+  const extra = [
+    o.nodes !== 3 ? ` --nodes ${o.nodes}` : '',
+    o.concurrency !== 10 ? ` --concurrency ${o.concurrency}` : '',
+    o.opTimeout !== 2_000 ? ` --op-timeout ${o.opTimeout}` : '',
+    o.serializableReads ? ' --serializable-reads' : '',
+  ].join('');
+  console.log(
+    `chaos: ${result.ok ? 'PASS' : 'FAIL'}; replay: npm run chaos -- --workload ${o.workload} --nemesis ${o.nemesis.join(',') || 'none'} ` +
+      `--time ${o.time} --seed ${o.seed}${extra}; report: ${result.dir}/report.txt`,
+  );
   console.log(result.summary);
   return result.ok ? 0 : 1;
 }

@@ -72,14 +72,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), `tessera-chaos-${options.workload}-${options.seed}-`));
   mkdirSync(dir, { recursive: true });
   log(`chaos: writing history and reports to ${dir}`);
-  const problems: string[] = [];
-  const unavailableFaults: FaultKind[] = [];
-  let faults = [...new Set(options.faults)];
-  if (faults.includes('partition') && !supportsFaultInjection()) {
-    unavailableFaults.push('partition');
-    faults = faults.filter((f) => f !== 'partition');
-    log('chaos: WARNING: `tessera start` has no --experimental-fault-injection; the partition nemesis is disabled');
-  }
+  const { faults, unavailableFaults } = usableFaults(options.faults, log);
   const cluster = await ProcessCluster.start({
     nodes: options.nodes ?? 3,
     root: join(dir, 'cluster'),
@@ -90,8 +83,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   });
   const killChildren = () => cluster.nodes.forEach((n) => n.proc?.kill('SIGKILL'));
   process.once('exit', killChildren);
-  const opTimeoutMs = options.opTimeoutMs ?? 2_000;
-  const clients = cluster.endpoints().map((e) => new EtcdClient(e, opTimeoutMs));
+  const clients = cluster.endpoints().map((e) => new EtcdClient(e, options.opTimeoutMs ?? 2_000));
   const patientClients = cluster.endpoints().map((e) => new EtcdClient(e, PATIENT_TIMEOUT_MS));
   const rng = new Random(options.seed);
   const clock = new Clock();
@@ -109,6 +101,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const workers = options.workers ?? 10;
   const workload = createWorkload(options.workload, ctx, workers);
   const nemesis = new Nemesis(cluster, patientClients, faults, rng.fork(), clock, log, options.timing ?? DEFAULT_TIMING);
+  /** Problems of the run itself (recovery, convergence); the workload reports its own. */
+  const runProblems: string[] = [];
   let result: WorkloadResult | null = null;
   try {
     await workload.setup(ctx);
@@ -117,46 +111,24 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     const workerRngs = Array.from({ length: workers }, () => rng.fork());
     await Promise.all([nemesis.run(ctx.running), ...workerRngs.map((r, i) => workload.worker(ctx, i, r))]);
     log(`chaos: time is up; healing (${describeCounts(nemesis.counts())})`);
-    try {
-      await nemesis.healAll();
-    } catch (error) {
-      problems.push(`nemesis could not heal every fault: ${(error as Error).message}`);
-    }
-    try {
-      await cluster.waitReady(RECOVERY_TIMEOUT_MS);
-      log('chaos: every node serves again');
-      problems.push(...(await checkConvergence(patientClients, ctx.prefix, log)));
-    } catch (error) {
-      problems.push(`cluster did not recover after healing: ${(error as Error).message}`);
-    }
+    runProblems.push(...(await healAndConverge(nemesis, cluster, patientClients, ctx.prefix, log)));
     result = await workload.finish(ctx, nemesis.bands());
-    problems.push(...result.problems);
   } catch (error) {
     if (!(error instanceof WorkloadUnsupported)) throw error;
-    problems.push(error.message);
+    runProblems.push(error.message);
   } finally {
     clients.forEach((c) => c.close());
     patientClients.forEach((c) => c.close());
     await cluster.stop({ keepData: true });
     process.removeListener('exit', killChildren);
   }
-  writeFileSync(join(dir, 'nemesis.jsonl'), nemesis.events.map((e) => JSON.stringify(e)).join('\n') + '\n');
-  if (result) {
-    writeFileSync(join(dir, 'history.jsonl'), result.history);
-    writeFileSync(join(dir, 'timeline.html'), result.html);
-  }
+  const problems = [...runProblems, ...(result?.problems ?? [])];
   const linearizable = result?.linearizable ?? 'unknown';
   const lost = result?.lost ?? 0;
   const duplicated = result?.duplicated ?? 0;
   const ok = result !== null && linearizable === 'yes' && lost === 0 && duplicated === 0 && problems.length === 0;
-  const report = [
-    `workload ${options.workload}, nemesis ${faults.join(',') || 'none'} (${describeCounts(nemesis.counts())}), ${options.timeSec} s, seed ${options.seed}`,
-    ...nemesis.events.map((e) => `  fault ${(e.startNs / 1e6).toFixed(0)}-${e.endNs === null ? '?' : (e.endNs / 1e6).toFixed(0)} ms: ${e.detail}`),
-    result?.report ?? 'no result',
-    ...problems.map((p) => `PROBLEM: ${p}`),
-    `verdict: ${ok ? 'PASS' : 'FAIL'}`,
-  ].join('\n');
-  writeFileSync(join(dir, 'report.txt'), report + '\n');
+  const header = `workload ${options.workload}, nemesis ${faults.join(',') || 'none'} (${describeCounts(nemesis.counts())}), ${options.timeSec} s, seed ${options.seed}`;
+  writeOutputs(dir, header, nemesis, result, runProblems, ok);
   if (ok && !options.keepData) {
     for (const node of cluster.nodes) rmSync(node.dataDir, { recursive: true, force: true });
   }
@@ -174,6 +146,55 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     dir,
     summary: `chaos: ${ops} ops, ${options.workload}, linearizable=${linearizable}, lost=${lost}, duplicated=${duplicated}`,
   };
+}
+
+/** The requested faults this build can inject (partitions need the fault-injection endpoint). */
+function usableFaults(requested: FaultKind[], log: (line: string) => void): { faults: FaultKind[]; unavailableFaults: FaultKind[] } {
+  const faults = [...new Set(requested)];
+  if (!faults.includes('partition') || supportsFaultInjection()) return { faults, unavailableFaults: [] };
+  log('chaos: WARNING: `tessera start` has no --experimental-fault-injection; the partition nemesis is disabled');
+  return { faults: faults.filter((f) => f !== 'partition'), unavailableFaults: ['partition'] };
+}
+
+/** Heals every fault, waits for every node to serve, checks convergence; returns what failed. */
+async function healAndConverge(
+  nemesis: Nemesis,
+  cluster: ProcessCluster,
+  clients: EtcdClient[],
+  prefix: string,
+  log: (line: string) => void,
+): Promise<string[]> {
+  const problems: string[] = [];
+  try {
+    await nemesis.healAll();
+  } catch (error) {
+    problems.push(`nemesis could not heal every fault: ${(error as Error).message}`);
+  }
+  try {
+    await cluster.waitReady(RECOVERY_TIMEOUT_MS);
+    log('chaos: every node serves again');
+    problems.push(...(await checkConvergence(clients, prefix, log)));
+  } catch (error) {
+    problems.push(`cluster did not recover after healing: ${(error as Error).message}`);
+  }
+  return problems;
+}
+
+function writeOutputs(dir: string, header: string, nemesis: Nemesis, result: WorkloadResult | null, runProblems: string[], ok: boolean): void {
+  writeFileSync(join(dir, 'nemesis.jsonl'), nemesis.events.map((e) => JSON.stringify(e)).join('\n') + '\n');
+  if (result) {
+    writeFileSync(join(dir, 'history.jsonl'), result.history);
+    writeFileSync(join(dir, 'timeline.html'), result.html);
+    for (const [name, content] of Object.entries(result.files ?? {})) writeFileSync(join(dir, name), content);
+  }
+  const report = [
+    header,
+    ...nemesis.events.map((e) => `  fault ${(e.startNs / 1e6).toFixed(0)}-${e.endNs === null ? '?' : (e.endNs / 1e6).toFixed(0)} ms: ${e.detail}`),
+    result?.report ?? 'no result',
+    ...runProblems.map((p) => `problem: ${p}`),
+    `verdict: ${ok ? 'PASS' : 'FAIL'}`,
+  ];
+  writeFileSync(join(dir, 'report.txt'), report.join('\n') + '\n');
 }
 
 function describeCounts(counts: Record<FaultKind, number>): string {

@@ -3,6 +3,7 @@
 import { Packr } from 'msgpackr';
 import type { CompactionRequest, DeleteRangeRequest, PutRequest, RequestOp, TxnRequest } from '../mvcc/index.ts';
 import { assert } from '../util/index.ts';
+import type { AuthCommand } from './auth-store.ts';
 
 export type Command =
   | { op: 'put'; req: PutRequest }
@@ -13,7 +14,9 @@ export type Command =
   | { op: 'leaseRevoke'; id: number }
   | { op: 'leaseKeepAlive'; id: number }
   | { op: 'memberAttrs'; id: number; attrs: { name?: string; clientUrls?: string[]; peerUrls?: string[] } }
-  | { op: 'alarm'; action: 'get' | 'activate' | 'deactivate'; memberId: string; alarm: 'none' | 'nospace' | 'corrupt' };
+  | { op: 'alarm'; action: 'get' | 'activate' | 'deactivate'; memberId: string; alarm: 'none' | 'nospace' | 'corrupt' }
+  /** Users, roles and permissions; passwords arrive hashed (auth.ts hashes before proposing). */
+  | { op: 'auth'; req: AuthCommand };
 
 export interface ProposedCommand {
   /** Node-local sequence number; with `origin` it names the waiting client request. */
@@ -23,6 +26,11 @@ export interface ProposedCommand {
 
 export interface CommandBatch {
   origin: number;
+  /**
+   * The proposing process's incarnation: command ids restart at 1 in every process, so after a
+   * restart the replayed log would otherwise answer new requests with old results.
+   */
+  incarnation: number;
   commands: ProposedCommand[];
 }
 
@@ -78,7 +86,18 @@ export function estimateBytes(cmd: Command): number {
     case 'alarm':
     case 'memberAttrs':
       return opOverheadBytes;
+    case 'auth':
+      return authBytes(cmd.req);
   }
+}
+
+function authBytes(req: AuthCommand): number {
+  let total = opOverheadBytes * 2;
+  for (const value of Object.values(req)) {
+    if (typeof value === 'string') total += value.length * 3;
+    else if (typeof value === 'object') total += opOverheadBytes + value.key.length + value.rangeEnd.length;
+  }
+  return total;
 }
 
 /** True when the Txn only reads: it can be served by a linearizable read instead of a proposal. */

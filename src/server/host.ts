@@ -34,6 +34,11 @@ export interface HostOptions {
   onTick: (replica: Replica) => void;
   /** A peer says this member was removed. */
   onRemoved: (how: string) => void;
+  /**
+   * Must differ on every start of this node (a random number in production; a counter under
+   * simulation): it keeps replayed log entries from answering new requests (CommandBatch).
+   */
+  incarnation?: number;
 }
 
 /** The context of a heartbeat response that tells a removed member it was removed. */
@@ -70,6 +75,7 @@ export class ReplicaHost {
       now: o.now,
       onStoreReplaced: o.onStoreReplaced,
       onMembershipChanged: o.onMembershipChanged,
+      incarnation: o.incarnation ?? 0,
     });
     this.replicas.set(groupId, replica);
     return replica;

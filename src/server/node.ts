@@ -82,6 +82,7 @@ export class TesseraNode {
       onMembershipChanged: (r) => this.membershipChanged(r),
       onTick: (r) => this.onTick(r),
       onRemoved: (how) => this.removedFromCluster(how),
+      incarnation: randomInt(2 ** 47),
     });
   }
 

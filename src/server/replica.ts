@@ -7,6 +7,8 @@ import type { RequestOp, TxnRequest } from '../mvcc/index.ts';
 import { decodeConfChange, encodeConfChange, ProposalDroppedError, RawNode } from '../raft/index.ts';
 import type { ConfChange, ConfState, Entry, HardState, LogStorage, RaftConfig, Ready, Snapshot } from '../raft/index.ts';
 import { assert, EtcdError, Errors, unreachable } from '../util/index.ts';
+import { AuthStore } from './auth-store.ts';
+import type { AuthImage } from './auth-store.ts';
 import { decodeBatch, encodeBatch, estimateBytes, isReadOnlyTxn } from './commands.ts';
 import type { Command, ProposedCommand } from './commands.ts';
 import type { Limits } from './config.ts';
@@ -45,6 +47,8 @@ export interface ReplicatedState {
   members: Map<number, Member>;
   /** IDs removed from the group; never reused (a removed member may still hold old state). */
   removed: Set<number>;
+  /** Users, roles, permissions (etcd's auth store); password hashes only. */
+  auth: AuthStore;
 }
 
 interface SnapshotImage {
@@ -53,6 +57,8 @@ interface SnapshotImage {
   alarms: string[];
   members: Member[];
   removed: number[];
+  /** Absent in images written before the auth store existed. */
+  auth?: AuthImage;
 }
 
 /** The state machine image in a Raft snapshot: the MVCC store's compressed chunks and the replicated extras. */
@@ -63,13 +69,16 @@ export function encodeSnapshotData(state: ReplicatedState): Uint8Array {
     alarms: [...state.alarms],
     members: [...state.members.values()],
     removed: [...state.removed],
+    auth: state.auth.image(),
   };
   return snapshotPackr.pack(image);
 }
 
 /** Decodes an image; an empty one is a group with no snapshot yet (its members come from the log). */
 export function decodeSnapshotData(data: Uint8Array): ReplicatedState {
-  if (data.length === 0) return { store: new MvccStore(), alarms: new Set(), members: new Map(), removed: new Set() };
+  if (data.length === 0) {
+    return { store: new MvccStore(), alarms: new Set(), members: new Map(), removed: new Set(), auth: new AuthStore() };
+  }
   const image = snapshotPackr.unpack(data) as SnapshotImage;
   assert(image.version === 1 && Array.isArray(image.mvcc), 'snapshot data is not a Tessera state image');
   return {
@@ -77,6 +86,7 @@ export function decodeSnapshotData(data: Uint8Array): ReplicatedState {
     alarms: new Set(image.alarms),
     members: new Map(image.members.map((m) => [m.id, m])),
     removed: new Set(image.removed),
+    auth: AuthStore.restore(image.auth),
   };
 }
 
@@ -153,6 +163,8 @@ export interface ReplicaOptions {
   onStoreReplaced: (replica: Replica) => void;
   /** Called after the members or their addresses changed (the transport follows). */
   onMembershipChanged: (replica: Replica) => void;
+  /** Differs on every start of this node's process (see CommandBatch.incarnation). */
+  incarnation: number;
 }
 
 export class Replica {
@@ -164,6 +176,7 @@ export class Replica {
   alarms: Set<string>;
   members: Map<number, Member>;
   removed: Set<number>;
+  auth: AuthStore;
   applied: number;
   confState: ConfState;
   leaderId = 0;
@@ -183,6 +196,7 @@ export class Replica {
   private raftOps: (() => void)[] = [];
   private snapshotRequested = false;
   private nextCommandId = 1;
+  private readonly incarnation: number;
   private queuedCommands: ProposedCommand[] = [];
   private readonly proposals = new Map<number, Waiter>();
   private queuedReads: ReadWaiter[] = [];
@@ -200,11 +214,11 @@ export class Replica {
     this.now = options.now;
     this.onStoreReplaced = options.onStoreReplaced;
     this.onMembershipChanged = options.onMembershipChanged;
+    this.incarnation = options.incarnation;
     this.leaseClock = new LeaseClock(options.now);
     const snapshot = this.storage.snapshot();
-    ({ store: this.store, alarms: this.alarms, members: this.members, removed: this.removed } = decodeSnapshotData(
-      snapshot.data,
-    ));
+    ({ store: this.store, alarms: this.alarms, members: this.members, removed: this.removed, auth: this.auth } =
+      decodeSnapshotData(snapshot.data));
     this.applied = snapshot.metadata.index;
     const initial = this.storage.initialState();
     this.confState = initial.confState;
@@ -276,7 +290,7 @@ export class Replica {
       }
       const commands = this.queuedCommands.slice(start, end);
       try {
-        this.raft.propose(encodeBatch({ origin: this.nodeId, commands }));
+        this.raft.propose(encodeBatch({ origin: this.nodeId, incarnation: this.incarnation, commands }));
       } catch (error) {
         if (!(error instanceof ProposalDroppedError)) throw error;
         this.logger.debug({ group: this.groupId, reason: error.reason }, 'proposal dropped by raft; retrying');
@@ -343,9 +357,8 @@ export class Replica {
   }
 
   private installSnapshot(snapshot: Snapshot): void {
-    ({ store: this.store, alarms: this.alarms, members: this.members, removed: this.removed } = decodeSnapshotData(
-      snapshot.data,
-    ));
+    ({ store: this.store, alarms: this.alarms, members: this.members, removed: this.removed, auth: this.auth } =
+      decodeSnapshotData(snapshot.data));
     this.applied = snapshot.metadata.index;
     this.confState = snapshot.metadata.confState;
     this.onMembershipChanged(this);
@@ -366,7 +379,7 @@ export class Replica {
       this.applyMembership(change);
     } else if (entry.data.length > 0) {
       const batch = decodeBatch(entry.data);
-      const mine = batch.origin === this.nodeId;
+      const mine = batch.origin === this.nodeId && batch.incarnation === this.incarnation;
       this.metrics.proposalsApplied.inc(batch.commands.length);
       for (const { id, cmd } of batch.commands) this.applyCommand(cmd, mine ? this.proposals.get(id) : undefined, id);
       // Count client commands, not entries: one entry may carry hundreds of them.
@@ -445,6 +458,8 @@ export class Replica {
         return this.applyAlarm(cmd.action, cmd.memberId, cmd.alarm);
       case 'memberAttrs':
         return this.applyMemberAttrs(cmd.id, cmd.attrs);
+      case 'auth':
+        return this.auth.apply(cmd.req);
       case 'leaseKeepAlive': {
         const lease = this.store.leaseTimeToLive(cmd.id, false);
         this.leaseClock.renewed(cmd.id, lease.grantedTtl);

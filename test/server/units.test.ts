@@ -80,7 +80,7 @@ describe('range table', () => {
 describe('command batches', () => {
   it('round-trip through msgpack with their bytes intact', () => {
     const put = { key: bytes('k'), value: bytes('v'), lease: 0, prevKv: false, ignoreValue: false, ignoreLease: false };
-    const batch = decodeBatch(encodeBatch({ origin: 7, commands: [{ id: 1, cmd: { op: 'put', req: put } }] }));
+    const batch = decodeBatch(encodeBatch({ origin: 7, incarnation: 1, commands: [{ id: 1, cmd: { op: 'put', req: put } }] }));
     assert.equal(batch.origin, 7);
     const cmd = batch.commands[0].cmd;
     assert.equal(cmd.op, 'put');

@@ -78,15 +78,26 @@ export class ProcessCluster {
     mkdirSync(root, { recursive: true });
     const withMetrics = options.metrics === true || options.faultInjection === true;
     const nodes: ClusterNode[] = [];
+    // The OS may hand the same free port out twice in a row: keep this cluster's ports distinct.
+    const taken = new Set<number>();
+    const port = async (): Promise<number> => {
+      for (;;) {
+        const p = await freePort();
+        if (!taken.has(p)) {
+          taken.add(p);
+          return p;
+        }
+      }
+    };
     for (let i = 0; i < count; i++) {
       const name = `n${i + 1}`;
       nodes.push({
         name,
-        clientPort: await freePort(),
-        peerPort: await freePort(),
+        clientPort: await port(),
+        peerPort: await port(),
         dataDir: join(root, name),
         logPath: join(root, `${name}.log`),
-        metricsPort: withMetrics ? await freePort() : null,
+        metricsPort: withMetrics ? await port() : null,
         proc: null,
         paused: false,
       });

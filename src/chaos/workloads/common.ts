@@ -44,6 +44,8 @@ export interface WorkloadResult {
   html: string;
   /** Every recorded op, JSON lines. */
   history: string;
+  /** More files for the output directory, by name (e.g. the watch workload's replayed history). */
+  files?: Record<string, string>;
 }
 
 export interface Workload {

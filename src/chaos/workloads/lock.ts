@@ -6,7 +6,10 @@
 //   plain Txns with lease-less keys: a client creates `holders/<client>-<n>` (Txn: create_revision
 //   == 0), holds the lock once its key has the lowest create revision under the prefix, and deletes
 //   its key to release. Clients never crash (only servers do), so no lease is needed; a release
-//   whose outcome is unknown is retried until it succeeds.
+//   whose outcome is unknown is retried until it succeeds. A create whose outcome was unknown can
+//   still land after its client moved on (e.g. held by a paused node): with no lease to expire it,
+//   that orphan would block everyone, so waiters delete holder keys no client is using (this
+//   process knows its clients' live keys; the delete is guarded by the orphan's create revision).
 // Either way the protected resource is written only by a Txn guarded by "our lock key still has
 // create revision = our token". Checks: the resource's reads and writes are linearizable; the
 // final counter equals the increments that took effect (acknowledged ≤ counter ≤ acknowledged +
@@ -51,6 +54,9 @@ export class LockWorkload implements Workload {
   private readonly holds: Hold[] = [];
   private readonly problems: string[] = [];
   private fencingViolations = 0;
+  /** Holder keys some client is using (recipe mode); any other holder key is an orphan. */
+  private readonly liveKeys = new Set<string>();
+  private orphansRemoved = 0;
   private mode: 'service' | 'recipe' = 'recipe';
   /** Writes the fencing guard refused (a holder whose lock had expired). */
   private fencedWrites = 0;
@@ -82,6 +88,7 @@ export class LockWorkload implements Workload {
     if (this.mode === 'service') return this.serviceWorker(ctx, index, slot, rng);
     for (let attempt = 0; ctx.running(); attempt++) {
       const myKey = `${this.holdersPrefix}w${String(index).padStart(3, '0')}-${attempt}`;
+      this.liveKeys.add(myKey);
       const token = await this.create(ctx, slot, myKey);
       if (token === null) break;
       const acquired = await this.waitForTurn(ctx, slot, myKey);
@@ -181,6 +188,14 @@ export class LockWorkload implements Workload {
           return false;
         }
         if (first.key === myKey) return true;
+        if (!this.liveKeys.has(first.key)) {
+          const removed = await slot.client.txn(
+            [{ key: first.key, target: 'CREATE', result: 'EQUAL', value: first.createRevision }],
+            [{ deleteRange: { key: first.key } }],
+          );
+          if (removed.succeeded) this.orphansRemoved++;
+          continue;
+        }
         await sleep(POLL_MS);
       } catch (error) {
         await slot.afterError(toCallError(error));
@@ -225,6 +240,7 @@ export class LockWorkload implements Workload {
     while (Date.now() < until) {
       try {
         await slot.client.txn([], [{ deleteRange: { key: myKey } }]);
+        this.liveKeys.delete(myKey);
         return;
       } catch (error) {
         await slot.afterError(toCallError(error));
@@ -265,7 +281,7 @@ export class LockWorkload implements Workload {
       duplicated,
       problems,
       report: [
-        `lock: ${statusLine(this.history)}; ${this.holds.length} holds; counter ${count ?? '?'} (${acked} acknowledged, ${unknown} unknown increments); ${this.fencedWrites} writes refused by the fencing guard`,
+        `lock: ${statusLine(this.history)}; ${this.holds.length} holds; counter ${count ?? '?'} (${acked} acknowledged, ${unknown} unknown increments); ${this.fencedWrites} writes refused by the fencing guard; ${this.orphansRemoved} orphan holder keys removed`,
         this.mode === 'service'
           ? 'lock: etcd Lock service with a lease per acquisition (real-time exclusion not checked: leases may expire)'
           : 'lock: etcd lock recipe on Txn + lease-less keys (the node serves no Lock service)',

@@ -178,8 +178,7 @@ export class WatchWorkload implements Workload {
     if (truth === undefined) {
       problems.push('watch: no node could replay the history');
     } else {
-      const byRevision = new Map(truth.map((e) => [`${e.revision}/${e.key}`, e]));
-      lost += this.checkAcked(byRevision, problems);
+      lost += this.checkAcked(truth, problems);
       this.watchers.forEach((w, i) => {
         const result = this.checkWatcher(w, i, truth, problems);
         lost += result.missed;
@@ -204,11 +203,14 @@ export class WatchWorkload implements Workload {
       ].join('\n'),
       html: htmlTimeline(registerModel, check, bands),
       history: this.history.toJsonLines(),
+      files: { 'watch-history.jsonl': (truth ?? []).map((e) => JSON.stringify(e)).join('\n') + '\n' },
     };
   }
 
   /** Every acknowledged put must be in the history, at the revision its response named. */
-  private checkAcked(byRevision: Map<string, SeenEvent>, problems: string[]): number {
+  private checkAcked(truth: SeenEvent[], problems: string[]): number {
+    const byRevision = new Map(truth.map((e) => [`${e.revision}/${e.key}`, e]));
+    const byValue = new Map(truth.map((e) => [`${e.key}=${e.value}`, e]));
     let lost = 0;
     for (const op of this.history.ops) {
       const revision = this.putRevision.get(op.id);
@@ -216,7 +218,12 @@ export class WatchWorkload implements Workload {
       const event = byRevision.get(`${revision}/${op.input.key}`);
       if (event === undefined || event.value !== op.input.value) {
         lost++;
-        problems.push(`watch: acknowledged put ${op.input.key}=${op.input.value} at revision ${revision} is not in the history`);
+        const elsewhere = byValue.get(`${op.input.key}=${op.input.value}`);
+        const there = event === undefined ? 'nothing' : `${event.key}=${event.value}`;
+        problems.push(
+          `watch: acknowledged put ${op.input.key}=${op.input.value} (op ${op.id}, node ${op.node + 1}) answered revision ${revision}, ` +
+            `where the history has ${there}; ${elsewhere ? `the value is at revision ${elsewhere.revision}` : 'the value is nowhere in the history (lost)'}`,
+        );
       }
     }
     return lost;
