@@ -11,3 +11,5 @@ export { WORKLOADS } from './workloads/common.ts';
 export type { WorkloadName, WorkloadResult } from './workloads/common.ts';
 export { runChaos, supportsFaultInjection } from './run.ts';
 export type { ChaosOptions, ChaosResult } from './run.ts';
+export { ProcessCluster, freePort } from './cluster.ts';
+export type { ClusterNode, ProcessClusterOptions } from './cluster.ts';

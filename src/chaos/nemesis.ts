@@ -3,7 +3,7 @@
 // node's fault-injection endpoint (POST /debug/faults on its metrics port). One fault at a time,
 // then a quiet spell; every fault is healed at the end and the cluster must serve again.
 import { request } from 'node:http';
-import type { ProcessCluster } from '../../test/support/cluster.ts';
+import type { ProcessCluster } from './cluster.ts';
 import type { EtcdClient } from './client.ts';
 import type { Clock } from './history.ts';
 import type { Random } from './random.ts';

@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ProcessCluster } from '../../test/support/cluster.ts';
+import { ProcessCluster } from './cluster.ts';
 import { EtcdClient, prefixEnd } from './client.ts';
 import type { KeyValue } from './client.ts';
 import { Clock } from './history.ts';
