@@ -250,3 +250,66 @@ export interface ElectionBackend {
   ): AsyncIterable<{ header: ResponseHeader; kv: KeyValue }>;
   resign(req: { leader: LeaderKey }): Promise<{ header: ResponseHeader }>;
 }
+
+// ---- Auth (etcdserverpb.Auth) and authorization of every call ----
+
+/** Who makes a call: etcd's `token` metadata, else (with --client-cert-auth) the client certificate's CN. */
+export interface CallIdentity {
+  token: string | null;
+  commonName: string | null;
+}
+
+/**
+ * What a call needs (etcd's checks): `read`/`write` on every key of [key, rangeEnd) (rangeEnd
+ * conventions as in Range), `root` (admin RPCs), `user` (any authenticated user), `self` (root or
+ * that very user: UserGet), `role` (root or a holder of that role: RoleGet).
+ */
+export type AuthNeed =
+  | { kind: 'read' | 'write'; key: Uint8Array; rangeEnd: Uint8Array }
+  | { kind: 'root' }
+  | { kind: 'user' }
+  | { kind: 'self'; user: string }
+  | { kind: 'role'; role: string };
+
+/** authpb.Permission: permType READ 0, WRITE 1, READWRITE 2. */
+export interface AuthPermissionInfo {
+  permType: 0 | 1 | 2;
+  key: Uint8Array;
+  rangeEnd: Uint8Array;
+}
+
+/**
+ * The node's auth store and token keeper. Changes go through Raft; passwords are hashed by the
+ * node that receives them before anything is proposed. Errors: ApiErrors' auth errors.
+ */
+export interface AuthBackend {
+  /** True once AuthEnable applied on this node: every call must then pass authorize(). */
+  enabled(): boolean;
+  /**
+   * Synchronous, against this node's applied auth store: resolves the identity (a token, or a CN
+   * when no token is given) and checks every need. Returns the user name. Throws
+   * ApiErrors.invalidAuthToken (unknown, expired or revoked token), userEmpty (no identity),
+   * permissionDenied. Refusals are audited with `method`.
+   */
+  authorize(identity: CallIdentity, needs: readonly AuthNeed[], method: string): string;
+  /** The KV revision for response headers. */
+  currentRevision(): number;
+  authEnable(): Promise<void>;
+  authDisable(): Promise<void>;
+  authStatus(): Promise<{ enabled: boolean; authRevision: number }>;
+  /** Resolves to a simple token, kept in this node's memory with a TTL renewed on use. */
+  authenticate(name: string, password: string): Promise<string>;
+  userAdd(req: { name: string; password: string; noPassword: boolean }): Promise<void>;
+  userGet(name: string): Promise<{ roles: string[] }>;
+  userList(): Promise<string[]>;
+  userDelete(name: string): Promise<void>;
+  userChangePassword(req: { name: string; password: string }): Promise<void>;
+  userGrantRole(req: { user: string; role: string }): Promise<void>;
+  userRevokeRole(req: { name: string; role: string }): Promise<void>;
+  roleAdd(name: string): Promise<void>;
+  roleGet(role: string): Promise<{ perms: AuthPermissionInfo[] }>;
+  roleList(): Promise<string[]>;
+  roleDelete(role: string): Promise<void>;
+  roleGrantPermission(req: { name: string; perm: AuthPermissionInfo }): Promise<void>;
+  roleRevokePermission(req: { role: string; key: Uint8Array; rangeEnd: Uint8Array }): Promise<void>;
+}

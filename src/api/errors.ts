@@ -25,4 +25,23 @@ export const ApiErrors = {
   electionNotLeader: e(GrpcCode.UNKNOWN, 'election: not leader'),
   electionNoLeader: e(GrpcCode.UNKNOWN, 'election: no leader'),
   missingLeaderKey: e(GrpcCode.UNKNOWN, '"leader" field must be provided'),
+  // Auth (etcd's rpctypes ErrGRPC*; clients match these messages).
+  rootUserNotExist: e(GrpcCode.FAILED_PRECONDITION, 'etcdserver: root user does not exist'),
+  rootRoleNotExist: e(GrpcCode.FAILED_PRECONDITION, 'etcdserver: root user does not have root role'),
+  userAlreadyExist: e(GrpcCode.FAILED_PRECONDITION, 'etcdserver: user name already exists'),
+  userEmpty: e(GrpcCode.INVALID_ARGUMENT, 'etcdserver: user name is empty'),
+  userNotFound: e(GrpcCode.FAILED_PRECONDITION, 'etcdserver: user name not found'),
+  roleAlreadyExist: e(GrpcCode.FAILED_PRECONDITION, 'etcdserver: role name already exists'),
+  roleNotFound: e(GrpcCode.FAILED_PRECONDITION, 'etcdserver: role name not found'),
+  roleEmpty: e(GrpcCode.INVALID_ARGUMENT, 'etcdserver: role name is empty'),
+  authFailed: e(GrpcCode.INVALID_ARGUMENT, 'etcdserver: authentication failed, invalid user ID or password'),
+  permissionNotGiven: e(GrpcCode.INVALID_ARGUMENT, 'etcdserver: permission not given'),
+  permissionDenied: e(GrpcCode.PERMISSION_DENIED, 'etcdserver: permission denied'),
+  roleNotGranted: e(GrpcCode.FAILED_PRECONDITION, 'etcdserver: role is not granted to the user'),
+  permissionNotGranted: e(GrpcCode.FAILED_PRECONDITION, 'etcdserver: permission is not granted to the role'),
+  authNotEnabled: e(GrpcCode.FAILED_PRECONDITION, 'etcdserver: authentication is not enabled'),
+  invalidAuthToken: e(GrpcCode.UNAUTHENTICATED, 'etcdserver: invalid auth token'),
+  invalidAuthMgmt: e(GrpcCode.INVALID_ARGUMENT, 'etcdserver: invalid auth management'),
+  /** Tessera's bound on users, roles, permissions per role and live tokens (etcd has none). */
+  authStoreFull: e(GrpcCode.RESOURCE_EXHAUSTED, 'etcdserver: too many requests'),
 } as const;

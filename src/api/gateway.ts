@@ -57,7 +57,32 @@ export const GATEWAY_ROUTES: Readonly<Record<string, string>> = Object.freeze({
   '/v3/election/leader': 'v3electionpb.Election/Leader',
   '/v3/election/observe': 'v3electionpb.Election/Observe',
   '/v3/election/resign': 'v3electionpb.Election/Resign',
+  '/v3/auth/enable': 'etcdserverpb.Auth/AuthEnable',
+  '/v3/auth/disable': 'etcdserverpb.Auth/AuthDisable',
+  '/v3/auth/status': 'etcdserverpb.Auth/AuthStatus',
+  '/v3/auth/authenticate': 'etcdserverpb.Auth/Authenticate',
+  '/v3/auth/user/add': 'etcdserverpb.Auth/UserAdd',
+  '/v3/auth/user/get': 'etcdserverpb.Auth/UserGet',
+  '/v3/auth/user/list': 'etcdserverpb.Auth/UserList',
+  '/v3/auth/user/delete': 'etcdserverpb.Auth/UserDelete',
+  '/v3/auth/user/changepw': 'etcdserverpb.Auth/UserChangePassword',
+  '/v3/auth/user/grant': 'etcdserverpb.Auth/UserGrantRole',
+  '/v3/auth/user/revoke': 'etcdserverpb.Auth/UserRevokeRole',
+  '/v3/auth/role/add': 'etcdserverpb.Auth/RoleAdd',
+  '/v3/auth/role/get': 'etcdserverpb.Auth/RoleGet',
+  '/v3/auth/role/list': 'etcdserverpb.Auth/RoleList',
+  '/v3/auth/role/delete': 'etcdserverpb.Auth/RoleDelete',
+  '/v3/auth/role/grant': 'etcdserverpb.Auth/RoleGrantPermission',
+  '/v3/auth/role/revoke': 'etcdserverpb.Auth/RoleRevokePermission',
 });
+
+/** etcd's gateway passes the `Authorization` header on as the call's `token` metadata. */
+function authMetadata(req: http.IncomingMessage): grpc.Metadata {
+  const metadata = new grpc.Metadata();
+  const token = req.headers.authorization;
+  if (typeof token === 'string' && token.length > 0) metadata.set('token', token);
+  return metadata;
+}
 
 /** grpc-gateway's HTTPStatusFromCode. */
 const HTTP_STATUS: Readonly<Record<number, number>> = {
@@ -213,19 +238,21 @@ export class Gateway {
         } catch (error) {
           return this.fail(res, statusOf(error));
         }
-        if (route.responseStream) this.serverStream(route, request, res);
-        else this.unary(route, request, res);
+        const metadata = authMetadata(req);
+        if (route.responseStream) this.serverStream(route, request, res, metadata);
+        else this.unary(route, request, res, metadata);
       },
       (error: unknown) => this.fail(res, statusOf(error)),
     );
   }
 
-  private unary(route: Route, request: object, res: http.ServerResponse): void {
+  private unary(route: Route, request: object, res: http.ServerResponse, metadata: grpc.Metadata): void {
     const call = this.grpcClient().makeUnaryRequest(
       route.path,
       route.serialize,
       route.deserialize,
       request,
+      metadata,
       (error, response) => {
         this.calls.delete(call);
         if (error) return this.fail(res, error);
@@ -240,19 +267,20 @@ export class Gateway {
     });
   }
 
-  private serverStream(route: Route, request: object, res: http.ServerResponse): void {
+  private serverStream(route: Route, request: object, res: http.ServerResponse, metadata: grpc.Metadata): void {
     const call = this.grpcClient().makeServerStreamRequest(
       route.path,
       route.serialize,
       route.deserialize,
       request,
+      metadata,
     );
     this.pipeResponses(route, call, res);
   }
 
   /** Watch and LeaseKeepAlive: the body is a stream of JSON requests, the response a stream of JSON lines. */
   private bidi(route: Route, req: http.IncomingMessage, res: http.ServerResponse): void {
-    const call = this.grpcClient().makeBidiStreamRequest(route.path, route.serialize, route.deserialize);
+    const call = this.grpcClient().makeBidiStreamRequest(route.path, route.serialize, route.deserialize, authMetadata(req));
     this.pipeResponses(route, call, res);
     const splitter = new JsonSplitter(this.options.maxBodyBytes);
     req.on('data', (chunk: Buffer) => {

@@ -3,6 +3,10 @@
 export { ApiServer, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS, GRPC_OVERHEAD_BYTES } from './server.ts';
 export type { ApiServerOptions } from './server.ts';
 export type {
+  AuthBackend,
+  AuthNeed,
+  AuthPermissionInfo,
+  CallIdentity,
   AlarmMember,
   AlarmRequest,
   AlarmType,

@@ -2,6 +2,8 @@
 // the cluster header. RangeStream is left to grpc-js's default answer, UNIMPLEMENTED.
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { deleteRangeNeeds, putNeeds, rangeNeeds, txnNeeds } from './auth-gate.ts';
+import type { AuthGate } from './auth-gate.ts';
 import type { KvBackend } from './backend.ts';
 import {
   decodeCompactionRequest,
@@ -43,11 +45,13 @@ export interface KvServiceOptions {
   /** etcd's --max-txn-ops: the most ops in each of a txn's compare/success/failure lists. */
   maxTxnOps: number;
   logger: Logger;
+  /** Authorization of each call once auth is enabled (auth-gate.ts); none without it. */
+  gate?: AuthGate;
 }
 
 /** Handlers for `server.addService(serverServiceDefinition('etcdserverpb.KV'), ...)`. */
 export function kvServiceHandlers(options: KvServiceOptions): grpc.UntypedServiceImplementation {
-  const { backend, maxRequestBytes, maxTxnOps, logger } = options;
+  const { backend, maxRequestBytes, maxTxnOps, logger, gate } = options;
   const header = (revision: number): WireResponseHeader => encodeHeader(revision, backend.header());
   let sizedMemberId = '';
   let requestIdBytes = 0;
@@ -63,37 +67,42 @@ export function kvServiceHandlers(options: KvServiceOptions): grpc.UntypedServic
     unaryHandler(method, logger, run);
 
   return {
-    Range: unary('Range', async ({ message }: Received<WireRangeRequest>) => {
-      const req = decodeRangeRequest(message);
+    Range: unary('Range', async (request: Received<WireRangeRequest>) => {
+      const req = decodeRangeRequest(request.message);
       checkRangeRequest(req);
+      if (gate?.active === true) gate.check(request, rangeNeeds(req), 'Range');
       const response = await backend.range(req);
       return encodeRangeResponse(response, header(response.header.revision));
     }),
-    Put: unary('Put', async ({ message, bytes }: Received<WirePutRequest>) => {
-      const req = decodePutRequest(message);
+    Put: unary('Put', async (request: Received<WirePutRequest>) => {
+      const req = decodePutRequest(request.message);
       checkPutRequest(req);
-      checkSize(bytes);
+      checkSize(request.bytes);
+      if (gate?.active === true) gate.check(request, putNeeds(req), 'Put');
       const response = await backend.put(req);
       return encodePutResponse(response, header(response.header.revision));
     }),
-    DeleteRange: unary('DeleteRange', async ({ message, bytes }: Received<WireDeleteRangeRequest>) => {
-      const req = decodeDeleteRangeRequest(message);
+    DeleteRange: unary('DeleteRange', async (request: Received<WireDeleteRangeRequest>) => {
+      const req = decodeDeleteRangeRequest(request.message);
       checkDeleteRangeRequest(req);
-      checkSize(bytes);
+      checkSize(request.bytes);
+      if (gate?.active === true) gate.check(request, deleteRangeNeeds(req), 'DeleteRange');
       const response = await backend.deleteRange(req);
       return encodeDeleteRangeResponse(response, header(response.header.revision));
     }),
-    Txn: unary('Txn', async ({ message, bytes }: Received<WireTxnRequest>) => {
-      const req = decodeTxnRequest(message, maxTxnOps);
+    Txn: unary('Txn', async (request: Received<WireTxnRequest>) => {
+      const req = decodeTxnRequest(request.message, maxTxnOps);
       checkTxnRequest(req);
       // Like etcd, a read-only txn is served without a proposal, so the proposal limit does not apply.
-      if (!isReadOnlyTxn(req)) checkSize(bytes);
+      if (!isReadOnlyTxn(req)) checkSize(request.bytes);
+      if (gate?.active === true) gate.check(request, txnNeeds(req), 'Txn');
       const response = await backend.txn(req);
       return encodeTxnResponse(response, header(response.header.revision));
     }),
-    Compact: unary('Compact', async ({ message, bytes }: Received<WireCompactionRequest>) => {
-      const req = decodeCompactionRequest(message);
-      checkSize(bytes);
+    Compact: unary('Compact', async (request: Received<WireCompactionRequest>) => {
+      const req = decodeCompactionRequest(request.message);
+      checkSize(request.bytes);
+      if (gate?.active === true) gate.check(request, [{ kind: 'root' }], 'Compact');
       const response = await backend.compact(req);
       return encodeCompactionResponse(response, header(response.header.revision));
     }),

@@ -3,6 +3,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { assert, EtcdError, Errors } from '../util/index.ts';
+import type { AuthGate } from './auth-gate.ts';
 import type { HeaderInfo, LeaseBackend } from './backend.ts';
 import { encodeHeader, parseInt64 } from './codec.ts';
 import { drained, endWithStatus, SERVER_STOPPED, unaryHandler } from './handlers.ts';
@@ -32,6 +33,8 @@ export interface LeaseServiceOptions {
   headerInfo: () => HeaderInfo;
   logger: Logger;
   streams: OpenStreams;
+  /** With auth enabled, LeaseRevoke needs WRITE on every key attached to the lease (as etcd). */
+  gate?: AuthGate;
 }
 
 export function isLeaseNotFound(error: unknown): boolean {
@@ -58,8 +61,15 @@ export function leaseServiceHandlers(options: LeaseServiceOptions): grpc.Untyped
     LeaseRevoke: unaryHandler(
       'LeaseRevoke',
       logger,
-      async ({ message }: Received<WireLeaseIdRequest>): Promise<WireLeaseRevokeResponse> => {
-        const response = await backend.leaseRevoke(parseInt64(message.ID, 'ID'));
+      async (request: Received<WireLeaseIdRequest>): Promise<WireLeaseRevokeResponse> => {
+        const id = parseInt64(request.message.ID, 'ID');
+        const gate = options.gate;
+        if (gate?.active === true) {
+          const { keys } = await backend.leaseTimeToLive({ id, keys: true });
+          const empty = new Uint8Array(0);
+          gate.check(request, keys.map((key) => ({ kind: 'write', key, rangeEnd: empty })), 'LeaseRevoke');
+        }
+        const response = await backend.leaseRevoke(id);
         return { header: header(response.header.revision) };
       },
     ),

@@ -1,10 +1,22 @@
 // The client-facing server: etcd's v3 gRPC services and its HTTP/JSON gateway on one port (as
 // etcd does with cmux; see listener.ts and docs/API.md), with etcd's message size limits.
+import type * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
 import { assert } from '../util/index.ts';
+import {
+  AuthGate,
+  CLUSTER_POLICY,
+  ELECTION_POLICY,
+  LEASE_POLICY,
+  LOCK_POLICY,
+  MAINTENANCE_POLICY,
+} from './auth-gate.ts';
+import type { StaticPolicy } from './auth-gate.ts';
+import { authServiceHandlers } from './auth-service.ts';
 import type {
+  AuthBackend,
   ClusterBackend,
   ElectionBackend,
   KvBackend,
@@ -17,6 +29,8 @@ import { clusterServiceHandlers } from './cluster-service.ts';
 import { Gateway } from './gateway.ts';
 import { OpenStreams } from './handlers.ts';
 import { kvServiceHandlers } from './kv-service.ts';
+import { LeanGrpcServer, resolveGrpcServerKind } from './lean-server.ts';
+import type { GrpcServerKind } from './lean-server.ts';
 import { leaseServiceHandlers } from './lease-service.ts';
 import { ClientListener } from './listener.ts';
 import { electionServiceHandlers, lockServiceHandlers } from './lock-service.ts';
@@ -51,6 +65,11 @@ export interface ApiServerOptions {
   lease?: LeaseBackend;
   lock?: LockBackend;
   election?: ElectionBackend;
+  /**
+   * etcd's Auth service and, once auth is enabled, authorization of every call (auth-gate.ts).
+   * Without it there is no Auth service and no call is checked.
+   */
+  auth?: AuthBackend;
   /** Per-stream watch bounds; maxResponseBytes defaults to maxRequestBytes + GRPC_OVERHEAD_BYTES, like etcd. */
   watchLimits?: Partial<WatchLimits>;
   /** Serve etcd's HTTP/JSON gateway (/v3/...) on the same port (etcd's --enable-grpc-gateway); default true. */
@@ -63,10 +82,21 @@ export interface ApiServerOptions {
   /** Most ops per txn list (etcd --max-txn-ops); default 128. */
   maxTxnOps?: number;
   logger?: Logger;
+  /**
+   * Serve clients over TLS (etcd's --cert-file/--key-file; mutual TLS with requestCert +
+   * rejectUnauthorized + ca, etcd's --client-cert-auth/--trusted-ca-file). gRPC and the gateway
+   * share the port, split by ALPN. setSecureContext() swaps certificates for new connections.
+   */
+  tls?: tls.TlsOptions;
+  /**
+   * The gRPC server: grpc-js, or the lean node:http2 server (lean-server.ts, hand-written codecs for
+   * the hot messages). Default: TESSERA_GRPC_SERVER if set, else DEFAULT_GRPC_SERVER.
+   */
+  grpcServer?: GrpcServerKind;
 }
 
 interface Running {
-  grpc: grpc.Server;
+  grpc: grpc.Server | LeanGrpcServer;
   injector: grpc.ConnectionInjector;
   listener: ClientListener;
   gateway: Gateway | null;
@@ -82,6 +112,8 @@ export class ApiServer {
   private readonly logger: Logger;
   private running: Running | null = null;
   private boundPort = 0;
+  /** With TLS: where the gateway reaches this server's gRPC API (a private Unix socket). */
+  private gatewayTarget: string | null = null;
 
   constructor(options: ApiServerOptions) {
     this.options = options;
@@ -104,10 +136,13 @@ export class ApiServer {
   /** Binds and starts serving; resolves to the bound port. */
   async start(): Promise<number> {
     assert(this.running === null, 'ApiServer already started');
-    const server = new grpc.Server({
-      'grpc.max_receive_message_length': this.maxRequestBytes + GRPC_OVERHEAD_BYTES,
-      'grpc.max_send_message_length': MAX_SEND_BYTES,
-    });
+    const server =
+      resolveGrpcServerKind(this.options.grpcServer) === 'lean'
+        ? new LeanGrpcServer({ maxReceiveMessageBytes: this.maxRequestBytes + GRPC_OVERHEAD_BYTES, logger: this.logger })
+        : new grpc.Server({
+            'grpc.max_receive_message_length': this.maxRequestBytes + GRPC_OVERHEAD_BYTES,
+            'grpc.max_send_message_length': MAX_SEND_BYTES,
+          });
     this.addServices(server);
     const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
     const gateway = this.options.gateway === false ? null : this.createGateway();
@@ -115,20 +150,29 @@ export class ApiServer {
       injector,
       (req, res) => (gateway === null ? res.writeHead(404).end() : gateway.handle(req, res)),
       this.logger,
+      { tls: this.options.tls },
     );
     try {
+      if (listener.secure && gateway !== null) this.gatewayTarget = await listener.listenLocal();
       this.boundPort = await listener.listen(this.options.host, this.options.port);
     } catch (error) {
+      await listener.stopAccepting();
       injector.destroy();
       server.forceShutdown();
       throw error;
     }
     this.running = { grpc: server, injector, listener, gateway };
     this.logger.info(
-      { host: this.options.host, port: this.boundPort, gateway: gateway !== null },
+      { host: this.options.host, port: this.boundPort, gateway: gateway !== null, tls: listener.secure },
       'etcd API listening',
     );
     return this.boundPort;
+  }
+
+  /** New certificates for new client connections (certificate reload); open connections keep theirs. */
+  setSecureContext(options: tls.TlsOptions): void {
+    assert(this.running !== null && this.options.tls !== undefined, 'setSecureContext needs a running TLS server');
+    this.running.listener.setSecureContext(options);
   }
 
   /** Stops accepting, ends long-lived streams, lets other calls finish (up to a grace period), then closes. */
@@ -159,56 +203,65 @@ export class ApiServer {
     const host = this.options.host;
     const loopback = host === '0.0.0.0' || host === '' ? '127.0.0.1' : host === '::' ? '::1' : host;
     const target = () =>
-      loopback.includes(':') ? `[${loopback}]:${this.boundPort}` : `${loopback}:${this.boundPort}`;
+      this.gatewayTarget ??
+      (loopback.includes(':') ? `[${loopback}]:${this.boundPort}` : `${loopback}:${this.boundPort}`);
     const maxBodyBytes =
       Math.ceil(((this.maxRequestBytes + GRPC_OVERHEAD_BYTES) * 4) / 3) + GATEWAY_JSON_SLACK_BYTES;
     return new Gateway({ target, maxBodyBytes, logger: this.logger });
   }
 
   /** A service left out answers UNIMPLEMENTED for each method (grpc-js's answer for unknown paths). */
-  private addServices(server: grpc.Server): void {
+  private addServices(server: Pick<grpc.Server, 'addService'>): void {
     const { options, logger, streams } = this;
     const headerInfo = () => options.backend.header();
-    server.addService(
-      serverServiceDefinition('etcdserverpb.KV'),
+    const gate = new AuthGate(options.auth, logger);
+    const add = (name: string, handlers: grpc.UntypedServiceImplementation, policy?: StaticPolicy) =>
+      server.addService(serverServiceDefinition(name), gate.wrap(handlers, policy));
+    add(
+      'etcdserverpb.KV',
       kvServiceHandlers({
         backend: options.backend,
         maxRequestBytes: this.maxRequestBytes,
         maxTxnOps: this.maxTxnOps,
         logger,
+        gate,
       }),
     );
-    const add = (name: string, handlers: grpc.UntypedServiceImplementation) =>
-      server.addService(serverServiceDefinition(name), handlers);
+    if (options.auth !== undefined) {
+      add('etcdserverpb.Auth', authServiceHandlers({ backend: options.auth, gate, headerInfo, logger }));
+    }
     if (options.maintenance !== undefined) {
       add(
         'etcdserverpb.Maintenance',
         maintenanceServiceHandlers({ backend: options.maintenance, headerInfo, logger, streams }),
+        MAINTENANCE_POLICY,
       );
     }
     if (options.cluster !== undefined) {
-      add('etcdserverpb.Cluster', clusterServiceHandlers({ backend: options.cluster, headerInfo, logger }));
+      add('etcdserverpb.Cluster', clusterServiceHandlers({ backend: options.cluster, headerInfo, logger }), CLUSTER_POLICY);
     }
     if (options.watch !== undefined) {
       const limits = this.watchLimits;
       add(
         'etcdserverpb.Watch',
-        watchServiceHandlers({ backend: options.watch, headerInfo, logger, limits, streams }),
+        watchServiceHandlers({ backend: options.watch, headerInfo, logger, limits, streams, gate }),
       );
     }
     if (options.lease !== undefined) {
       add(
         'etcdserverpb.Lease',
-        leaseServiceHandlers({ backend: options.lease, headerInfo, logger, streams }),
+        leaseServiceHandlers({ backend: options.lease, headerInfo, logger, streams, gate }),
+        LEASE_POLICY,
       );
     }
     if (options.lock !== undefined) {
-      add('v3lockpb.Lock', lockServiceHandlers({ backend: options.lock, headerInfo, logger }));
+      add('v3lockpb.Lock', lockServiceHandlers({ backend: options.lock, headerInfo, logger }), LOCK_POLICY);
     }
     if (options.election !== undefined) {
       add(
         'v3electionpb.Election',
         electionServiceHandlers({ backend: options.election, headerInfo, logger, streams }),
+        ELECTION_POLICY,
       );
     }
   }

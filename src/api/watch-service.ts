@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { WatchCompactedError } from '../mvcc/index.ts';
 import type { WatchEvent, WatchHandle, WatchOptions } from '../mvcc/index.ts';
 import { assert, EtcdError, GrpcCode, invalidArgument, unreachable } from '../util/index.ts';
+import type { AuthGate } from './auth-gate.ts';
 import type { HeaderInfo, WatchBackend } from './backend.ts';
 import { encodeHeader, parseInt64 } from './codec.ts';
 import { endWithStatus, SERVER_STOPPED } from './handlers.ts';
@@ -58,7 +59,12 @@ export interface WatchServiceOptions {
   logger: Logger;
   limits: Readonly<WatchLimits>;
   streams: OpenStreams;
+  /** With auth enabled, a watch needs READ on its range when created (auth-gate.ts). */
+  gate?: AuthGate;
 }
+
+/** etcd's cancel reason for a watch the caller may not read (the gRPC error's text). */
+export const WATCH_PERMISSION_DENIED = 'rpc error: code = PermissionDenied desc = etcdserver: permission denied';
 
 export function watchServiceHandlers(options: WatchServiceOptions): grpc.UntypedServiceImplementation {
   const { limits } = options;
@@ -220,6 +226,15 @@ class WatchStream {
       if (!(error instanceof EtcdError)) throw error;
       return this.refuseCreate(revision, error.message);
     }
+    const gate = this.options.gate;
+    if (gate?.active === true) {
+      try {
+        gate.check(this.call, [{ kind: 'read', key: request.options.key, rangeEnd: request.options.rangeEnd }], 'Watch');
+      } catch (error) {
+        if (!(error instanceof EtcdError)) throw error;
+        return this.refuseCreate(revision, WATCH_PERMISSION_DENIED);
+      }
+    }
     if (request.watchId !== 0 && this.watchers.has(request.watchId))
       return this.refuseCreate(revision, DUPLICATE_WATCH_ID);
     if (this.watchers.size >= this.limits.maxWatchersPerStream) {
@@ -237,8 +252,10 @@ class WatchStream {
     try {
       watcher.handle = this.backend.watch(request.options, (events, rev) => this.sink(watcher, events, rev));
     } catch (error) {
-      // etcd acknowledges the watch first and cancels it when the store refuses it.
-      this.watchers.delete(watcher.id);
+      // etcd acknowledges the watch first and cancels it when the store refuses it. A watcher
+      // "compacted at revision 0" (a negative start after compact(0)) is not canceled by etcd:
+      // it stays on the stream, silent, its ID taken until the client cancels it.
+      if (!(error instanceof WatchCompactedError && error.compactRevision === 0)) this.watchers.delete(watcher.id);
       this.send(this.response(revision, { watchId: watcher.id, created: true }));
       return this.sendCancel(watcher.id, error);
     }
@@ -401,13 +418,16 @@ class WatchStream {
   /** A watcher the store refused or dropped: compaction as etcd reports it, anything else with its reason. */
   private sendCancel(watchId: number, error: unknown): void {
     if (error instanceof WatchCompactedError) {
-      // etcd's compacted response: header revision 0, compact_revision set. Tessera adds the reason,
-      // which clientv3 ignores (it checks compact_revision first) and other clients can show.
+      // etcd's compacted response: header revision 0, compact_revision set, and canceled exactly
+      // when compact_revision is not 0 (-1 before any compaction; 0 after compact(0), when etcd
+      // sends an empty, uncanceled response). Tessera adds the reason, which clientv3 ignores (it
+      // checks compact_revision first) and other clients can show.
+      const canceled = error.compactRevision !== 0;
       const response = this.response(0, {
         watchId,
-        canceled: true,
+        canceled,
         compactRevision: error.compactRevision,
-        cancelReason: error.message,
+        cancelReason: canceled ? error.message : '',
       });
       return this.send(response);
     }

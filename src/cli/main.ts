@@ -50,6 +50,7 @@ program
   .addOption(new Option('--tls-min-version <version>', 'lowest TLS version accepted (default TLS1.2)').choices(['TLS1.2', 'TLS1.3']))
   .option('--tls-reload-interval-ms <ms>', 'how often certificate files are checked for changes; 0: only on SIGHUP (default 5000)', toInt)
   .option('--encryption-key-file <path>', 'encrypt data at rest with the newest key of this file (lines id:base64, mode 0600)')
+  .option('--auth-token-ttl <seconds>', 'seconds a simple auth token lives after its last use (default 300)', toInt)
   .action(async (options: Record<string, unknown>) => runStart(options));
 
 const snapshot = program.command('snapshot').description('Backups: `etcdctl snapshot save` makes them; restore starts a cluster from one.');

@@ -31,3 +31,4 @@ export { checkPeerName } from './names.ts';
 export type { AllowedPeerNames } from './names.ts';
 export { opensslVersion, generateCa, issueCertificate, generateDevCertificates, LOOPBACK_SANS } from './certs.ts';
 export type { CertPair, CertUsage, IssueOptions, DevCertificates } from './certs.ts';
+export { hashPassword, verifyPassword, SCRYPT_COST_LOG2 } from './password.ts';

@@ -49,6 +49,8 @@ const SecurityConfigShape = {
   tlsReloadIntervalMs: z.number().int().nonnegative().default(5_000),
   /** Encryption at rest: key file (`id:base64` lines, the last one seals new data). */
   encryptionKeyFile: z.string().min(1).optional(),
+  /** etcd's --auth-token-ttl: seconds a simple token lives after its last use. */
+  authTokenTtl: z.number().int().positive().default(300),
 };
 
 /** Rules across security flags that zod's per-field checks cannot express. */

@@ -15,6 +15,7 @@ import { parseHostPort } from './config.ts';
 import type { NodeConfig } from './config.ts';
 import { HttpEndpoint } from './http.ts';
 import { NodeSecurity } from './security.ts';
+import { AuthService } from './auth.ts';
 import { KvService } from './kv.ts';
 import { NodeMetrics } from './metrics.ts';
 import { clusterIdOf, initialMembers } from './members.ts';
@@ -155,6 +156,10 @@ export class TesseraNode {
       lease: new LeaseService(this),
       lock: new LockService(this, this.watchService),
       election: new ElectionService(this, this.watchService),
+      auth: new AuthService(this, {
+        tokenTtlMs: this.config.authTokenTtl * 1000,
+        logger: this.logger,
+      }),
       host: client.host,
       port: client.port,
       maxRequestBytes: this.config.limits.maxRequestBytes,

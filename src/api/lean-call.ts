@@ -1,0 +1,393 @@
+// One gRPC call of the lean server on one HTTP/2 stream, dressed as the grpc-js call objects the
+// service handlers use (ServerUnaryCall, ServerWritableStream, ServerDuplexStream): `request`,
+// `write(message, cb)` → false when HTTP/2 flow control holds the client back, 'drain', `end()`,
+// `emit('error', status)` to end with a status, `pause()`/`resume()` of reading (flow control on the
+// client), 'data'/'end' of client messages, 'cancelled' when the client leaves or the deadline passes,
+// 'close' when the stream is gone, `destroyed`, `writableEnded`.
+import { EventEmitter } from 'node:events';
+import { constants as h2 } from 'node:http2';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import type { PeerCertificate, TLSSocket } from 'node:tls';
+import { gunzipSync, inflateSync } from 'node:zlib';
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { assert, GrpcCode } from '../util/index.ts';
+import { encodeGrpcMessage, GrpcWireError, MessageDeframer } from './grpc-wire.ts';
+import type { Received } from './protos.ts';
+
+export type CallKind = 'unary' | 'serverStream' | 'bidi';
+
+/** What the server knows about a method: how to decode, encode and run it. */
+export interface LeanMethod {
+  readonly path: string;
+  readonly kind: CallKind;
+  /** Request bytes → what the handler receives as `request` / 'data' (throws on malformed bytes). */
+  readonly decode: (bytes: Buffer) => unknown;
+  /** Response message → one whole gRPC message (prefix included). */
+  readonly encodeFrame: (message: unknown) => Buffer;
+  /** The grpc-js handler from the service implementation, called with a LeanCall. */
+  readonly handler: (call: LeanCall, callback: UnaryCallback) => void;
+}
+
+export interface CallStatus {
+  code: number;
+  details: string;
+}
+
+export type UnaryCallback = (error: unknown, value?: unknown) => void;
+
+export interface CallContext {
+  readonly maxReceiveMessageBytes: number;
+  readonly logger: Logger;
+}
+
+/** grpc-go's answer to bytes that do not decode (grpc-js words it this way; tests match it). */
+export const DESERIALIZE_ERROR = 'Error deserializing request';
+const RESPONSE_HEADERS: OutgoingHttpHeaders = Object.freeze({ ':status': 200, 'content-type': 'application/grpc' });
+const OK_TRAILERS: OutgoingHttpHeaders = Object.freeze({ 'grpc-status': '0' });
+const RESPOND_STREAMING = Object.freeze({ waitForTrailers: true, sendDate: false });
+const RESPOND_END = Object.freeze({ endStream: true, sendDate: false });
+const OK: CallStatus = Object.freeze({ code: GrpcCode.OK, details: '' });
+
+/** The status a handler's error stands for: grpc-js accepts {code, details} objects and Errors alike. */
+export function statusOf(error: unknown): CallStatus {
+  if (typeof error !== 'object' || error === null) return { code: GrpcCode.UNKNOWN, details: String(error) };
+  const { code, details, message } = error as { code?: unknown; details?: unknown; message?: unknown };
+  const valid = typeof code === 'number' && Number.isInteger(code) && code >= 0 && code <= 16;
+  const text = typeof details === 'string' ? details : typeof message === 'string' ? message : '';
+  return { code: valid ? code : GrpcCode.UNKNOWN, details: text };
+}
+
+/** A trailers-only answer: headers carrying the status, stream ended. */
+export function statusHeaders(status: CallStatus): OutgoingHttpHeaders {
+  const headers: OutgoingHttpHeaders = {
+    ':status': 200,
+    'content-type': 'application/grpc',
+    'grpc-status': String(status.code),
+  };
+  if (status.details.length > 0) headers['grpc-message'] = encodeGrpcMessage(status.details);
+  return headers;
+}
+
+function trailers(status: CallStatus): OutgoingHttpHeaders {
+  if (status.code === GrpcCode.OK && status.details.length === 0) return OK_TRAILERS;
+  const headers: OutgoingHttpHeaders = { 'grpc-status': String(status.code) };
+  if (status.details.length > 0) headers['grpc-message'] = encodeGrpcMessage(status.details);
+  return headers;
+}
+
+export class LeanCall extends EventEmitter {
+  /** The request message (unary and server-streaming calls), set before the handler runs. */
+  request: Received<unknown> | null = null;
+  /** grpc-js's flag: the client went away or the deadline passed before the call finished. */
+  cancelled = false;
+  private readonly deframer: MessageDeframer;
+  /** Response headers sent. */
+  private responded = false;
+  /** A status was decided; nothing more is written. */
+  private finished = false;
+  private pendingStatus: CallStatus = OK;
+  private closed = false;
+  private clientEnded = false;
+  /** bidi: client messages held while the handler paused reading. */
+  private readonly queued: Received<unknown>[] = [];
+  private paused = false;
+  private endEmitted = false;
+  private dispatched = false;
+  private timer: NodeJS.Timeout | null = null;
+  private grpcMetadata: grpc.Metadata | null = null;
+
+  constructor(
+    private readonly stream: ServerHttp2Stream,
+    private readonly headers: IncomingHttpHeaders,
+    private readonly method: LeanMethod,
+    private readonly context: CallContext,
+    private readonly encoding: 'identity' | 'gzip' | 'deflate',
+    private readonly deadline: number,
+  ) {
+    super();
+    this.deframer = new MessageDeframer(context.maxReceiveMessageBytes);
+    // grpc-js semantics: a handler ends a stream with a status by emitting it as 'error'.
+    this.on('error', (status: unknown) => this.sendStatus(statusOf(status)));
+    stream.on('data', (chunk: Buffer) => this.onData(chunk));
+    stream.on('end', () => this.onClientEnd());
+    stream.on('close', () => this.onClose());
+    stream.on('error', (error) => context.logger.debug({ err: error, path: method.path }, 'gRPC stream error'));
+    if (method.kind !== 'unary') stream.on('drain', () => this.notify('drain'));
+  }
+
+  /** Starts the call: arms the deadline and, for bidi streams, runs the handler at once. */
+  start(timeoutMs: number | null): void {
+    if (timeoutMs !== null) {
+      // setTimeout holds at most 2^31-1 ms (~24 days); a longer deadline is as good as none.
+      if (timeoutMs <= 2 ** 31 - 1) this.timer = setTimeout(() => this.onDeadline(), Math.max(0, timeoutMs));
+    }
+    if (this.method.kind === 'bidi') this.dispatch();
+  }
+
+  // ---- the grpc-js surface the handlers use ----
+
+  get metadata(): grpc.Metadata {
+    this.grpcMetadata ??= grpc.Metadata.fromHttp2Headers(this.headers);
+    return this.grpcMetadata;
+  }
+
+  getPeer(): string {
+    const socket = this.stream.session?.socket;
+    return socket === undefined ? 'unknown' : `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+  }
+
+  getDeadline(): number {
+    return this.deadline;
+  }
+
+  /** grpc-js's AuthContext: the client certificate of a TLS connection (with --client-cert-auth its CN is the etcd user). */
+  getAuthContext(): { transportSecurityType?: string; sslPeerCertificate?: PeerCertificate } {
+    const socket = this.stream.session?.socket as Partial<TLSSocket> | undefined;
+    if (socket === undefined || typeof socket.getPeerCertificate !== 'function') return {};
+    const certificate = socket.getPeerCertificate();
+    const present = socket.authorized === true && certificate !== null && Object.keys(certificate).length > 0;
+    return { transportSecurityType: 'ssl', sslPeerCertificate: present ? certificate : undefined };
+  }
+
+  getPath(): string {
+    return this.method.path;
+  }
+
+  get destroyed(): boolean {
+    return this.gone;
+  }
+
+  /** The stream can take nothing more ('close' comes a tick after Node destroys a stream). */
+  private get gone(): boolean {
+    return this.closed || this.stream.destroyed || this.stream.closed;
+  }
+
+  get writableEnded(): boolean {
+    return this.finished;
+  }
+
+  /** Sends one response message; false when the client is behind (wait for 'drain'). */
+  write(message: unknown, callback?: () => void): boolean {
+    if (this.finished || this.gone) return false;
+    let frame: Buffer;
+    try {
+      frame = this.method.encodeFrame(message);
+    } catch (error) {
+      this.failInternal(error, 'response encoding failed');
+      return false;
+    }
+    let accepted = false;
+    this.guarded('write', () => {
+      this.respondOnce();
+      accepted = this.stream.write(frame, callback);
+    });
+    return accepted;
+  }
+
+  /** Ends the call with OK after everything written. */
+  end(): void {
+    this.sendStatus(OK);
+  }
+
+  /** Stops reading the client's messages: HTTP/2 flow control then holds the client. */
+  pause(): this {
+    this.paused = true;
+    this.stream.pause();
+    return this;
+  }
+
+  resume(): this {
+    if (!this.paused) return this;
+    this.paused = false;
+    while (this.queued.length > 0 && !this.paused && !this.closed) this.emit('data', this.queued.shift());
+    if (!this.paused) {
+      this.stream.resume();
+      this.maybeEmitEnd();
+    }
+    return this;
+  }
+
+  // ---- unary answer ----
+
+  private readonly answer: UnaryCallback = (error, value) => {
+    if (this.finished || this.gone) return;
+    if (error !== null && error !== undefined) return this.sendStatus(statusOf(error));
+    let frame: Buffer;
+    try {
+      frame = this.method.encodeFrame(value);
+    } catch (encodeError) {
+      return this.failInternal(encodeError, 'response encoding failed');
+    }
+    this.finished = true;
+    this.clearTimer();
+    this.guarded('answer', () => {
+      this.respondOnce();
+      this.stream.end(frame);
+    });
+  };
+
+  // ---- HTTP/2 events ----
+
+  private onData(chunk: Buffer): void {
+    if (this.finished || this.gone) return;
+    try {
+      this.deframer.push(chunk, (bytes, compressed) => this.onMessage(bytes, compressed));
+    } catch (error) {
+      if (error instanceof GrpcWireError) return this.sendStatus({ code: error.code, details: error.message });
+      this.failInternal(error, 'gRPC message handling threw');
+    }
+  }
+
+  private onMessage(bytes: Buffer, compressed: boolean): void {
+    if (this.finished) return;
+    if (this.request !== null && this.method.kind !== 'bidi') return; // one request message: later ones are ignored, as grpc-go does
+    const plain = compressed ? this.decompress(bytes) : bytes;
+    let message: unknown;
+    try {
+      message = this.method.decode(plain);
+    } catch (error) {
+      this.context.logger.debug({ err: error, path: this.method.path }, 'undecodable request');
+      throw new GrpcWireError(GrpcCode.INTERNAL, DESERIALIZE_ERROR);
+    }
+    const received = message as Received<unknown>;
+    if (this.method.kind !== 'bidi') {
+      this.request = received;
+      return this.dispatch();
+    }
+    if (this.paused || this.queued.length > 0) this.queued.push(received);
+    else this.emit('data', received);
+  }
+
+  private decompress(bytes: Buffer): Buffer {
+    const options = { maxOutputLength: this.context.maxReceiveMessageBytes };
+    if (this.encoding === 'identity') {
+      throw new GrpcWireError(GrpcCode.INTERNAL, 'grpc: compressed flag set with identity or empty encoding');
+    }
+    try {
+      return this.encoding === 'gzip' ? gunzipSync(bytes, options) : inflateSync(bytes, options);
+    } catch (error) {
+      if (error instanceof RangeError) {
+        throw new GrpcWireError(GrpcCode.RESOURCE_EXHAUSTED, `grpc: received message after decompression larger than max (${this.context.maxReceiveMessageBytes})`);
+      }
+      throw new GrpcWireError(GrpcCode.INTERNAL, `grpc: failed to decompress the received message: ${(error as Error).message}`);
+    }
+  }
+
+  private onClientEnd(): void {
+    this.clientEnded = true;
+    if (this.finished || this.gone) return;
+    if (!this.deframer.idle) {
+      return this.sendStatus({ code: GrpcCode.INTERNAL, details: 'grpc: the client ended the stream inside a message' });
+    }
+    if (this.method.kind !== 'bidi') {
+      if (this.request === null) this.sendStatus({ code: GrpcCode.INTERNAL, details: 'grpc: no request message' });
+      return;
+    }
+    this.maybeEmitEnd();
+  }
+
+  private maybeEmitEnd(): void {
+    if (!this.clientEnded || this.endEmitted || this.paused || this.queued.length > 0 || this.closed) return;
+    this.endEmitted = true;
+    this.notify('end');
+  }
+
+  private onClose(): void {
+    if (this.closed) return;
+    this.clearTimer();
+    if (!this.finished) {
+      this.finished = true;
+      this.cancelled = true;
+      this.notify('cancelled');
+    }
+    this.closed = true;
+    this.notify('close');
+  }
+
+  private onDeadline(): void {
+    this.timer = null;
+    if (this.finished || this.gone) return;
+    this.sendStatus({ code: GrpcCode.DEADLINE_EXCEEDED, details: 'Deadline exceeded' });
+    this.cancelled = true;
+    this.notify('cancelled');
+  }
+
+  // ---- answering ----
+
+  private dispatch(): void {
+    assert(!this.dispatched, 'a call is dispatched once');
+    this.dispatched = true;
+    try {
+      this.method.handler(this, this.answer);
+    } catch (error) {
+      this.failInternal(error, 'gRPC handler threw');
+    }
+  }
+
+  /** Emits a lifecycle event; a listener that throws ends the call, never the process. */
+  private notify(event: 'drain' | 'end' | 'cancelled' | 'close'): void {
+    try {
+      this.emit(event);
+    } catch (error) {
+      this.failInternal(error, `gRPC '${event}' listener threw`);
+    }
+  }
+
+  private failInternal(error: unknown, what: string): void {
+    this.context.logger.error({ err: error, path: this.method.path }, what);
+    this.sendStatus({ code: GrpcCode.INTERNAL, details: 'etcdserver: internal error' });
+  }
+
+  private respondOnce(): void {
+    if (this.responded) return;
+    this.responded = true;
+    this.stream.respond(RESPONSE_HEADERS, RESPOND_STREAMING);
+    // No RST_STREAM after these trailers: Node may put it ahead of them (a client then sees no
+    // status); clients end their side when the trailers arrive.
+    this.stream.once('wantTrailers', () => {
+      if (!this.gone) this.guarded('trailers', () => this.stream.sendTrailers(trailers(this.pendingStatus)));
+    });
+  }
+
+  /** Ends the call with `status`: trailers after the data sent, or a trailers-only answer. */
+  sendStatus(status: CallStatus): void {
+    if (this.finished || this.gone) return;
+    this.finished = true;
+    this.clearTimer();
+    this.guarded('status', () => {
+      if (this.responded) {
+        this.pendingStatus = status; // sent as trailers on 'wantTrailers', after the data
+        this.stream.end();
+      } else {
+        this.responded = true;
+        this.stream.respond(statusHeaders(status), RESPOND_END);
+        this.stopClient();
+      }
+    });
+  }
+
+  /** An HTTP/2 step that must not throw into a handler's promise chain: if it fails, the stream is reset. */
+  private guarded(what: string, step: () => void): void {
+    try {
+      step();
+    } catch (error) {
+      this.context.logger.debug({ err: error, path: this.method.path }, `gRPC ${what} failed; resetting the stream`);
+      this.stream.destroy();
+    }
+  }
+
+  /**
+   * Like grpc-go: after a trailers-only answer, a client still sending (an oversized message, say)
+   * is told to stop with RST_STREAM(NO_ERROR); Node sends it once the headers are out.
+   */
+  private stopClient(): void {
+    if (!this.clientEnded && !this.stream.closed) this.stream.close(h2.NGHTTP2_NO_ERROR);
+  }
+
+  private clearTimer(): void {
+    if (this.timer === null) return;
+    clearTimeout(this.timer);
+    this.timer = null;
+  }
+}
