@@ -14,7 +14,7 @@ import type {
   WatchEvent,
   WatchHandle,
 } from '../mvcc/index.ts';
-import { assert, EtcdError, GrpcCode } from '../util/index.ts';
+import { assert, EtcdError, Errors, GrpcCode } from '../util/index.ts';
 import { KvService } from './kv.ts';
 import type { TesseraNode } from './node.ts';
 import { LeaseService } from './services.ts';
@@ -24,8 +24,14 @@ import type { WatchService } from './services.ts';
 const defaultSessionTtlSeconds = 60;
 /** clientv3 retries a read that failed with UNAVAILABLE at most this often (defaultUnaryMaxRetries). */
 const maxReadRetries = 100;
+/** How long a read with no client signal to follow (Leader) keeps retrying. */
+const readRetryBudgetMs = 10_000;
 /** Pause between read retries (clientv3's defaultBackoffWaitBetween is 25 ms; we grow it to this cap). */
 const maxReadRetryDelayMs = 500;
+/** Read failures clientv3 would retry (UNAVAILABLE while a leader is elected); a stopping node is not one. */
+const transientReadErrors = new Set(
+  [Errors.noLeader(), Errors.timeout(), Errors.timeoutDueToLeaderFail(), Errors.leaderChanged()].map((e) => e.message),
+);
 /** A waiter re-checks that its watch still lives this often (a watch lost to a failed snapshot move). */
 const watchCheckIntervalMs = 1_000;
 
@@ -113,15 +119,15 @@ function abortError(signal: AbortSignal): Error {
 }
 
 /** Resolves after `ms`, or at once when `signal` aborts (the caller checks which). */
-function pause(ms: number, signal: AbortSignal): Promise<void> {
+function pause(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
       clearTimeout(timer);
-      signal.removeEventListener('abort', done);
+      signal?.removeEventListener('abort', done);
       resolve();
     };
     const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
+    signal?.addEventListener('abort', done, { once: true });
   });
 }
 
@@ -199,15 +205,19 @@ class Concurrency {
     return granted.id;
   }
 
-  /** A linearizable Get, retried on UNAVAILABLE as clientv3 retries repeatable calls. */
-  async read(req: RangeRequest, signal: AbortSignal = new AbortController().signal): Promise<RangeResponse> {
+  /**
+   * A linearizable Get, retried on transient UNAVAILABLE answers as clientv3 retries repeatable
+   * calls: until `signal` aborts, or for `readRetryBudgetMs` when the caller has no signal.
+   */
+  async read(req: RangeRequest, signal?: AbortSignal): Promise<RangeResponse> {
+    const giveUpAtMs = signal ? Infinity : performance.now() + readRetryBudgetMs;
     for (let attempt = 1; ; attempt++) {
-      if (signal.aborted) throw abortError(signal);
+      if (signal?.aborted) throw abortError(signal);
       try {
         return await this.kv.range(req);
       } catch (error) {
-        const retriable = error instanceof EtcdError && error.code === GrpcCode.UNAVAILABLE && attempt < maxReadRetries;
-        if (!retriable) throw error;
+        const transient = error instanceof EtcdError && transientReadErrors.has(error.message);
+        if (!transient || attempt >= maxReadRetries || performance.now() >= giveUpAtMs) throw error;
         this.node.logger.debug({ err: error, attempt }, 'lock/election read failed; retrying');
         await pause(Math.min(25 * attempt, maxReadRetryDelayMs), signal);
       }

@@ -27,6 +27,7 @@ import type {
   WatchSink,
   WatchState,
 } from '../mvcc/index.ts';
+import { ApiErrors } from '../api/index.ts';
 import { ProposalDroppedError } from '../raft/index.ts';
 import type { ConfChangeSingle } from '../raft/index.ts';
 import { EtcdError, Errors, GrpcCode } from '../util/index.ts';
@@ -87,7 +88,7 @@ export class MaintenanceService implements MaintenanceBackend {
     const replica = firstReplica(this.node);
     if (!replica.isLeader) throw Errors.notLeader();
     const target = Number(targetId);
-    if (!replica.members.has(target)) throw Errors.memberNotFound();
+    if (!replica.members.has(target) || replica.confState.learners.includes(target)) throw ApiErrors.badLeaderTransferee();
     replica.enqueueRaftOp(() => replica.raft.transferLeader(target));
     this.node.schedule();
     const deadline = Date.now() + 2 * this.node.config.electionTimeout + 1_000;
@@ -102,7 +103,6 @@ export class MaintenanceService implements MaintenanceBackend {
     const replica = firstReplica(this.node);
     const status = replica.raft.status();
     const dbSize = this.node.dbSizeBytes();
-    const self = String(this.node.id);
     return {
       header: { revision: replica.store.currentRevision },
       leader: String(replica.leaderId),
@@ -112,7 +112,8 @@ export class MaintenanceService implements MaintenanceBackend {
       dbSize,
       dbSizeInUse: dbSize,
       version: ETCD_API_VERSION,
-      errors: [...replica.alarms].filter((a) => a.startsWith(`${self}:`)).map((a) => `memberID:${self} alarm:${a.split(':')[1].toUpperCase()}`),
+      // Every member's alarms, as etcd's AlarmMember.String() prints them (trailing space included).
+      errors: [...replica.alarms].map((a) => `memberID:${a.split(':')[0]} alarm:${a.split(':')[1].toUpperCase()} `),
       isLearner: replica.confState.learners.includes(this.node.id),
     };
   }

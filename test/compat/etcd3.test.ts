@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EtcdLockFailedError, STMConflictError } from 'etcd3';
-import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
+import type { Campaign, Etcd3, IKeyValue, Lease, Watcher } from 'etcd3';
 import { ConnectionPool } from 'etcd3/lib/connection-pool.js';
 import { GrpcCode } from '../../src/util/index.ts';
 import { callError, EtcdClient } from '../api/client.ts';
@@ -20,6 +20,15 @@ const Isolation = { SerializableSnapshot: 0, Serializable: 1, RepeatableReads: 2
 
 const b = (s: string) => Buffer.from(s);
 const str = (v: Buffer | Uint8Array) => Buffer.from(v).toString();
+
+/** `promise`, or a rejection naming `what` after `ms` (a hung client call fails the test, not the run). */
+function within<T>(ms: number, promise: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
 
 describe('etcd3 npm client against a 3-node cluster', { timeout: 180_000 }, () => {
   let cluster: ProcessCluster;
@@ -74,33 +83,44 @@ describe('etcd3 npm client against a 3-node cluster', { timeout: 180_000 }, () =
     const watchClient = track(clientFor([cluster.endpoint(leader), cluster.endpoint(survivors[0])]));
     const writer = track(clientFor(survivors.map((i) => cluster.endpoint(i))));
     const watcher: Watcher = await watchClient.watch().prefix('w/').create();
-    const events: { key: string; rev: number }[] = [];
-    let disconnects = 0;
-    watcher.on('disconnected', () => disconnects++);
-    watcher.on('put', (kv: IKeyValue) => events.push({ key: str(kv.key), rev: Number(kv.mod_revision) }));
+    try {
+      const events: { key: string; rev: number }[] = [];
+      let disconnects = 0;
+      watcher.on('disconnected', () => disconnects++);
+      watcher.on('put', (kv: IKeyValue) => events.push({ key: str(kv.key), rev: Number(kv.mod_revision) }));
 
-    const total = 120;
-    const acked = new Map<string, number>();
-    for (let i = 0; i < total; i++) {
-      if (i === 40) await cluster.kill(leader);
-      const key = `w/${String(i).padStart(3, '0')}`;
-      // An unknown outcome is retried: a duplicate put is a new revision, which the watcher must see too.
-      const response = await until(`put ${key}`, () => writer.put(key).value(String(i)).exec(), 20_000);
-      acked.set(key, Number(response.header.revision));
+      const total = 120;
+      const acked = new Map<string, number>();
+      for (let i = 0; i < total; i++) {
+        if (i === 40) {
+          // etcd3 retries a broken watch stream on its first host in deterministic mode, forever:
+          // from here on it picks hosts at random, as it does by default.
+          ConnectionPool.deterministicOrder = false;
+          await cluster.kill(leader);
+        }
+        const key = `w/${String(i).padStart(3, '0')}`;
+        // An unknown outcome is retried: a duplicate put is a new revision, which the watcher must see too.
+        const response = await until(`put ${key}`, () => writer.put(key).value(String(i)).exec(), 20_000);
+        acked.set(key, Number(response.header.revision));
+      }
+      const missing = () => [...acked].filter(([k, rev]) => !events.some((e) => e.key === k && e.rev === rev));
+      await until('every acknowledged put to be watched', async () => missing().length === 0).catch((error) => {
+        throw new Error(`${error}; ${disconnects} disconnects; missing ${JSON.stringify(missing().slice(0, 10))}; saw ${events.length}`);
+      });
+
+      assert.ok(disconnects >= 1, 'the watcher lost its stream when its member died');
+      const revisions = events.map((e) => e.rev);
+      assert.deepEqual(revisions, [...revisions].sort((x, y) => x - y), 'events arrive in revision order');
+      assert.equal(new Set(revisions).size, revisions.length, 'no event delivered twice');
+      // Nothing under the prefix changed that the watcher did not report.
+      const stored = await writer.getAll().prefix('w/').exec();
+      for (const kv of stored.kvs) assert.ok(revisions.includes(Number(kv.mod_revision)));
+    } finally {
+      ConnectionPool.deterministicOrder = true;
+      await watcher.cancel();
+      if (!cluster.isRunning(leader)) await cluster.restart(leader);
+      await cluster.waitReady();
     }
-    await until('every acknowledged put to be watched', async () => [...acked.keys()].every((k) => events.some((e) => e.key === k)));
-    await watcher.cancel();
-
-    assert.ok(disconnects >= 1, 'the watcher lost its stream when its member died');
-    const revisions = events.map((e) => e.rev);
-    assert.deepEqual(revisions, [...revisions].sort((x, y) => x - y), 'events arrive in revision order');
-    assert.equal(new Set(revisions).size, revisions.length, 'no event delivered twice');
-    for (const [key, rev] of acked) assert.ok(events.some((e) => e.key === key && e.rev === rev), `${key}@${rev} watched`);
-    // Nothing under the prefix changed that the watcher did not report.
-    const stored = await writer.getAll().prefix('w/').exec();
-    for (const kv of stored.kvs) assert.ok(revisions.includes(Number(kv.mod_revision)));
-    await cluster.restart(leader);
-    await cluster.waitReady();
   });
 
   test('a kept-alive lease survives a leader change; once keepalives stop it expires with its keys', async () => {
@@ -167,39 +187,50 @@ describe('etcd3 npm client against a 3-node cluster', { timeout: 180_000 }, () =
   test('elections: campaign, observe, resign, and failover when the leader lease dies', async () => {
     const candidates = cluster.endpoints().map((_, i) => clientFor([cluster.endpoint(i)]));
     const observer = await client.election('jobs', 2).observe();
-    const changes: (string | undefined)[] = [];
-    observer.on('change', (value) => changes.push(value));
+    const campaigns: Campaign[] = [];
+    const campaign = (i: number, value: string) => {
+      const c = candidates[i].election('jobs', 2).campaign(value);
+      campaigns.push(c);
+      // wait() listens for 'elected' from now on: take it before anything can elect this one.
+      return { campaign: c, elected: within(15_000, c.wait(), `${value} to be elected`) };
+    };
+    const candidateKeys = async () => (await client.getAll().prefix('election/jobs/').keys()).length;
+    try {
+      const changes: (string | undefined)[] = [];
+      observer.on('change', (value) => changes.push(value));
+      const a = campaign(0, 'a');
+      await a.elected;
+      // Queue b, then c (the queue is ordered by key create revision).
+      const b = campaign(1, 'b');
+      await until('b to queue', async () => (await candidateKeys()) === 2);
+      const c = campaign(2, 'c');
+      await until('c to queue', async () => (await candidateKeys()) === 3);
+      let bElected = false;
+      void b.elected.then(() => (bElected = true), () => {});
+      await until('the observer to see a', async () => observer.leader() === 'a');
+      assert.equal(await client.election('jobs').leader(), 'a');
+      await a.campaign.proclaim('a2');
+      await until('the observer to see a2', async () => observer.leader() === 'a2');
+      assert.equal(bElected, false);
 
-    const a = candidates[0].election('jobs', 2).campaign('a');
-    await a.wait();
-    const b2 = candidates[1].election('jobs', 2).campaign('b');
-    const c = candidates[2].election('jobs', 2).campaign('c');
-    let bElected = false;
-    b2.on('elected', () => (bElected = true));
-    for (const campaign of [a, b2, c]) campaign.on('error', () => {}); // a closed client's campaign fails later
-    await until('the observer to see a', async () => observer.leader() === 'a');
-    assert.equal(await client.election('jobs').leader(), 'a');
-    await a.proclaim('a2');
-    await until('the observer to see a2', async () => observer.leader() === 'a2');
-    assert.equal(bElected, false);
+      await a.campaign.resign();
+      await b.elected;
+      await until('the observer to see b', async () => observer.leader() === 'b');
+      assert.equal(await client.election('jobs').leader(), 'b');
 
-    await a.resign();
-    await b2.wait();
-    await until('the observer to see b', async () => observer.leader() === 'b');
-    assert.equal(await client.election('jobs').leader(), 'b');
-
-    // b's process "dies": its client goes away, its lease stops being renewed and expires.
-    candidates[1].close();
-    await c.wait();
-    await until('the observer to see c', async () => observer.leader() === 'c');
-    await c.resign();
-    await observer.cancel();
-    candidates[0].close();
-    candidates[2].close();
-    assert.deepEqual(
-      changes.filter((v) => v !== undefined),
-      ['a', 'a2', 'b', 'c'],
-    );
+      // b's process hangs: its lease is no longer renewed and expires (TTL 2 s); c takes over.
+      (b.campaign as unknown as { lease: Lease }).lease.release();
+      await c.elected;
+      await until('the observer to see c', async () => observer.leader() === 'c');
+      assert.deepEqual(
+        changes.filter((v) => v !== undefined),
+        ['a', 'a2', 'b', 'c'],
+      );
+    } finally {
+      await observer.cancel();
+      await Promise.all(campaigns.map((c) => c.resign().catch(() => {})));
+      for (const candidate of candidates) candidate.close();
+    }
   });
 
   for (const [name, isolation] of Object.entries(Isolation)) {
@@ -275,13 +306,14 @@ describe('etcd3 npm client against a 3-node cluster', { timeout: 180_000 }, () =
     test('Lock: a cancelled waiter withdraws its key; a holder whose lease is revoked passes the lock on', async () => {
       const [first, second, third] = [await grant(30), await grant(30), await grant(30)];
       const held = await grpc[0].call('Lock', 'lock', { name: b('pass'), lease: first });
-      const cancelled = await callError(grpc[1].call('Lock', 'lock', { name: b('pass'), lease: second }, 300));
-      assert.equal(cancelled.code, GrpcCode.DEADLINE_EXCEEDED);
+      const cancelled = callError(grpc[1].call('Lock', 'lock', { name: b('pass'), lease: second }, 1_500));
+      await until('the waiter to queue', async () => (await keysUnder('pass/')).length === 2);
+      assert.equal((await cancelled).code, GrpcCode.DEADLINE_EXCEEDED);
       await until('the waiter key to be withdrawn', async () => (await keysUnder('pass/')).length === 1);
       assert.deepEqual(await keysUnder('pass/'), [str(held.key)]);
 
       const waiting = grpc[2].call('Lock', 'lock', { name: b('pass'), lease: third }, 15_000);
-      await sleep(100);
+      await until('the next waiter to queue', async () => (await keysUnder('pass/')).length === 2);
       await client.leaseClient.leaseRevoke({ ID: String(first) });
       const next = await waiting;
       assert.equal(str(next.key), `pass/${third.toString(16)}`);
@@ -292,10 +324,12 @@ describe('etcd3 npm client against a 3-node cluster', { timeout: 180_000 }, () =
       const holder = await grant(30);
       const held = await grpc[0].call('Lock', 'lock', { name: b('exp'), lease: holder });
       const short = await grant(2); // never kept alive: expires while it waits
-      const waiting = callError(grpc[1].call('Lock', 'lock', { name: b('exp'), lease: short }, 15_000));
+      const waiting = grpc[1].call('Lock', 'lock', { name: b('exp'), lease: short }, 15_000);
+      waiting.catch(() => {}); // inspected below
+      await until('the waiter to queue', async () => (await keysUnder('exp/')).length === 2);
       await until('the waiter key to expire', async () => (await keysUnder('exp/')).length === 1, 10_000);
       await grpc[0].call('Lock', 'unlock', { key: held.key });
-      const expired = await waiting;
+      const expired = await callError(waiting);
       assert.deepEqual([expired.code, expired.details], [GrpcCode.UNKNOWN, 'mutex: session is expired']);
 
       const unknown = await callError(grpc[0].call('Lock', 'lock', { name: b('exp'), lease: 12345 }));
@@ -323,8 +357,9 @@ describe('etcd3 npm client against a 3-node cluster', { timeout: 180_000 }, () =
       assert.deepEqual([str(won.leader.name), str(won.leader.key), won.leader.lease], ['el', `el/${la.toString(16)}`, String(la)]);
       assert.equal(won.leader.rev, won.header.revision);
       const bWaits = grpc[1].call('Election', 'campaign', { name: b('el'), lease: lb, value: b('b') }, 15_000);
+      await until('b to queue', async () => (await keysUnder('el/')).length === 2); // then c, behind b
       const cWaits = grpc[2].call('Election', 'campaign', { name: b('el'), lease: lc, value: b('c') }, 15_000);
-      await sleep(100);
+      await until('c to queue', async () => (await keysUnder('el/')).length === 3);
       assert.equal(str((await grpc[1].call('Election', 'leader', { name: b('el') })).kv.value), 'a');
 
       const proclaimed = await grpc[1].call('Election', 'proclaim', { leader: won.leader, value: b('a2') });
@@ -351,8 +386,9 @@ describe('etcd3 npm client against a 3-node cluster', { timeout: 180_000 }, () =
     test('Campaign: a cancelled candidate resigns its key', async () => {
       const [la, lb] = [await grant(30), await grant(30)];
       const won = await grpc[0].call('Election', 'campaign', { name: b('cx'), lease: la, value: b('a') });
-      const gaveUp = await callError(grpc[1].call('Election', 'campaign', { name: b('cx'), lease: lb, value: b('b') }, 300));
-      assert.equal(gaveUp.code, GrpcCode.DEADLINE_EXCEEDED);
+      const gaveUp = callError(grpc[1].call('Election', 'campaign', { name: b('cx'), lease: lb, value: b('b') }, 1_500));
+      await until('the candidate to queue', async () => (await keysUnder('cx/')).length === 2);
+      assert.equal((await gaveUp).code, GrpcCode.DEADLINE_EXCEEDED);
       await until('the candidate key to be withdrawn', async () => (await keysUnder('cx/')).length === 1);
       await grpc[0].call('Election', 'resign', { leader: won.leader });
     });

@@ -21,15 +21,19 @@ export async function until<T>(what: string, probe: () => Promise<T | null | und
   throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
 }
 
+/**
+ * An etcd3 client of `endpoints`. With etcd3's `ConnectionPool.deterministicOrder` set, the first
+ * endpoint is tried first (etcd3 walks its host list from the end, hence the reversal).
+ */
 export function clientFor(endpoints: string[]): Etcd3 {
-  return new Etcd3({ hosts: endpoints.map((e) => `http://${e}`), dialTimeout: 2_000 });
+  return new Etcd3({ hosts: endpoints.map((e) => `http://${e}`).reverse(), dialTimeout: 2_000 });
 }
 
 /** `{ id, leader }` as member `endpoint` reports them (decimal strings), or null if it cannot answer. */
 async function statusOf(endpoint: string): Promise<{ id: string; leader: string } | null> {
   const client = clientFor([endpoint]);
   try {
-    const status = await client.maintenance.status({ deadline: Date.now() + 1_000 } as never);
+    const status = await client.maintenance.status({ deadline: Date.now() + 1_000 });
     return { id: status.header.member_id, leader: status.leader };
   } catch {
     return null;
