@@ -29,7 +29,7 @@ const tapPath = join(reportDir, 'report.tap');
 const result = spawnSync(
   process.execPath,
   [
-    '--import', 'tsx', '--test', '--test-concurrency=2',
+    '--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=240000',
     '--test-reporter=spec', '--test-reporter-destination=stdout',
     '--test-reporter=tap', `--test-reporter-destination=${tapPath}`,
     ...files,
