@@ -17,6 +17,11 @@ export { Checker, InvariantViolation } from './checker.ts';
 export type { Invariant, LogView } from './checker.ts';
 export type { DriverFault, TestingFault } from './cluster.ts';
 export { SCHEDULES } from './schedules.ts';
+// Pieces the whole-node simulator (src/simnode) reuses: the seeded stream, the faulty network.
+export { SimRandom, nodeRng } from './random.ts';
+export { SimNetwork, PERFECT_NETWORK, LINK_CAPACITY_MESSAGES } from './network.ts';
+export type { NetworkFaults, Envelope, SendOutcome } from './network.ts';
+export { formatMessage } from './trace.ts';
 export type { Schedule } from './schedules.ts';
 
 export interface SimOptions {
