@@ -11,7 +11,8 @@ export type Command =
   | { op: 'txn'; req: TxnRequest }
   | { op: 'compact'; req: CompactionRequest }
   | { op: 'leaseGrant'; id: number; ttlSeconds: number }
-  | { op: 'leaseRevoke'; id: number }
+  /** `decidedAt`: the leader's applied index when it found the lease expired (absent for client revokes). */
+  | { op: 'leaseRevoke'; id: number; decidedAt?: number }
   | { op: 'leaseKeepAlive'; id: number }
   | { op: 'memberAttrs'; id: number; attrs: { name?: string; clientUrls?: string[]; peerUrls?: string[] } }
   | { op: 'alarm'; action: 'get' | 'activate' | 'deactivate'; memberId: string; alarm: 'none' | 'nospace' | 'corrupt' }

@@ -49,6 +49,8 @@ export interface ReplicatedState {
   removed: Set<number>;
   /** Users, roles, permissions (etcd's auth store); password hashes only. */
   auth: AuthStore;
+  /** Log index of each lease's last grant or keepalive: an expiry decided before it is void. */
+  leaseRenewedAt: Map<number, number>;
 }
 
 interface SnapshotImage {
@@ -59,6 +61,8 @@ interface SnapshotImage {
   removed: number[];
   /** Absent in images written before the auth store existed. */
   auth?: AuthImage;
+  /** [lease id, log index] pairs; absent in older images. */
+  leaseRenewedAt?: [number, number][];
 }
 
 /** The state machine image in a Raft snapshot: the MVCC store's compressed chunks and the replicated extras. */
@@ -70,6 +74,7 @@ export function encodeSnapshotData(state: ReplicatedState): Uint8Array {
     members: [...state.members.values()],
     removed: [...state.removed],
     auth: state.auth.image(),
+    leaseRenewedAt: [...state.leaseRenewedAt],
   };
   return snapshotPackr.pack(image);
 }
@@ -77,7 +82,14 @@ export function encodeSnapshotData(state: ReplicatedState): Uint8Array {
 /** Decodes an image; an empty one is a group with no snapshot yet (its members come from the log). */
 export function decodeSnapshotData(data: Uint8Array): ReplicatedState {
   if (data.length === 0) {
-    return { store: new MvccStore(), alarms: new Set(), members: new Map(), removed: new Set(), auth: new AuthStore() };
+    return {
+      store: new MvccStore(),
+      alarms: new Set(),
+      members: new Map(),
+      removed: new Set(),
+      auth: new AuthStore(),
+      leaseRenewedAt: new Map(),
+    };
   }
   const image = snapshotPackr.unpack(data) as SnapshotImage;
   assert(image.version === 1 && Array.isArray(image.mvcc), 'snapshot data is not a Tessera state image');
@@ -87,6 +99,7 @@ export function decodeSnapshotData(data: Uint8Array): ReplicatedState {
     members: new Map(image.members.map((m) => [m.id, m])),
     removed: new Set(image.removed),
     auth: AuthStore.restore(image.auth),
+    leaseRenewedAt: new Map(image.leaseRenewedAt ?? []),
   };
 }
 
@@ -176,6 +189,9 @@ export class Replica {
   alarms: Set<string>;
   members: Map<number, Member>;
   removed: Set<number>;
+  leaseRenewedAt: Map<number, number>;
+  /** Index of the entry being applied (lease renewals are stamped with it). */
+  private applyingIndex = 0;
   auth: AuthStore;
   applied: number;
   confState: ConfState;
@@ -217,7 +233,7 @@ export class Replica {
     this.incarnation = options.incarnation;
     this.leaseClock = new LeaseClock(options.now);
     const snapshot = this.storage.snapshot();
-    ({ store: this.store, alarms: this.alarms, members: this.members, removed: this.removed, auth: this.auth } =
+    ({ store: this.store, alarms: this.alarms, members: this.members, removed: this.removed, auth: this.auth, leaseRenewedAt: this.leaseRenewedAt } =
       decodeSnapshotData(snapshot.data));
     this.applied = snapshot.metadata.index;
     const initial = this.storage.initialState();
@@ -264,10 +280,11 @@ export class Replica {
 
   /** Leader only: proposes a revoke for every lease whose deadline passed. */
   expireLeases(): void {
-    if (!this.isLeader) return;
+    // The core's role, not `isLeader`: a message stepped earlier this turn may have deposed us.
+    if (this.raft.status().softState.role !== 'leader') return;
     for (const id of this.leaseClock.takeExpired(this.limits.maxCommandsPerEntry)) {
       this.logger.info({ group: this.groupId, lease: id }, 'lease expired; revoking');
-      this.proposeInternal({ op: 'leaseRevoke', id });
+      this.proposeInternal({ op: 'leaseRevoke', id, decidedAt: this.applied });
     }
   }
 
@@ -350,6 +367,10 @@ export class Replica {
       this.logger.info({ group: this.groupId, leader: leaderId.toString(16), term: this.raft.status().hardState.term }, 'leader changed');
     }
     if (isLeader && !this.isLeader) this.leaseClock.restartAll(this.store);
+    if (!isLeader && this.isLeader) {
+      // Expiries this node decided as leader are no longer its call.
+      this.queuedCommands = this.queuedCommands.filter((c) => !(c.id === 0 && c.cmd.op === 'leaseRevoke'));
+    }
     this.isLeader = isLeader;
     this.leaderId = leaderId;
     this.metrics.hasLeader.set(leaderId === 0 ? 0 : 1);
@@ -357,7 +378,7 @@ export class Replica {
   }
 
   private installSnapshot(snapshot: Snapshot): void {
-    ({ store: this.store, alarms: this.alarms, members: this.members, removed: this.removed, auth: this.auth } =
+    ({ store: this.store, alarms: this.alarms, members: this.members, removed: this.removed, auth: this.auth, leaseRenewedAt: this.leaseRenewedAt } =
       decodeSnapshotData(snapshot.data));
     this.applied = snapshot.metadata.index;
     this.confState = snapshot.metadata.confState;
@@ -378,6 +399,7 @@ export class Replica {
       this.confState = this.raft.applyConfChange(change);
       this.applyMembership(change);
     } else if (entry.data.length > 0) {
+      this.applyingIndex = entry.index;
       const batch = decodeBatch(entry.data);
       const mine = batch.origin === this.nodeId && batch.incarnation === this.incarnation;
       this.metrics.proposalsApplied.inc(batch.commands.length);
@@ -448,10 +470,16 @@ export class Replica {
       case 'leaseGrant': {
         const { response } = this.store.leaseGrant(cmd.id, cmd.ttlSeconds);
         this.leaseClock.renewed(response.id, response.ttl);
+        this.leaseRenewedAt.set(response.id, this.applyingIndex);
         return response;
       }
       case 'leaseRevoke': {
+        // An expiry decided before the lease's last keepalive applied is void: that keepalive was
+        // answered "alive", so the lease lives on (etcd's leader never expires a renewed lease).
+        const renewedAt = this.leaseRenewedAt.get(cmd.id) ?? 0;
+        if (cmd.decidedAt !== undefined && renewedAt > cmd.decidedAt) return { header: { revision: this.store.currentRevision } };
         this.leaseClock.revoked(cmd.id);
+        this.leaseRenewedAt.delete(cmd.id);
         return this.store.leaseRevoke(cmd.id).response;
       }
       case 'alarm':
@@ -463,6 +491,7 @@ export class Replica {
       case 'leaseKeepAlive': {
         const lease = this.store.leaseTimeToLive(cmd.id, false);
         this.leaseClock.renewed(cmd.id, lease.grantedTtl);
+        this.leaseRenewedAt.set(cmd.id, this.applyingIndex);
         return { header: lease.header, id: cmd.id, ttl: lease.grantedTtl };
       }
       default:

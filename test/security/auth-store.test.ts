@@ -100,7 +100,7 @@ describe('AuthStore', () => {
       { action: 'userGrantRole', user: 'root', role: 'root' },
       { action: 'enable' },
     ]);
-    const state = { store: new MvccStore(), alarms: new Set<string>(), members: new Map(), removed: new Set<number>(), auth };
+    const state = { store: new MvccStore(), alarms: new Set<string>(), members: new Map(), removed: new Set<number>(), auth, leaseRenewedAt: new Map<number, number>() };
     const decoded = decodeSnapshotData(encodeSnapshotData(state)).auth;
     assert.equal(decoded.enabled, true);
     assert.equal(decoded.revision, auth.revision);
