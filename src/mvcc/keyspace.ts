@@ -13,17 +13,21 @@ export interface Version {
   readonly id: string;
   /** What readers and watchers see. A tombstone carries key and modRevision only. Never mutated. */
   readonly kv: KeyValue;
-  /** The live value this write replaced, for watch prevKv; null for a create, and null once
-   *  compaction dropped it (etcd answers prevKv from a read at modRevision-1, which is compacted then). */
+  /** The watch event's prevKv as etcd sends it: the key's live value at modRevision - 1 (etcd reads
+   *  it at that revision, so a delete after a put in the same revision gets the value from before
+   *  both), except for a create (a put with createRevision = modRevision), which etcd sends without
+   *  one. Null also once compaction dropped it (a read at modRevision - 1 is compacted then). */
   prev: KeyValue | null;
-  /** Position of this write in its revision's change list (txn op order). */
+  /** Position of this write in its revision's change list (txn op order): etcd's sub-revision. */
   readonly sub: number;
 }
 
 export interface KeyEntry {
   readonly id: string;
   readonly key: Uint8Array;
-  /** Ascending by modRevision, at most one version per revision, never empty while indexed. */
+  /** Ascending by (modRevision, sub), never empty while indexed. A txn may write a key more than
+   *  once in its revision (etcd accepts e.g. a put and a later delete of it), so several versions
+   *  can share a modRevision; a read at that revision sees the last of them. */
   readonly history: Version[];
 }
 
@@ -31,7 +35,7 @@ export function isTombstone(kv: KeyValue): boolean {
   return kv.createRevision === 0;
 }
 
-/** Index of the last version with modRevision <= rev, or -1 (the latest is checked first). */
+/** Index of the last version with modRevision <= rev (the last sub-revision), or -1 (the latest is checked first). */
 export function indexAt(history: readonly Version[], rev: number): number {
   let hi = history.length - 1;
   if (history[hi].kv.modRevision <= rev) return hi;
@@ -67,7 +71,8 @@ export class Keyspace {
   private log: Version[][] = [[]];
   private logBase = 1;
   private current = 1;
-  private compacted = 0;
+  /** etcd's compactMainRev: -1 until the first compaction, and compact(0) is a valid first one. */
+  private compacted = -1;
   /** The open write transaction's versions (written at current + 1), or null. */
   private pending: Version[] | null = null;
 
@@ -153,7 +158,7 @@ export class Keyspace {
       this.byId.set(id, entry);
     }
     const last = entry.history.length > 0 ? entry.history[entry.history.length - 1].kv : null;
-    assert(last === null || last.modRevision < rev, 'a key is written at most once per revision');
+    assert(last === null || last.modRevision <= rev, 'history never runs ahead of the open write');
     const live = last !== null && !isTombstone(last) ? last : null;
     const kv: KeyValue = {
       key: entry.key,
@@ -163,7 +168,8 @@ export class Keyspace {
       value,
       lease,
     };
-    const version: Version = { id, kv, prev: live, sub: pending.length };
+    const prev = kv.createRevision === rev ? null : liveBefore(entry.history, rev);
+    const version: Version = { id, kv, prev, sub: pending.length };
     entry.history.push(version);
     pending.push(version);
     return version;
@@ -175,9 +181,9 @@ export class Keyspace {
     assert(pending !== null, 'delete outside a write transaction');
     const rev = this.current + 1;
     const live = liveValue(entry);
-    assert(live !== null && live.modRevision < rev, 'tombstone of a key that is not live');
+    assert(live !== null && live.modRevision <= rev, 'tombstone of a key that is not live');
     const kv: KeyValue = { key: entry.key, createRevision: 0, modRevision: rev, version: 0, value: EMPTY_BYTES, lease: 0 };
-    const version: Version = { id: entry.id, kv, prev: live, sub: pending.length };
+    const version: Version = { id: entry.id, kv, prev: liveBefore(entry.history, rev), sub: pending.length };
     entry.history.push(version);
     pending.push(version);
     return version;
@@ -202,19 +208,24 @@ export class Keyspace {
    * can see: per key, everything older than its latest version at or below `rev`, and that version
    * too when it is a tombstone below `rev` (a tombstone at exactly `rev` stays: a watch from `rev`
    * must still see the delete). Only keys written in [logBase, rev] can hold such versions, so the
-   * cost is proportional to the writes since the last compaction, not to the keyspace.
+   * cost is proportional to the writes since the last compaction, not to the keyspace. Revision
+   * `rev` stays in the log (a watch may start there) with only the versions still held: a key
+   * written several times at `rev` keeps its last write, as etcd's index does.
+   * compact(0) is valid on a store never compacted (etcd's compactMainRev starts at -1) and drops nothing.
    */
   compact(rev: number): void {
     assert(this.pending === null, 'compact inside a write transaction');
-    assert(rev > this.compacted && rev <= this.current, () => `bad compaction revision ${rev}`);
+    assert(rev > this.compacted && rev <= this.current && rev >= 0, () => `bad compaction revision ${rev}`);
+    this.compacted = rev;
+    if (rev < this.logBase) return;
     const touched = new Set<string>();
     for (let r = this.logBase; r <= rev; r++) {
       for (const version of this.log[r - this.logBase]) touched.add(version.id);
     }
     for (const id of touched) this.compactKey(id, rev);
     this.log = this.log.slice(rev - this.logBase);
+    this.log[0] = this.log[0].filter((version) => this.byId.get(version.id)?.history[0] === version);
     this.logBase = rev;
-    this.compacted = rev;
   }
 
   private compactKey(id: string, rev: number): void {
@@ -239,8 +250,8 @@ export class Keyspace {
 
   /** Rebuilds a keyspace from entries in ascending key order; checks every invariant. */
   static fromEntries(entries: Iterable<KeyEntry>, current: number, compacted: number, logBase: number): Keyspace {
-    assert(current >= 1 && compacted >= 0 && compacted <= current, 'bad snapshot revisions');
-    assert(logBase >= 1 && logBase <= current && (compacted === 0 ? logBase === 1 : logBase === compacted), 'bad snapshot log base');
+    assert(current >= 1 && compacted >= -1 && compacted <= current, 'bad snapshot revisions');
+    assert(logBase >= 1 && logBase <= current && logBase === Math.max(1, compacted), 'bad snapshot log base');
     const ks = new Keyspace();
     ks.current = current;
     ks.compacted = compacted;
@@ -257,6 +268,8 @@ export class Keyspace {
         if (version.kv.modRevision >= logBase) ks.log[version.kv.modRevision - logBase][version.sub] = version;
       }
     }
+    // The log's first revision may have lost earlier writes of a key to compaction: close the gaps.
+    ks.log[0] = ks.log[0].filter((version) => version !== undefined);
     ks.checkInvariants();
     return ks;
   }
@@ -276,23 +289,51 @@ export class Keyspace {
     for (let r = this.logBase; r <= this.current; r++) {
       const changes = this.log[r - this.logBase];
       assert(r === 1 || changes.length > 0, () => `revision ${r} logged with no changes`);
+      // Only the compacted revision may have lost writes (earlier writes of a key at it).
+      const dense = r !== this.compacted;
       for (let i = 0; i < changes.length; i++) {
         const version = changes[i];
-        assert(version !== undefined && version.sub === i && version.kv.modRevision === r, () => `log entry ${r}/${i}`);
+        assert(version !== undefined && version.kv.modRevision === r, () => `log entry ${r}/${i}`);
+        assert(dense ? version.sub === i : i === 0 || changes[i - 1].sub < version.sub, () => `log entry ${r}/${i} sub-revision`);
         const history = this.byId.get(version.id)?.history;
-        assert(history !== undefined && history[indexAt(history, r)] === version, () => `log entry ${r}/${i} not in history`);
+        assert(history !== undefined && heldAt(history, r, version), () => `log entry ${r}/${i} not in history`);
       }
     }
   }
 }
 
+/** Whether `version`, written at `rev`, is in `history` (among the few versions written at `rev`). */
+function heldAt(history: readonly Version[], rev: number, version: Version): boolean {
+  for (let i = indexAt(history, rev); i >= 0 && history[i].kv.modRevision === rev; i--) {
+    if (history[i] === version) return true;
+  }
+  return false;
+}
+
+/** The key's live value at rev - 1: skips the writes the open txn already made at `rev` (a few at most). */
+function liveBefore(history: readonly Version[], rev: number): KeyValue | null {
+  let i = history.length - 1;
+  while (i >= 0 && history[i].kv.modRevision >= rev) i--;
+  assert(i === history.length - 1 || history[history.length - 1].kv.modRevision === rev, 'no write above the open revision');
+  if (i < 0) return null;
+  const kv = history[i].kv;
+  return isTombstone(kv) ? null : kv;
+}
+
 function checkHistory(entry: KeyEntry, compacted: number, current: number): void {
   const history = entry.history;
   assert(history.length > 0, () => `empty history for ${JSON.stringify(entry.id)}`);
+  let groupPrev: KeyValue | null = null; // the live value before the current revision's writes
   for (let i = 0; i < history.length; i++) {
-    const { kv, prev, id } = history[i];
+    const { kv, prev, id, sub } = history[i];
     assert(id === entry.id && kv.key === entry.key, 'version belongs to its entry');
-    assert(kv.modRevision <= current && (i === 0 || history[i - 1].kv.modRevision < kv.modRevision), 'history order');
+    const earlier = i > 0 ? history[i - 1] : null;
+    assert(
+      kv.modRevision <= current &&
+        (earlier === null || earlier.kv.modRevision < kv.modRevision || (earlier.kv.modRevision === kv.modRevision && earlier.sub < sub)),
+      'history order',
+    );
+    if (earlier !== null && earlier.kv.modRevision < kv.modRevision) groupPrev = isTombstone(earlier.kv) ? null : earlier.kv;
     if (i > 0) assert(kv.modRevision > compacted, 'only the first version may be at or below the compacted revision');
     else if (isTombstone(kv)) assert(kv.modRevision >= compacted, 'a tombstone below the compacted revision survived');
     const before = i > 0 ? history[i - 1].kv : null;
@@ -304,7 +345,7 @@ function checkHistory(entry: KeyEntry, compacted: number, current: number): void
     } else if (i > 0 || kv.version === 1) {
       assert(kv.version === 1 && kv.createRevision === kv.modRevision, 'create after tombstone');
     }
-    const expectedPrev = i > 0 && (isTombstone(kv) || kv.version > 1) ? before : null;
-    assert(prev === expectedPrev, () => `prev link of ${JSON.stringify(entry.id)}@${kv.modRevision}`);
+    const expectedPrev = !isTombstone(kv) && kv.createRevision === kv.modRevision ? null : groupPrev;
+    assert(prev === expectedPrev, () => `prev link of ${JSON.stringify(entry.id)}@${kv.modRevision}/${sub}`);
   }
 }

@@ -30,7 +30,7 @@ import type {
   WatchOptions,
   WatchSink,
 } from './types.ts';
-import { EMPTY_BYTES, compareBytes, copyBytes, toBounds, toKeyString } from './keys.ts';
+import { EMPTY_BYTES, boundsContain, compareBytes, copyBytes, toBounds, toKeyString } from './keys.ts';
 import { Keyspace, liveValue } from './keyspace.ts';
 import type { KeyEntry } from './keyspace.ts';
 import { LeaseTable } from './leases.ts';
@@ -71,7 +71,8 @@ export class MvccStore {
     return this.ks.currentRevision;
   }
 
-  /** The last compaction's revision; 0 before any. Reads and watches below it fail. */
+  /** The last compaction's revision; -1 before any (etcd's compactMainRev, so compact(0) is a valid
+   *  first compaction and HashKV reports -1). Reads and watches below it fail. */
   get compactedRevision(): number {
     return this.ks.compactedRevision;
   }
@@ -97,10 +98,19 @@ export class MvccStore {
     return executeRange(this.ks, req, current);
   }
 
-  /** etcd: a revision above the read view is a future revision; below the compaction, compacted. */
+  /** etcd's Range: a revision above the read view is a future revision; a positive one below the
+   *  compaction, compacted; zero or negative reads the current revision. */
   private checkReadRevision(revision: number, readRevision: number): void {
     if (revision > readRevision) throw Errors.futureRev();
     if (revision > 0 && revision < this.ks.compactedRevision) throw Errors.compacted();
+  }
+
+  /** etcd 3.4's checkRequestRange for a txn's range ops: any nonzero revision below the compaction is
+   *  compacted, negative ones included (-1 passes until the first compaction, as compactMainRev is -1). */
+  private checkTxnReadRevision(revision: number): void {
+    if (revision === 0) return;
+    if (revision > this.ks.currentRevision) throw Errors.futureRev();
+    if (revision < this.ks.compactedRevision) throw Errors.compacted();
   }
 
   // ---- writes (each a committed Raft entry) ----
@@ -130,8 +140,8 @@ export class MvccStore {
     checkIntervals(req.failure);
     const plan = this.plan(req);
     const isWrite = [...req.success, ...req.failure].some((op) => op.type !== 'range');
-    if (isWrite) this.checkPlan(plan, 'put');
-    this.checkPlan(plan, 'range');
+    if (isWrite) this.checkPuts(plan, hasIgnorePut(plan) ? new Map() : null);
+    this.checkPlan(plan);
     if (!isWrite) {
       const response = this.runPlan(plan);
       response.header.revision = this.ks.currentRevision;
@@ -145,6 +155,7 @@ export class MvccStore {
   compact(req: CompactionRequest): ApplyResult<CompactionResponse> {
     this.assertWritable();
     const revision = checkedInt64(req.revision, 'revision');
+    // etcd: anything at or below the last compaction (-1 before any, so compact(0) passes once).
     if (revision <= this.ks.compactedRevision) throw Errors.compacted();
     if (revision > this.ks.currentRevision) throw Errors.futureRev();
     this.ks.compact(revision);
@@ -272,11 +283,13 @@ export class MvccStore {
     return store;
   }
 
-  /** etcd's HashKV: revision 0 = current; fails like a read for future or compacted revisions. */
+  /** etcd's HashKV: revision 0 (or below) = current; a positive revision at or below the compaction
+   *  is compacted (etcd's HashByRev uses <=, unlike Range), above the current one is a future revision. */
   hashKV(revision: number): HashKVResult {
     checkedInt64(revision, 'revision');
     const current = this.ks.currentRevision;
-    this.checkReadRevision(revision, current);
+    if (revision > 0 && revision <= this.ks.compactedRevision) throw Errors.compacted();
+    if (revision > current) throw Errors.futureRev();
     const rev = revision > 0 ? revision : current;
     return { hash: hashKeyspace(this.ks, rev), revision: current, compactRevision: this.ks.compactedRevision };
   }
@@ -393,17 +406,49 @@ export class MvccStore {
     return compare.target === 'value' ? false : compareKv(compare, ZERO_KV);
   }
 
-  /** etcd 3.4's pre-apply checks on the ops that will run: puts (ignore_* target, lease), then ranges. */
-  private checkPlan(plan: TxnPlan, kind: 'put' | 'range'): void {
+  /**
+   * etcd 3.4's pre-apply checks of the puts that will run, in op order: the ignore_* target, then
+   * the lease. etcd checks ignore_* targets on the state before the txn, so a put with ignore_*
+   * after a delete of its key in the same txn (a "\0" range end lets that through) passes its check
+   * and fails while applying, and etcd panics on every member. Here the check follows the txn's own
+   * deletes and puts (`liveness`: key -> live after the ops so far; null when no put has ignore_*,
+   * as then liveness does not matter) and refuses the txn with "key not found" before any write.
+   */
+  private checkPuts(plan: TxnPlan, liveness: Map<string, boolean> | null): void {
     plan.ops.forEach((op, i) => {
       const nested = plan.nested[i];
-      if (nested !== null) this.checkPlan(nested, kind);
-      else if (kind === 'put' && op.type === 'put') {
-        this.checkPutTarget(op.put);
+      if (nested !== null) return this.checkPuts(nested, liveness);
+      if (op.type === 'put') {
+        if (liveness === null) this.checkPutTarget(op.put);
+        else this.checkPutTargetIn(op.put, liveness);
         this.checkLeaseExists(op.put.lease);
-      } else if (kind === 'range' && op.type === 'range') {
-        this.checkReadRevision(op.range.revision, this.ks.currentRevision);
+      } else if (op.type === 'deleteRange' && liveness !== null) {
+        const bounds = toBounds(op.deleteRange.key, op.deleteRange.rangeEnd);
+        this.ks.forEach(bounds, (entry) => {
+          if (liveValue(entry) !== null) liveness.set(entry.id, false);
+        });
+        for (const [id, live] of liveness) if (live && boundsContain(bounds, id)) liveness.set(id, false);
       }
+    });
+  }
+
+  /** checkPutTarget on the state the put will meet: the store after the txn's earlier ops. */
+  private checkPutTargetIn(req: PutRequest, liveness: Map<string, boolean>): void {
+    const id = toKeyString(req.key);
+    if (req.ignoreValue || req.ignoreLease) {
+      const entry = this.ks.get(id);
+      const live = liveness.get(id) ?? (entry !== undefined && liveValue(entry) !== null);
+      if (!live) throw Errors.keyNotFound();
+    }
+    liveness.set(id, true);
+  }
+
+  /** etcd 3.4's pre-apply checks of the range ops that will run: their revisions. */
+  private checkPlan(plan: TxnPlan): void {
+    plan.ops.forEach((op, i) => {
+      const nested = plan.nested[i];
+      if (nested !== null) this.checkPlan(nested);
+      else if (op.type === 'range') this.checkTxnReadRevision(op.range.revision);
     });
   }
 
@@ -433,6 +478,15 @@ export class MvccStore {
   private readRevision(): number {
     return this.ks.inWrite ? this.ks.writeReadRevision : this.ks.currentRevision;
   }
+}
+
+/** Whether a put the plan will run has ignore_value or ignore_lease. */
+function hasIgnorePut(plan: TxnPlan): boolean {
+  return plan.ops.some((op, i) => {
+    const nested = plan.nested[i];
+    if (nested !== null) return hasIgnorePut(nested);
+    return op.type === 'put' && (op.put.ignoreValue || op.put.ignoreLease);
+  });
 }
 
 function compareKv(compare: Compare, kv: KeyValue): boolean {

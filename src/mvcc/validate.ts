@@ -107,18 +107,19 @@ interface Writes {
 
 function deletesContain(deletes: readonly KeyBounds[], id: string): boolean {
   for (const bounds of deletes) {
-    if (bounds.single ? bounds.lo === id : id >= bounds.lo && (bounds.hi === null || id < bounds.hi)) return true;
+    if (bounds.single ? bounds.lo === id : bounds.hi !== null && id >= bounds.lo && id < bounds.hi) return true;
   }
   return false;
 }
 
 /**
- * etcd's checkIntervals: within the ops that can run together, no key is put twice and no key is
- * both put and deleted (the two branches of one nested txn are exclusive, so they may repeat a
- * put). Two deviations, both stricter, so that a key is written at most once per revision:
- * a delete with range_end "\0" counts as the interval it deletes (etcd's interval tree treats it
- * as empty), and a nested txn's delete is also checked against puts of earlier nested txns at the
- * same level (etcd only checks the other direction, so it accepts [txn{put a}, txn{delete a}]).
+ * etcd's checkIntervals, rule for rule: within the ops that can run together, no key is put twice
+ * and no put falls in a delete of the same level or of an earlier nested txn (the two branches of
+ * one nested txn are exclusive, so they may repeat a put). What etcd lets through is allowed here
+ * too, and the keyspace models it with sub-revisions (a key written more than once in one
+ * revision): a delete with range_end "\0" covers no key here (etcd's interval ["key", "\0") is
+ * empty), and a nested txn's delete is not checked against the puts of earlier nested txns, so
+ * [txn{put k}, txn{delete k}] passes.
  */
 export function checkIntervals(ops: readonly RequestOp[]): Writes {
   const deletes: KeyBounds[] = [];
@@ -130,9 +131,6 @@ export function checkIntervals(ops: readonly RequestOp[]): Writes {
     if (op.type !== 'txn') continue;
     const then = checkIntervals(op.txn.success);
     const otherwise = checkIntervals(op.txn.failure);
-    for (const id of puts) {
-      if (deletesContain(then.deletes, id) || deletesContain(otherwise.deletes, id)) throw Errors.duplicateKey();
-    }
     for (const id of then.puts) {
       if (puts.has(id) || deletesContain(deletes, id)) throw Errors.duplicateKey();
       puts.add(id);

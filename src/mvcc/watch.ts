@@ -4,7 +4,7 @@
 // cursor into the store's history, which is the only buffer). This is etcd's synced/unsynced split
 // with the sink's return value as the backpressure signal instead of a full channel.
 
-import { EtcdError, Errors, GrpcCode, assert, checkedInt64, invalidArgument } from '../util/index.ts';
+import { EtcdError, GrpcCode, assert, checkedInt64, invalidArgument } from '../util/index.ts';
 import type { WatchEvent, WatchHandle, WatchOptions, WatchSink, WatchState } from './types.ts';
 import { boundsContain, compareKeyStrings, toBounds } from './keys.ts';
 import type { KeyBounds } from './keys.ts';
@@ -120,7 +120,9 @@ export class WatchHub {
       throw invalidArgument('etcdserver: key and range_end must be bytes');
     }
     const start = checkedInt64(options.startRevision, 'start_revision');
-    if (start < 0) throw Errors.compacted(); // etcd's watch server cancels these with that reason
+    // etcd's watchable store: any start below the compacted revision, negative ones included, is
+    // compacted (compactRevision -1 before the first compaction); a start that passes but is not
+    // positive (-1 then) replays nothing and watches from the next write, like start 0.
     if (start !== 0 && start < this.ks.compactedRevision) throw new WatchCompactedError(this.ks.compactedRevision);
     if (this.all.size >= this.limits.maxWatchersPerStore) throw tooManyWatchers();
     const key = options.key.length === 0 ? new Uint8Array([0]) : options.key;
@@ -133,7 +135,7 @@ export class WatchHub {
       options.noDelete === true,
       options.prevKv === true,
       sink,
-      start === 0 ? current + 1 : start,
+      start <= 0 ? current + 1 : start,
     );
     this.all.set(watcher.id, watcher);
     if (watcher.minRevision > current) this.register(watcher);

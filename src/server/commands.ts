@@ -96,7 +96,12 @@ function authBytes(req: AuthCommand): number {
   let total = opOverheadBytes * 2;
   for (const value of Object.values(req)) {
     if (typeof value === 'string') total += value.length * 3;
-    else if (typeof value === 'object') total += opOverheadBytes + value.key.length + value.rangeEnd.length;
+    else if (value instanceof Uint8Array) total += value.length;
+    else if (typeof value === 'object' && value !== null) {
+      // A permission: its key and range end are the bulk of it.
+      const perm = value as { key?: Uint8Array; rangeEnd?: Uint8Array };
+      total += opOverheadBytes + (perm.key?.length ?? 0) + (perm.rangeEnd?.length ?? 0);
+    }
   }
   return total;
 }

@@ -37,7 +37,8 @@ export class LeaseClock {
   remainingSeconds(id: number): number {
     const deadline = this.deadlines.get(id);
     if (deadline === undefined) return -1;
-    return Math.max(0, Math.ceil((deadline - this.now()) / 1000));
+    // Truncated, as etcd reports it (599 right after a 600 s grant).
+    return Math.max(0, Math.floor((deadline - this.now()) / 1000));
   }
 
   /** Leases past their deadline that need a revoke proposal now (each at most once per retry interval). */

@@ -115,7 +115,8 @@ describe('Maintenance and Cluster', { timeout: 60_000 }, () => {
     const past = await s.client.call('Maintenance', 'HashKV', { revision: first });
     assert.deepEqual(
       [past.hash, past.hashRevision, past.compactRevision, past.header.revision],
-      [store.hashKV(first).hash, String(first), '0', String(store.currentRevision)],
+      // compact_revision -1: never compacted (etcd's compactMainRev starts at -1)
+      [store.hashKV(first).hash, String(first), '-1', String(store.currentRevision)],
     );
     const now = await s.client.call('Maintenance', 'HashKV', { revision: 0 });
     assert.equal(now.hashRevision, String(store.currentRevision));

@@ -269,6 +269,43 @@ describe('Watch', { timeout: 60_000 }, () => {
   });
 });
 
+describe('Watch: negative start revisions, as etcd 3.4 answers them', { timeout: 60_000 }, () => {
+  test('below the compacted revision (-1 before any compaction) they are compacted; after compact(0), not canceled', async () => {
+    const { api } = await startWatchApi();
+    const stream = openStream(api);
+    try {
+      put(api, 'n', '1');
+      stream.write({ createRequest: { key: b('n'), startRevision: -2 } });
+      assert.deepEqual([(await stream.next()).created, (await stream.next()).compactRevision], [true, '-1']);
+      // -1 is not below -1: a watch from the next write, with no replay
+      stream.write({ createRequest: { key: b('n'), startRevision: -1 } });
+      const live = await stream.next();
+      assert.deepEqual([live.created, live.canceled, live.watchId], [true, false, '1']);
+      put(api, 'n', '2');
+      assert.deepEqual(summary(await stream.next()), [`PUT n=2@${rev(api)}`]);
+
+      api.backend.store.compact({ revision: 0, physical: false });
+      stream.write({ createRequest: { key: b('n'), startRevision: -1 } });
+      assert.equal((await stream.next()).watchId, '2');
+      // etcd's sendLoop sets canceled only for a nonzero compact_revision: this watcher stays,
+      // silent, its ID taken until the client cancels it
+      const dead = await stream.next();
+      assert.deepEqual(
+        [dead.watchId, dead.canceled, dead.compactRevision, dead.cancelReason, dead.header.revision],
+        ['2', false, '0', '', '0'],
+      );
+      stream.write({ createRequest: { key: b('n'), watchId: 2 } });
+      assert.equal((await stream.next()).cancelReason, DUPLICATE);
+      stream.write({ cancelRequest: { watchId: 2 } });
+      const canceled = await stream.next();
+      assert.deepEqual([canceled.watchId, canceled.canceled], ['2', true]);
+    } finally {
+      stream.close();
+      await api.stop();
+    }
+  });
+});
+
 describe('Watch bounds', { timeout: 60_000 }, () => {
   test('fragment splits a large revision below maxResponseBytes; others get it whole', async () => {
     const { api } = await startWatchApi({ maxResponseBytes: 1_000 });

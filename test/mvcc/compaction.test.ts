@@ -3,7 +3,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { MvccStore } from '../../src/mvcc/index.ts';
-import { delReq, keys, kvStr, putReq, rangeReq, throwsMessage } from './helpers.ts';
+import { delReq, keys, kvStr, opRange, putReq, rangeReq, throwsMessage, txnReq } from './helpers.ts';
 
 const all = { rangeEnd: new Uint8Array([0]) };
 const COMPACTED = 'etcdserver: mvcc: required revision has been compacted';
@@ -72,7 +72,33 @@ describe('compaction', () => {
     throwsMessage(() => store.compact({ revision: 5, physical: false }), COMPACTED);
     throwsMessage(() => store.compact({ revision: 3, physical: false }), COMPACTED);
     assert.doesNotThrow(() => store.compact({ revision: 6, physical: false }));
-    throwsMessage(() => new MvccStore().compact({ revision: 0, physical: false }), COMPACTED);
+  });
+
+  it('starts from etcd compacted revision -1: compact(0) succeeds once, negative revisions never', () => {
+    const store = new MvccStore();
+    assert.equal(store.compactedRevision, -1);
+    throwsMessage(() => store.compact({ revision: -1, physical: false }), COMPACTED);
+    store.compact({ revision: 0, physical: false });
+    assert.equal(store.compactedRevision, 0);
+    throwsMessage(() => store.compact({ revision: 0, physical: false }), COMPACTED);
+    store.put(putReq('a', '1'));
+    assert.equal(store.range(rangeReq('a', { revision: 1 })).count, 0, 'revision 1 is still readable');
+    store.compact({ revision: 1, physical: false });
+    store.compact({ revision: 2, physical: false });
+    store.checkInvariants();
+  });
+
+  it('negative revisions: a range reads the current one; a txn range below the compaction is compacted (etcd checkRequestRange)', () => {
+    const store = new MvccStore();
+    store.put(putReq('a', '1'));
+    const txnRange = (revision: number) => () => store.txn(txnReq([], [opRange('a', { revision })]));
+    assert.deepEqual(keys(store.range(rangeReq('a', { revision: -5 })).kvs), ['a']);
+    assert.doesNotThrow(txnRange(-1), 'not below -1: reads the current revision');
+    throwsMessage(txnRange(-2), COMPACTED);
+    store.compact({ revision: 0, physical: false });
+    throwsMessage(txnRange(-1), COMPACTED);
+    assert.deepEqual(keys(store.range(rangeReq('a', { revision: -5 })).kvs), ['a']);
+    throwsMessage(txnRange(3), FUTURE);
   });
 
   it('compacts repeatedly while writes continue', () => {

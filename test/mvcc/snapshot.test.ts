@@ -30,7 +30,8 @@ function observe(store: MvccStore): string[] {
   const from = Math.max(1, store.compactedRevision);
   for (let rev = from; rev <= store.currentRevision; rev++) {
     out.push(`${rev}: ${store.range(rangeReq(new Uint8Array([0]), { ...all, revision: rev })).kvs.map(kvStr).join(' ')}`);
-    out.push(`hash ${rev}: ${store.hashKV(rev).hash}`);
+    // etcd's HashKV refuses the compacted revision itself
+    if (rev > store.compactedRevision) out.push(`hash ${rev}: ${store.hashKV(rev).hash}`);
   }
   const events: string[] = [];
   const handle = store.watch(watchOpts('', { ...all, startRevision: from, prevKv: true }), (evs) => {
@@ -142,7 +143,20 @@ describe('snapshot format', () => {
     // a revision with no changes in the log
     assert.throws(() => MvccStore.restore([chunk(['header', 1, 4, 0, 1]), versions(0), chunk(['end', 1, 2, 0])]), isDataLoss);
     // an unknown format version
-    assert.throws(() => MvccStore.restore([chunk(['header', 2, 3, 0, 1]), chunk(['end', 0, 0, 0])]), isDataLoss);
+    assert.throws(() => MvccStore.restore([chunk(['header', 3, 3, 0, 1]), versions(0), chunk(['end', 1, 2, 0])]), isDataLoss);
+    // a compacted revision below -1
+    assert.throws(() => MvccStore.restore([chunk(['header', 2, 3, -2, 1]), versions(0), chunk(['end', 1, 2, 0])]), isDataLoss);
+  });
+
+  it('reads format 1, where compacted revision 0 meant never compacted; format 2 keeps -1 and 0 apart', () => {
+    const restored = (format: number, compacted: number) =>
+      MvccStore.restore([chunk(['header', format, 3, compacted, 1]), versions(0), chunk(['end', 1, 2, 0])]).compactedRevision;
+    assert.equal(restored(1, 0), -1);
+    assert.equal(restored(2, -1), -1);
+    assert.equal(restored(2, 0), 0, 'compact(0) happened');
+    const store = new MvccStore();
+    store.compact({ revision: 0, physical: false });
+    assert.equal(MvccStore.restore(Array.from(store.snapshotChunks(MIN_SNAPSHOT_CHUNK_BYTES))).compactedRevision, 0);
   });
 });
 
@@ -165,14 +179,18 @@ describe('hashKV', () => {
     ahead.put(putReq('more', '1'));
     ahead.deleteRange(delReq('key/3'));
     assert.equal(ahead.hashKV(rev).hash, behind.hashKV(0).hash);
-    assert.deepEqual([ahead.hashKV(rev).revision, ahead.hashKV(rev).compactRevision], [ahead.currentRevision, 0]);
+    // -1: never compacted (etcd's compactMainRev)
+    assert.deepEqual([ahead.hashKV(rev).revision, ahead.hashKV(rev).compactRevision], [ahead.currentRevision, -1]);
   });
 
-  it('fails for future and compacted revisions', () => {
+  it('fails for future and compacted revisions, the compacted revision itself included (etcd HashByRev)', () => {
     const store = busyStore();
     store.compact({ revision: 10, physical: false });
     assert.throws(() => store.hashKV(store.currentRevision + 1), /future revision/);
     assert.throws(() => store.hashKV(9), /compacted/);
-    assert.doesNotThrow(() => store.hashKV(10));
+    assert.throws(() => store.hashKV(10), /compacted/);
+    assert.doesNotThrow(() => store.hashKV(11));
+    assert.equal(store.hashKV(0).compactRevision, 10);
+    assert.equal(store.hashKV(-1).revision, store.currentRevision);
   });
 });

@@ -171,8 +171,30 @@ describe('watch: replay', () => {
     assert.deepEqual(watch(store, 'k', { startRevision: 5 }).batches, ['6: DELETE k@5, PUT k=3@6']);
   });
 
-  it('rejects a negative start revision with etcd compacted error', () => {
-    throwsMessage(() => new MvccStore().watch(watchOpts('k', { startRevision: -1 }), () => {}), 'etcdserver: mvcc: required revision has been compacted');
+  it('treats a negative start as etcd does: compacted below the compacted revision (-1 before any), else from the next write', () => {
+    const store = new MvccStore();
+    store.put(putReq('k', '1'));
+    const compactedAt = (start: number) => {
+      try {
+        store.watch(watchOpts('k', { startRevision: start }), () => {}).cancel();
+        return null;
+      } catch (error) {
+        assert.ok(error instanceof WatchCompactedError, String(error));
+        return error.compactRevision;
+      }
+    };
+    assert.equal(compactedAt(-2), -1);
+    assert.equal(compactedAt(-1), null);
+    const w = watch(store, 'k', { startRevision: -1 });
+    assert.deepEqual(w.batches, [], 'no replay');
+    store.put(putReq('k', '2'));
+    assert.deepEqual(w.batches, ['3: PUT k=2@3']);
+    store.compact({ revision: 0, physical: false });
+    assert.equal(compactedAt(-1), 0);
+    store.compact({ revision: 2, physical: false });
+    assert.equal(compactedAt(-1), 2);
+    assert.equal(compactedAt(1), 2);
+    assert.equal(compactedAt(2), null);
   });
 });
 

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { RangeTable } from '../../src/cluster/index.ts';
 import { MvccStore } from '../../src/mvcc/index.ts';
 import { ConfigError, parseHostPort, parseInitialCluster, parseNodeConfig } from '../../src/server/index.ts';
-import { decodeBatch, encodeBatch, isReadOnlyTxn } from '../../src/server/commands.ts';
+import { decodeBatch, encodeBatch, estimateBytes, isReadOnlyTxn } from '../../src/server/commands.ts';
 import { LeaseClock } from '../../src/server/leases.ts';
 import { EtcdError } from '../../src/util/index.ts';
 
@@ -85,6 +85,16 @@ describe('command batches', () => {
     const cmd = batch.commands[0].cmd;
     assert.equal(cmd.op, 'put');
     assert.equal(Buffer.from(cmd.op === 'put' ? cmd.req.value : empty).toString(), 'v');
+  });
+
+  it('estimates every command, byte fields of auth commands included (a crash found by the compat suite)', () => {
+    const revoke = { op: 'auth' as const, req: { action: 'roleRevokePermission' as const, role: 'r', key: bytes('a'), rangeEnd: empty } };
+    assert.ok(estimateBytes(revoke) > 0);
+    const grant = {
+      op: 'auth' as const,
+      req: { action: 'roleGrantPermission' as const, name: 'r', perm: { permType: 'read', key: bytes('abc'), rangeEnd: bytes('abd') } as never },
+    };
+    assert.ok(estimateBytes(grant) >= 6);
   });
 
   it('tells read-only txns from writing ones, nested included', () => {

@@ -16,6 +16,20 @@ export function etcdVersion(): string | null {
   return result.stdout.split('\n')[0].trim();
 }
 
+/** Ports handed out by this process: freePort() checks a port is free but does not hold it. */
+const handedOut = new Set<number>();
+
+async function uniquePort(): Promise<number> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = await freePort();
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error('no unused free port');
+}
+
 /** Every member started by this process, killed if the process exits without stop(). */
 const running = new Set<ChildProcess>();
 process.on('exit', () => {
@@ -34,8 +48,8 @@ export class EtcdCluster {
     const clientPorts: number[] = [];
     const peerPorts: number[] = [];
     for (let i = 0; i < members; i++) {
-      clientPorts.push(await freePort());
-      peerPorts.push(await freePort());
+      clientPorts.push(await uniquePort());
+      peerPorts.push(await uniquePort());
     }
     const names = clientPorts.map((_, i) => `etcd${i + 1}`);
     const initialCluster = names.map((name, i) => `${name}=http://127.0.0.1:${peerPorts[i]}`).join(',');
@@ -61,8 +75,13 @@ export class EtcdCluster {
       return child;
     });
     const cluster = new EtcdCluster(root, children, clientPorts);
+    // A member that exits while starting (a port taken meanwhile) fails the start at once.
+    const exited = new Promise<never>((_, reject) => {
+      for (const child of children) child.once('exit', (code) => reject(new Error(`a member exited with code ${code} while starting`)));
+    });
+    exited.catch(() => {});
     try {
-      await Promise.all(cluster.endpoints().map((endpoint) => probeEndpoint(endpoint, readyTimeoutMs)));
+      await Promise.race([Promise.all(cluster.endpoints().map((endpoint) => probeEndpoint(endpoint, readyTimeoutMs))), exited]);
     } catch (error) {
       const logs = names.map((name) => `--- ${name}\n${tail(join(root, `${name}.log`))}`).join('\n');
       await cluster.stop();
@@ -73,6 +92,15 @@ export class EtcdCluster {
 
   endpoints(): string[] {
     return this.clientPorts.map((port) => `127.0.0.1:${port}`);
+  }
+
+  /** Member i's log. */
+  log(i: number): string {
+    try {
+      return readFileSync(join(this.root, `etcd${i + 1}.log`), 'utf8');
+    } catch {
+      return '';
+    }
   }
 
   /** SIGKILL (the data is thrown away; a graceful stop would first hand over leadership). */

@@ -2,6 +2,8 @@
 // Longer differential runs than the default suite: K seeds from S, N ops each. Prints each
 // mismatch with the op, etcd's answer and Tessera's; exits 1 if any, 2 if etcd is not installed.
 import { Command } from 'commander';
+import { canonical } from './compare.ts';
+import type { Outcome } from './compare.ts';
 import { etcdVersion } from './etcd.ts';
 import { runSeed } from './session.ts';
 
@@ -11,9 +13,10 @@ const program = new Command('compat:diff')
   .option('--seeds <k>', 'how many seeds, one after another', '1')
   .option('--ops <n>', 'operations per seed', '1000')
   .option('--progress', 'print a dot every 50 ops')
+  .option('--trace', 'print every op with both answers')
   .parse();
 
-const options = program.opts<{ seed: string; seeds: string; ops: string; progress?: boolean }>();
+const options = program.opts<{ seed: string; seeds: string; ops: string; progress?: boolean; trace?: boolean }>();
 const version = etcdVersion();
 if (version === null) {
   console.log('SKIP: etcd not installed (npm run setup:tools)');
@@ -27,6 +30,11 @@ if (![first, seeds, opCount].every(Number.isSafeInteger) || seeds < 1 || opCount
   process.exit(1);
 }
 console.log(`reference: ${version}`);
+
+function clip(value: unknown): string {
+  const text = JSON.stringify(value);
+  return text.length > 400 ? `${text.slice(0, 400)}...` : text;
+}
 let failed = 0;
 for (let seed = first; seed < first + seeds; seed++) {
   const report = await runSeed(seed, opCount, {
@@ -34,10 +42,17 @@ for (let seed = first; seed < first + seeds; seed++) {
       if (options.progress && index % 50 === 49) process.stdout.write('.');
     },
     maxMismatches: 100,
+    onTrace: options.trace
+      ? (index, op, request, expected, actual) => {
+          const show = (outcome: Outcome) => clip(outcome.ok ? canonical(outcome.value, null) : { error: outcome.details });
+          console.log(`#${index} ${op.kind} ${clip(request === null ? null : canonical(request, null))}`);
+          console.log(`  etcd:    ${show(expected)}\n  tessera: ${show(actual)}`);
+        }
+      : undefined,
   });
   if (options.progress) process.stdout.write('\n');
   console.log(report.text);
-  if (report.mismatches.length > 0) failed += 1;
+  if (report.mismatches.length > 0 || report.down.length > 0) failed += 1;
 }
 console.log(`compat:diff: ${seeds} seeds, ${failed} with mismatches`);
 process.exit(failed > 0 ? 1 : 0);

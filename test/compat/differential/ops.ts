@@ -3,6 +3,7 @@
 // are placeholders the runner resolves just before sending (run.ts, resolve()):
 //   '$rev', '$rev-3', '$rev+2'        the reference cluster's current revision, plus or minus n
 //   '$compact', '$compact-1'          the reference cluster's last compaction revision (-1 before any, as etcd)
+//   '$readable-3'                     '$rev-3', raised to the compaction revision (and to 1) if below it
 //   '$lease:N'                        the lease ID held in slot N on *this* cluster (IDs may differ per cluster)
 //   '$big:N'                          N bytes of 'v' (a value too large to print)
 // Byte fields (key, rangeEnd, value) are strings with one char per byte (latin1).
@@ -19,7 +20,9 @@ export type Op =
   | { kind: 'hashKV'; member: Member; req: Req; note?: string }
   | { kind: 'watchCreate'; stream: number; req: Req; note?: string }
   | { kind: 'watchCancel'; stream: number; watch: number | 'unknown'; note?: string }
-  | { kind: 'watchCheck'; note?: string };
+  | { kind: 'watchCheck'; note?: string }
+  /** Nothing is sent for `ms`: time for leases to expire on both clusters. */
+  | { kind: 'sleep'; ms: number; note?: string };
 
 /** Watch streams per cluster; stream s lives on member s % 3. */
 export const WATCH_STREAMS = 2;
@@ -145,6 +148,7 @@ class Generator {
       [5, () => this.watchOp()],
       [6, () => this.errorCase()],
       [1, () => this.send({ kind: 'hashKV', req: { revision: this.revision() } })],
+      [0.3, () => this.expiry()],
     ]);
     action();
   }
@@ -201,6 +205,17 @@ class Generator {
     ])();
   }
 
+  /** A lease of the minimum TTL (2 s) with keys, left to expire: both clusters revoke it on their own. */
+  private expiry(): void {
+    const slot = 2 * this.rng.int(0, LEASE_SLOTS / 2 - 1); // explicit ID
+    const note = 'lease expiry';
+    this.send({ kind: 'leaseGrant', req: { ID: `$lease:${slot}`, TTL: 2 }, slot: null, note });
+    for (let i = this.rng.int(1, 3); i > 0; i--) this.send({ kind: 'put', req: { key: this.key(), value: 'expiring', lease: `$lease:${slot}` }, note });
+    this.ops.push({ kind: 'sleep', ms: 4_000, note });
+    this.send({ kind: 'leaseTimeToLive', req: { ID: `$lease:${slot}`, keys: true }, note });
+    this.send({ kind: 'range', req: { key: '\x00', rangeEnd: '\x00' }, note });
+  }
+
   private grant(slot: number, ttl: number): void {
     const explicit = slot % 2 === 0;
     this.send({ kind: 'leaseGrant', req: { ID: explicit ? `$lease:${slot}` : 0, TTL: ttl }, slot: explicit ? null : slot });
@@ -227,12 +242,18 @@ class Generator {
     this.send({ kind: 'put', req: this.putReq(leaseSlot) });
   }
 
-  private rangeReq(): Req {
+  /**
+   * `readable`: only revisions a read can be served at. A write txn's top-level range ops must use
+   * those: etcd 3.4 strips them from the txn on every member but the one that received it
+   * (removeNeedlessRangeReqs), so a compacted or future revision there fails the txn on that member
+   * only while the others apply its writes, and the cluster diverges (docs/COMPATIBILITY.md).
+   */
+  private rangeReq(readable = false): Req {
     const rng = this.rng;
     const key = this.key();
     const req: Req = { key, rangeEnd: this.rangeEnd(key) };
     if (rng.chance(0.3)) req.limit = rng.int(1, 5);
-    if (rng.chance(0.35)) req.revision = this.revision();
+    if (rng.chance(0.35)) req.revision = readable ? rng.pick([0, `$readable-${rng.int(0, 20)}`]) : this.revision();
     if (rng.chance(0.35)) req.sortOrder = rng.pick(['NONE', 'ASCEND', 'DESCEND']);
     if (rng.chance(0.35)) req.sortTarget = rng.pick(['KEY', 'VERSION', 'CREATE', 'MOD', 'VALUE']);
     if (rng.chance(0.15)) req.keysOnly = true;
@@ -287,7 +308,7 @@ class Generator {
   private requestOp(depth: number): Req {
     return this.rng.weighted<() => Req>([
       [4, () => ({ requestPut: this.putReq() })],
-      [4, () => ({ requestRange: this.rangeReq() })],
+      [4, () => ({ requestRange: this.rangeReq(depth === 0) })],
       [2, () => ({ requestDeleteRange: this.deleteReq() })],
       [depth < 2 ? 1 : 0, () => ({ requestTxn: this.txnReq(depth + 1) })],
     ])();
@@ -304,7 +325,12 @@ class Generator {
   }
 
   private txn(): void {
-    this.send({ kind: 'txn', req: this.txnReq() });
+    const req = this.txnReq();
+    if (hasDeleteToEnd(req)) stripIgnoreFlags(req);
+    // etcd serves a txn with no ops (compares only) as a serializable read: on a follower it may
+    // not have applied the last write yet. Send it where that write was answered.
+    const noOps = (req.success as Req[]).length === 0 && (req.failure as Req[]).length === 0;
+    this.sendRead({ kind: 'txn', req }, noOps);
   }
 
   /** Txns that write one key more than once in one revision, which etcd accepts (sub-revisions). */
@@ -398,9 +424,13 @@ class Generator {
       ['ignore_lease in a txn on a missing key', () => this.send({ kind: 'txn', req: { success: [{ requestPut: { key: 'no-such-key', ignoreLease: true } }] } })],
       ['compacted revision read', () => this.send({ kind: 'range', req: { key: 'a', revision: '$compact-1' } })],
       ['future revision read', () => this.send({ kind: 'range', req: { key: 'a', revision: '$rev+1' } })],
-      ['future revision in a txn range', () => this.send({ kind: 'txn', req: { success: [{ requestPut: { key: 'a' } }, { requestRange: { key: 'a', revision: '$rev+1' } }] } })],
+      // Bad revisions in a write txn only below the top level (see rangeReq), or in read-only txns.
+      ['future revision in a nested txn range', () => this.send({ kind: 'txn', req: { success: [{ requestPut: { key: 'a' } }, nestedRange({ key: 'a', revision: '$rev+1' })] } })],
+      ['compacted revision in a nested txn range', () => this.send({ kind: 'txn', req: { success: [{ requestPut: { key: 'a' } }, nestedRange({ key: 'a', revision: '$compact-1' })] } })],
       ['compacted revision in a txn range', () => this.send({ kind: 'txn', req: { success: [{ requestRange: { key: 'a', revision: '$compact-1' } }] } })],
+      ['future revision in a txn range', () => this.send({ kind: 'txn', req: { failure: [{ requestRange: { key: 'a', revision: '$rev+1' } }] } })],
       ['negative revision in a txn range', () => this.send({ kind: 'txn', req: { success: [{ requestRange: { key: 'a', revision: -rng.int(1, 3) } }] } })],
+      ['negative revision in a nested txn range', () => this.send({ kind: 'txn', req: { success: [{ requestDeleteRange: { key: 'b' } }, nestedRange({ key: 'a', revision: -rng.int(1, 3) })] } })],
       ['compact a future revision', () => this.send({ kind: 'compact', req: { revision: '$rev+5' } })],
       ['compact the compacted revision', () => this.send({ kind: 'compact', req: { revision: '$compact' } })],
       ['hashKV at a compacted revision', () => this.send({ kind: 'hashKV', req: { revision: '$compact' } })],
@@ -419,6 +449,35 @@ class Generator {
 
 function rangeOp(req: Req): Req {
   return { requestRange: req };
+}
+
+/** Whether a txn (at any depth) deletes with range_end "\0". */
+function hasDeleteToEnd(txn: Req): boolean {
+  return [...((txn.success as Req[]) ?? []), ...((txn.failure as Req[]) ?? [])].some((op) => {
+    if (op.requestTxn !== undefined) return hasDeleteToEnd(op.requestTxn as Req);
+    return op.requestDeleteRange !== undefined && (op.requestDeleteRange as Req).rangeEnd === '\x00';
+  });
+}
+
+/**
+ * Makes every put of a txn a plain put. A put with ignore_value/ignore_lease after a "\0" delete
+ * of its key in the same txn passes etcd's checks (made on the state before the txn) and then
+ * fails while applying, and every etcd 3.4 member panics (docs/COMPATIBILITY.md, D15).
+ */
+function stripIgnoreFlags(txn: Req): void {
+  for (const op of [...((txn.success as Req[]) ?? []), ...((txn.failure as Req[]) ?? [])]) {
+    if (op.requestTxn !== undefined) stripIgnoreFlags(op.requestTxn as Req);
+    const put = op.requestPut as Req | undefined;
+    if (put === undefined || (put.ignoreValue !== true && put.ignoreLease !== true)) continue;
+    delete put.ignoreValue;
+    delete put.ignoreLease;
+    put.value ??= 'v';
+  }
+}
+
+/** A range op one txn level down, which etcd checks on every member. */
+function nestedRange(req: Req): Req {
+  return { requestTxn: { success: [rangeOp(req)] } };
 }
 
 /** The operation sequence for `seed`: `count` ops (at least a prologue's worth), ending with a watch check. */
