@@ -1,6 +1,7 @@
 // The node's side of etcd's Maintenance, Cluster and Watch services (the API layer decodes and
 // encodes; these answer from the replicas).
 import { randomInt } from 'node:crypto';
+import { Client, credentials } from '@grpc/grpc-js';
 import type {
   AlarmMember,
   AlarmRequest,
@@ -31,6 +32,7 @@ import { ApiErrors } from '../api/index.ts';
 import { ProposalDroppedError } from '../raft/index.ts';
 import type { ConfChangeSingle } from '../raft/index.ts';
 import { EtcdError, Errors, GrpcCode } from '../util/index.ts';
+import type { GrpcCodeValue } from '../util/index.ts';
 import { memberId } from './members.ts';
 import type { Member } from './members.ts';
 import { encodeBackup } from './backup.ts';
@@ -119,6 +121,48 @@ export class MaintenanceService implements MaintenanceBackend {
   }
 }
 
+/** MemberPromoteRequest{ID: id} in protobuf wire format: field 1, varint. */
+function encodePromoteRequest(id: number): Buffer {
+  const bytes = [0x08];
+  for (let v = id; ; ) {
+    const low = v % 128;
+    v = Math.floor(v / 128);
+    if (v === 0) {
+      bytes.push(low);
+      break;
+    }
+    bytes.push(low | 0x80);
+  }
+  return Buffer.from(bytes);
+}
+
+/** Sends MemberPromote to the leader's client URL (plain gRPC) and relays its verdict. */
+async function forwardPromoteToLeader(replica: Replica, nodeId: number): Promise<void> {
+  const url = replica.members.get(replica.leaderId)?.clientUrls[0];
+  if (replica.leaderId === 0 || !url) throw Errors.noLeader();
+  if (!url.startsWith('http://')) {
+    throw new EtcdError(GrpcCode.FAILED_PRECONDITION, 'etcdserver: not leader; send MemberPromote to the leader');
+  }
+  const client = new Client(url.slice('http://'.length), credentials.createInsecure());
+  try {
+    await new Promise<void>((resolve, reject) => {
+      client.makeUnaryRequest(
+        '/etcdserverpb.Cluster/MemberPromote',
+        (b: Buffer) => b,
+        (b: Buffer) => b,
+        encodePromoteRequest(nodeId),
+        { deadline: Date.now() + 5_000 },
+        (error) => {
+          if (!error) resolve();
+          else reject(new EtcdError((error.code ?? GrpcCode.UNAVAILABLE) as GrpcCodeValue, error.details || error.message));
+        },
+      );
+    });
+  } finally {
+    client.close();
+  }
+}
+
 export class ClusterService implements ClusterBackend {
   constructor(private readonly node: TesseraNode) {}
 
@@ -181,8 +225,14 @@ export class ClusterService implements ClusterBackend {
     if (!replica.confState.learners.includes(nodeId)) {
       throw new EtcdError(GrpcCode.FAILED_PRECONDITION, 'etcdserver: can only promote a learner member');
     }
+    if (!replica.isLeader) {
+      // Only the leader tracks how far the learner is; etcd forwards promote to it, and so do we.
+      await forwardPromoteToLeader(replica, nodeId);
+      await this.caughtUp();
+      return { members: this.members() };
+    }
     const progress = replica.raft.status().progress?.get(nodeId);
-    if (progress && progress.match < 0.9 * replica.raft.status().lastIndex) {
+    if (!progress || progress.match < 0.9 * replica.raft.status().lastIndex) {
       throw new EtcdError(GrpcCode.FAILED_PRECONDITION, 'etcdserver: can only promote a learner member which is in sync with leader');
     }
     await this.changeMembership({ type: 'addNode', nodeId }, null, () => !replica.confState.learners.includes(nodeId));
