@@ -227,3 +227,23 @@ export interface HashKVResult {
   revision: number;
   compactRevision: number;
 }
+
+/** A RangeRequest with etcd's defaults (one key, current revision, no options), then `overrides`. */
+export function rangeRequest(key: Uint8Array, overrides: Partial<RangeRequest> = {}): RangeRequest {
+  return {
+    key,
+    rangeEnd: new Uint8Array(0),
+    limit: 0,
+    revision: 0,
+    sortOrder: 'none',
+    sortTarget: 'key',
+    serializable: false,
+    keysOnly: false,
+    countOnly: false,
+    minModRevision: 0,
+    maxModRevision: 0,
+    minCreateRevision: 0,
+    maxCreateRevision: 0,
+    ...overrides,
+  };
+}

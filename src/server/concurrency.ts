@@ -14,6 +14,7 @@ import type {
   WatchEvent,
   WatchHandle,
 } from '../mvcc/index.ts';
+import { rangeRequest } from '../mvcc/index.ts';
 import { assert, EtcdError, Errors, GrpcCode } from '../util/index.ts';
 import { KvService } from './kv.ts';
 import type { TesseraNode } from './node.ts';
@@ -67,24 +68,7 @@ const prefixOf = (name: Uint8Array) => concat(name, slash);
 /** `<prefix><lease in hex>`: the waiter key of a mutex, the candidate key of an election (`%s%x`). */
 const sessionKey = (prefix: Uint8Array, lease: number) => concat(prefix, new TextEncoder().encode(lease.toString(16)));
 
-function rangeOf(key: Uint8Array, overrides: Partial<RangeRequest> = {}): RangeRequest {
-  return {
-    key,
-    rangeEnd: EMPTY,
-    limit: 0,
-    revision: 0,
-    sortOrder: 'none',
-    sortTarget: 'key',
-    serializable: false,
-    keysOnly: false,
-    countOnly: false,
-    minModRevision: 0,
-    maxModRevision: 0,
-    minCreateRevision: 0,
-    maxCreateRevision: 0,
-    ...overrides,
-  };
-}
+const rangeOf = rangeRequest;
 
 /** clientv3.WithFirstCreate (ascend) / WithLastCreate (descend) on a prefix, with WithMaxCreateRev. */
 const byCreate = (prefix: Uint8Array, order: 'ascend' | 'descend', maxCreateRevision = 0): RangeRequest =>

@@ -1,6 +1,7 @@
 // What happens to the simulated cluster, all decided by the seed: clients calling the replicas as
 // the KV and Lease services do (Replica.propose / linearizableRead), recorded in the history, and
 // the nemesis (crashes, pauses, partitions, leader transfers, membership changes).
+import { rangeRequest as mvccRangeRequest } from '../mvcc/index.ts';
 import type { PutRequest, RangeRequest, RangeResponse, TxnRequest, TxnResponse } from '../mvcc/index.ts';
 import type { Replica } from '../server/index.ts';
 import { PERFECT_NETWORK } from '../sim/index.ts';
@@ -105,21 +106,7 @@ function text(value: Uint8Array): string {
 }
 
 export function rangeRequest(key: string): RangeRequest {
-  return {
-    key: bytes(key),
-    rangeEnd: EMPTY,
-    limit: 0,
-    revision: 0,
-    sortOrder: 'none',
-    sortTarget: 'key',
-    serializable: false,
-    keysOnly: false,
-    countOnly: false,
-    minModRevision: 0,
-    maxModRevision: 0,
-    minCreateRevision: 0,
-    maxCreateRevision: 0,
-  };
+  return mvccRangeRequest(bytes(key));
 }
 
 function putRequest(key: string, value: string, lease: number): PutRequest {

@@ -2,7 +2,7 @@
 // does, minus Raft), with hooks to inspect requests and inject failures; and a canned backend
 // for numbers no store reaches in a test (revisions near 2^53).
 import type { HeaderInfo, KvBackend } from '../../src/api/index.ts';
-import { MvccStore } from '../../src/mvcc/index.ts';
+import { MvccStore, rangeRequest as mvccRangeRequest } from '../../src/mvcc/index.ts';
 import type {
   CompactionRequest,
   CompactionResponse,
@@ -20,22 +20,7 @@ import type {
 export const TEST_HEADER: HeaderInfo = { clusterId: '14841639068965178418', memberId: '10276657743932975437', raftTerm: 2 };
 
 export function rangeRequest(key: string, overrides: Partial<RangeRequest> = {}): RangeRequest {
-  return {
-    key: Buffer.from(key),
-    rangeEnd: new Uint8Array(0),
-    limit: 0,
-    revision: 0,
-    sortOrder: 'none',
-    sortTarget: 'key',
-    serializable: false,
-    keysOnly: false,
-    countOnly: false,
-    minModRevision: 0,
-    maxModRevision: 0,
-    minCreateRevision: 0,
-    maxCreateRevision: 0,
-    ...overrides,
-  };
+  return mvccRangeRequest(Buffer.from(key), overrides);
 }
 
 export class StoreBackend implements KvBackend {

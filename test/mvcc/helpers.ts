@@ -12,6 +12,7 @@ import type {
   WatchEvent,
   WatchOptions,
 } from '../../src/mvcc/index.ts';
+import { rangeRequest } from '../../src/mvcc/index.ts';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -32,22 +33,7 @@ export function prefixEnd(prefix: string): Uint8Array {
 }
 
 export function rangeReq(key: string | Uint8Array, opts: Partial<RangeRequest> = {}): RangeRequest {
-  return {
-    key: typeof key === 'string' ? b(key) : key,
-    rangeEnd: new Uint8Array(0),
-    limit: 0,
-    revision: 0,
-    sortOrder: 'none',
-    sortTarget: 'key',
-    serializable: false,
-    keysOnly: false,
-    countOnly: false,
-    minModRevision: 0,
-    maxModRevision: 0,
-    minCreateRevision: 0,
-    maxCreateRevision: 0,
-    ...opts,
-  };
+  return rangeRequest(typeof key === 'string' ? b(key) : key, opts);
 }
 
 export function putReq(key: string, value: string, opts: Partial<PutRequest> = {}): PutRequest {
