@@ -98,15 +98,32 @@ export class MessageDeframer {
   }
 }
 
-const TIMEOUT_PATTERN = /^(\d{1,8})([HMSmun])$/;
-const TIMEOUT_UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 1e-3, n: 1e-6 };
+/** Milliseconds per grpc-timeout unit, by the unit's character code. */
+const TIMEOUT_UNIT_MS = new Map<number, number>([
+  [0x48 /* H */, 3_600_000],
+  [0x4d /* M */, 60_000],
+  [0x53 /* S */, 1000],
+  [0x6d /* m */, 1],
+  [0x75 /* u */, 1e-3],
+  [0x6e /* n */, 1e-6],
+]);
 
-/** grpc-timeout (`<1..8 digits><H|M|S|m|u|n>`) in milliseconds; null when absent; NaN when malformed. */
+/**
+ * grpc-timeout (`<1..8 digits><H|M|S|m|u|n>`) in milliseconds; null when absent; NaN when malformed.
+ * Parsed by hand: every call of a client with deadlines carries one.
+ */
 export function parseGrpcTimeout(value: string | string[] | undefined): number | null {
   if (value === undefined) return null;
-  const match = typeof value === 'string' ? TIMEOUT_PATTERN.exec(value) : null;
-  if (match === null) return Number.NaN;
-  return Number(match[1]) * TIMEOUT_UNIT_MS[match[2]];
+  if (typeof value !== 'string' || value.length < 2 || value.length > 9) return Number.NaN;
+  const unit = TIMEOUT_UNIT_MS.get(value.charCodeAt(value.length - 1));
+  if (unit === undefined) return Number.NaN;
+  let amount = 0;
+  for (let i = 0; i < value.length - 1; i++) {
+    const digit = value.charCodeAt(i) - 0x30;
+    if (digit < 0 || digit > 9) return Number.NaN;
+    amount = amount * 10 + digit;
+  }
+  return amount * unit;
 }
 
 /** The grpc-timeout header for a deadline `ms` away (milliseconds, at most 8 digits). */

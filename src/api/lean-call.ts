@@ -89,7 +89,10 @@ export class LeanCall extends EventEmitter {
   private pendingStatus: CallStatus = OK;
   private closed = false;
   private clientEnded = false;
-  /** bidi: client messages held while the handler paused reading. */
+  /**
+   * bidi: client messages held while the handler paused reading. Bounded by one DATA chunk's
+   * worth: pause() stops the stream, so no further chunk arrives until resume().
+   */
   private readonly queued: Received<unknown>[] = [];
   private paused = false;
   private endEmitted = false;
@@ -107,8 +110,6 @@ export class LeanCall extends EventEmitter {
   ) {
     super();
     this.deframer = new MessageDeframer(context.maxReceiveMessageBytes);
-    // grpc-js semantics: a handler ends a stream with a status by emitting it as 'error'.
-    this.on('error', (status: unknown) => this.sendStatus(statusOf(status)));
     stream.on('data', (chunk: Buffer) => this.onData(chunk));
     stream.on('end', () => this.onClientEnd());
     stream.on('close', () => this.onClose());
@@ -126,6 +127,16 @@ export class LeanCall extends EventEmitter {
   }
 
   // ---- the grpc-js surface the handlers use ----
+
+  /**
+   * grpc-js semantics: a handler ends a stream with a status by emitting it as 'error'; the call's
+   * own listeners then hear it too. (An override, not a listener: one registration less per call.)
+   */
+  override emit(event: string | symbol, ...args: unknown[]): boolean {
+    if (event !== 'error') return super.emit(event, ...args);
+    this.sendStatus(statusOf(args[0]));
+    return this.listenerCount('error') > 0 ? super.emit(event, ...args) : true;
+  }
 
   get metadata(): grpc.Metadata {
     this.grpcMetadata ??= grpc.Metadata.fromHttp2Headers(this.headers);
@@ -210,7 +221,7 @@ export class LeanCall extends EventEmitter {
 
   // ---- unary answer ----
 
-  private readonly answer: UnaryCallback = (error, value) => {
+  private answer(error: unknown, value: unknown): void {
     if (this.finished || this.gone) return;
     if (error !== null && error !== undefined) return this.sendStatus(statusOf(error));
     let frame: Buffer;
@@ -225,7 +236,7 @@ export class LeanCall extends EventEmitter {
       this.respondOnce();
       this.stream.end(frame);
     });
-  };
+  }
 
   // ---- HTTP/2 events ----
 
@@ -319,7 +330,8 @@ export class LeanCall extends EventEmitter {
     assert(!this.dispatched, 'a call is dispatched once');
     this.dispatched = true;
     try {
-      this.method.handler(this, this.answer);
+      // An inline arrow: tsx's keepNames would rename a stored one on every call.
+      this.method.handler(this, (error, value) => this.answer(error, value));
     } catch (error) {
       this.failInternal(error, 'gRPC handler threw');
     }
@@ -343,10 +355,11 @@ export class LeanCall extends EventEmitter {
     if (this.responded) return;
     this.responded = true;
     this.stream.respond(RESPONSE_HEADERS, RESPOND_STREAMING);
-    // No RST_STREAM after these trailers: Node may put it ahead of them (a client then sees no
-    // status); clients end their side when the trailers arrive.
     this.stream.once('wantTrailers', () => {
-      if (!this.gone) this.guarded('trailers', () => this.stream.sendTrailers(trailers(this.pendingStatus)));
+      if (this.gone) return;
+      this.guarded('trailers', () => this.stream.sendTrailers(trailers(this.pendingStatus)));
+      // Node sends trailers from a setImmediate; a reset queued now would overtake them.
+      if (!this.clientEnded) setImmediate(() => this.stopClient());
     });
   }
 
@@ -378,11 +391,12 @@ export class LeanCall extends EventEmitter {
   }
 
   /**
-   * Like grpc-go: after a trailers-only answer, a client still sending (an oversized message, say)
-   * is told to stop with RST_STREAM(NO_ERROR); Node sends it once the headers are out.
+   * Like grpc-go: once the status is out, a client that has not ended its side (a stream, or an
+   * oversized message still arriving) is told to stop with RST_STREAM(NO_ERROR), so the stream
+   * does not stay half-open on a client that never closes it.
    */
   private stopClient(): void {
-    if (!this.clientEnded && !this.stream.closed) this.stream.close(h2.NGHTTP2_NO_ERROR);
+    if (!this.clientEnded && !this.stream.closed && !this.stream.destroyed) this.stream.close(h2.NGHTTP2_NO_ERROR);
   }
 
   private clearTimer(): void {

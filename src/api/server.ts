@@ -89,8 +89,8 @@ export interface ApiServerOptions {
    */
   tls?: tls.TlsOptions;
   /**
-   * The gRPC server: grpc-js, or the lean node:http2 server (lean-server.ts, hand-written codecs for
-   * the hot messages). Default: TESSERA_GRPC_SERVER if set, else DEFAULT_GRPC_SERVER.
+   * The gRPC server: the lean node:http2 server (lean-server.ts, hand-written codecs for the hot
+   * messages) or grpc-js. Default: TESSERA_GRPC_SERVER if set, else DEFAULT_GRPC_SERVER (lean).
    */
   grpcServer?: GrpcServerKind;
 }

@@ -23,6 +23,7 @@ program
   .option('--initial-advertise-peer-urls <urls>', 'peer URLs to advertise to the rest of the cluster')
   .option('--listen-metrics-urls <urls>', 'HTTP URL for /metrics (Prometheus) and /health')
   .option('--experimental-fault-injection', 'serve POST /debug/faults on the metrics URL (chaos testing only)')
+  .addOption(new Option('--experimental-grpc-server <impl>', 'client gRPC server: lean (node:http2, hand-written codecs; default) or grpc-js').choices(['grpc-js', 'lean']))
   .option('--initial-cluster <spec>', 'initial members: name=http://host:port,...')
   .addOption(new Option('--initial-cluster-state <state>', 'new: bootstrap; existing: join').choices(['new', 'existing']))
   .option('--initial-cluster-token <token>', 'distinguishes clusters bootstrapped with the same member URLs')
@@ -72,7 +73,12 @@ program
   .option('--port <port>', 'client port of the first node; others use +20000, +30000 (peer port = client port + 1)', toInt, 2379)
   .option('--unsafe-no-fsync', 'do not fsync (faster, loses acknowledged writes on power failure)')
   .option('--secure', 'TLS and mutual TLS on client and peer ports, encryption at rest; makes a throwaway CA and certificates with openssl and prints the etcdctl flags')
-  .action(async (options: { nodes: number; dataDir?: string; port: number; unsafeNoFsync?: boolean; secure?: boolean }) => runDev(options));
+  .addOption(new Option('--experimental-grpc-server <impl>', 'client gRPC server of every node (passed on as TESSERA_GRPC_SERVER)').choices(['grpc-js', 'lean']))
+  .action(async (options: { nodes: number; dataDir?: string; port: number; unsafeNoFsync?: boolean; secure?: boolean; experimentalGrpcServer?: string }) => {
+    // The nodes inherit this process's environment; ApiServer reads it when no flag is given.
+    if (options.experimentalGrpcServer !== undefined) process.env.TESSERA_GRPC_SERVER = options.experimentalGrpcServer;
+    return runDev(options);
+  });
 registerStorageCommands(program);
 registerBenchCommand(program);
 

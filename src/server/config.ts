@@ -96,6 +96,8 @@ export const NodeConfigSchema = z.object({
   listenMetricsUrls: urlList.optional(),
   /** Serve POST /debug/faults on the metrics URL (chaos tests only: it can partition the node). */
   experimentalFaultInjection: z.boolean().default(false),
+  /** The client gRPC server: the lean node:http2 one (src/api/lean-server.ts) or grpc-js; unset = ApiServer's default (lean). */
+  experimentalGrpcServer: z.enum(['grpc-js', 'lean']).optional(),
   initialClusterState: z.enum(['new', 'existing']).default('new'),
   initialClusterToken: z.string().default('tessera-cluster'),
   /** Milliseconds per Raft tick (etcd's --heartbeat-interval). */

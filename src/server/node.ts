@@ -166,6 +166,7 @@ export class TesseraNode {
       maxTxnOps: this.config.limits.maxTxnOps,
       logger: this.logger.child({ component: 'api' }),
       tls: this.security.apiTls(),
+      grpcServer: this.config.experimentalGrpcServer,
     });
     this.clientPort = await this.api.start();
     this.security.attach({ api: this.api, transport: this.transport });
