@@ -2,18 +2,12 @@
 // simulated time and in global event order), its result, or `unknown` when the outcome cannot be
 // known (a timeout, no leader, its node crashed). Also the two sequential models it is checked
 // against, for src/chaos's Wing–Gong/Porcupine checker: a per-key register with delete, and a lease.
-import { hashString, IMPOSSIBLE } from '../chaos/index.ts';
-import type { Model, Operation } from '../chaos/index.ts';
+import { hashString, IMPOSSIBLE, registerModel } from '../chaos/index.ts';
+import type { Model, Operation, RegisterInput, RegisterOutput } from '../chaos/index.ts';
 import { assert } from '../util/index.ts';
 
-export type KvInput =
-  | { f: 'read'; key: string }
-  | { f: 'write'; key: string; value: string }
-  | { f: 'delete'; key: string }
-  /** etcd Txn: if value(key) == from then put(key, to). */
-  | { f: 'cas'; key: string; from: string; to: string };
-
-export type KvOutput = { value: string | null } | { deleted: number } | { succeeded: boolean } | { written: true };
+export type KvInput = RegisterInput;
+export type KvOutput = RegisterOutput;
 
 /**
  * Lease ops, partitioned by the lease's key (each lease guards one key). `expire` is not a client
@@ -179,58 +173,8 @@ function show(value: string | null): string {
   return value === null ? 'nil' : value;
 }
 
-/** etcd keys as registers: read, put, delete (how many it deleted is checked), value compare-and-set. */
-export const kvModel: Model<string | null, KvInput, KvOutput> = {
-  name: 'kv register',
-  init: () => null,
-  step(state, input, output) {
-    switch (input.f) {
-      case 'read':
-        if (output === null) return state;
-        return 'value' in output && output.value === state ? state : IMPOSSIBLE;
-      case 'write':
-        return input.value;
-      case 'delete':
-        if (output === null) return null;
-        return 'deleted' in output && output.deleted === (state === null ? 0 : 1) ? null : IMPOSSIBLE;
-      case 'cas': {
-        // etcd: a value compare on a missing key fails.
-        const holds = state === input.from;
-        if (output === null) return holds ? input.to : state;
-        if (!('succeeded' in output) || output.succeeded !== holds) return IMPOSSIBLE;
-        return holds ? input.to : state;
-      }
-    }
-  },
-  hash: (state) => (state === null ? 0x5bd1e995 : hashString(state)),
-  equal: (a, b) => a === b,
-  partition: (input) => input.key,
-  readOnly: (input, output) =>
-    input.f === 'read' || (input.f === 'cas' && output !== null && 'succeeded' in output && !output.succeeded),
-  describeOp(input, output) {
-    const result =
-      output === null
-        ? '?'
-        : 'value' in output
-          ? show(output.value)
-          : 'deleted' in output
-            ? `deleted ${output.deleted}`
-            : 'succeeded' in output
-              ? String(output.succeeded)
-              : 'ok';
-    switch (input.f) {
-      case 'read':
-        return `read → ${result}`;
-      case 'write':
-        return `put ${input.value} → ${result}`;
-      case 'delete':
-        return `delete → ${result}`;
-      case 'cas':
-        return `cas ${input.from}→${input.to} → ${result}`;
-    }
-  },
-  describeState: (state) => show(state),
-};
+/** etcd keys as registers (read, put, delete, value compare-and-set): the chaos checker's model. */
+export const kvModel = registerModel;
 
 /** A lease and the one key attached to it: `live` and the key's value (gone with the lease). */
 export interface LeaseState {

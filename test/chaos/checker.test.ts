@@ -168,6 +168,9 @@ function randomRegisterHistory(rng: Random, count: number, keys: number, clients
     else if (input.f === 'write') {
       if (p.effect) state.set(input.key, input.value);
       output = {};
+    } else if (input.f === 'delete') {
+      if (p.effect) state.delete(input.key);
+      output = { deleted: current === null ? 0 : 1 };
     } else {
       const holds = current === input.from;
       if (holds && p.effect) state.set(input.key, input.to);

@@ -10,10 +10,17 @@ import type { Model } from './linearizability.ts';
 export type RegisterInput =
   | { f: 'read'; key: string }
   | { f: 'write'; key: string; value: string }
+  | { f: 'delete'; key: string }
+  /** etcd Txn: if value(key) == from then put(key, to). */
   | { f: 'cas'; key: string; from: string; to: string };
 
-/** read: the value (null = no key); write: nothing; cas: whether the compare held. */
-export type RegisterOutput = { value: string | null } | { succeeded: boolean } | Record<string, never>;
+/** read: the value (null = no key); write: nothing; delete: how many keys it deleted; cas: whether the compare held. */
+export type RegisterOutput =
+  | { value: string | null }
+  | { deleted: number }
+  | { succeeded: boolean }
+  | { written: true }
+  | Record<string, never>;
 
 /** The register's state: its value, or null before the first write (etcd: the key does not exist). */
 export type RegisterState = string | null;
@@ -28,6 +35,9 @@ export const registerModel: Model<RegisterState, RegisterInput, RegisterOutput> 
         return 'value' in output && output.value === state ? state : IMPOSSIBLE;
       case 'write':
         return input.value;
+      case 'delete':
+        if (output === null) return null;
+        return 'deleted' in output && output.deleted === (state === null ? 0 : 1) ? null : IMPOSSIBLE;
       case 'cas': {
         // etcd: a value compare on a missing key fails.
         const holds = state === input.from;
@@ -43,12 +53,23 @@ export const registerModel: Model<RegisterState, RegisterInput, RegisterOutput> 
   readOnly: (input, output) =>
     input.f === 'read' || (input.f === 'cas' && output !== null && 'succeeded' in output && !output.succeeded),
   describeOp(input, output) {
-    const result = output === null ? '?' : 'value' in output ? show(output.value) : 'succeeded' in output ? String(output.succeeded) : 'ok';
+    const result =
+      output === null
+        ? '?'
+        : 'value' in output
+          ? show(output.value)
+          : 'deleted' in output
+            ? `deleted ${output.deleted}`
+            : 'succeeded' in output
+              ? String(output.succeeded)
+              : 'ok';
     switch (input.f) {
       case 'read':
         return `read → ${result}`;
       case 'write':
         return `write ${input.value}${output === null ? ' ?' : ''}`;
+      case 'delete':
+        return `delete → ${result}`;
       case 'cas':
         return `cas ${input.from}→${input.to} → ${result}`;
     }
