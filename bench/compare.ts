@@ -3,8 +3,11 @@
 // of medians with the ratio Tessera/etcd, cluster CPU per operation (/proc utime+stime of every
 // server process) and RSS per node.
 //   npm run bench:compare [-- --quick] [-- --rounds N] [-- --json] [-- --only tessera|etcd]
-//   [-- --scenarios put100,getL] [-- --duration S] [-- --warmup S] [-- --server-warmup S] [-- --keys N]
+//   [-- --scenarios put100,getL|none] [-- --duration S] [-- --warmup S] [-- --server-warmup S] [-- --keys N]
 //   [-- --profile DIR]  (Tessera nodes write CPU profiles there; see also bench/profile.ts)
+//   [-- --memory-keys N] [-- --memory-settle S]  (memory phase, off by default: a fresh cluster of each
+//   system loaded with N keys by `tessera bench load`, RSS per node after S s (default 5), then a
+//   snapshot save; see bench/compare/memory.ts. Memory alone: -- --memory-keys 1000000 --scenarios none)
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +19,8 @@ import { etcdVersion, startEtcd, startTessera } from './compare/clusters.ts';
 import { machineInfo } from './compare/machine.ts';
 import type { MachineInfo } from './compare/machine.ts';
 import { cpuSnapshot, cpuSpent, memoryMiB } from './compare/procfs.ts';
+import type { MemoryPhase } from './compare/memory.ts';
+import { measureMemory, memoryLines } from './compare/memory.ts';
 import type { MemoryRun, Scenario, ScenarioRun } from './compare/scenarios.ts';
 import { rows, SCENARIOS } from './compare/scenarios.ts';
 
@@ -34,6 +39,9 @@ interface Options {
   tesseraPort: number;
   profileDir: string | null;
   out: string;
+  /** Keys loaded for the memory phase; 0 = no memory phase. */
+  memoryKeys: number;
+  memorySettleSec: number;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -56,9 +64,11 @@ function parseArgs(argv: string[]): Options {
     keys: Number(value('--keys') ?? (quick ? 2_000 : 10_000)),
     serverWarmupSec: Number(value('--server-warmup') ?? (quick ? 2 : 8)),
     etcdPort: Number(value('--etcd-port') ?? 12379),
-    tesseraPort: Number(value('--tessera-port') ?? 5379),
+    tesseraPort: Number(value('--tessera-port') ?? 2479), // 2479, 22479, 32479: below the ephemeral range
     profileDir: value('--profile') ?? null,
     out: value('--out') ?? join(tmpdir(), 'tessera-bench-compare.json'),
+    memoryKeys: Number(value('--memory-keys') ?? 0),
+    memorySettleSec: Number(value('--memory-settle') ?? 5),
   };
 }
 
@@ -80,12 +90,13 @@ function scenarioConfig(options: Options, scenario: Scenario, endpoints: string[
   };
 }
 
-async function startCluster(system: SystemName, options: Options, root: string, round: number): Promise<BenchCluster> {
-  const dir = join(root, `${system}-round${round}`);
+async function startCluster(system: SystemName, options: Options, root: string, round: number | 'memory'): Promise<BenchCluster> {
+  const name = round === 'memory' ? 'memory' : `round${round}`;
+  const dir = join(root, `${system}-${name}`);
   if (system === 'etcd') return startEtcd(dir, options.etcdPort);
   const env: NodeJS.ProcessEnv = {};
   if (options.profileDir !== null) {
-    const profileDir = join(options.profileDir, `round${round}`);
+    const profileDir = join(options.profileDir, name);
     mkdirSync(profileDir, { recursive: true });
     // Node refuses --cpu-prof in NODE_OPTIONS; this preload profiles each node from start to stop.
     const preload = fileURLToPath(new URL('./cpu-profile.mjs', import.meta.url));
@@ -144,6 +155,26 @@ async function runSystem(system: SystemName, options: Options, root: string, rou
   }
 }
 
+/** The memory phase on a fresh cluster of `system` (bench/compare/memory.ts). */
+async function runMemoryPhase(system: SystemName, options: Options, root: string): Promise<MemoryPhase> {
+  log(`memory: starting ${system}`);
+  const cluster = await startCluster(system, options, root, 'memory');
+  try {
+    log(`memory: ${system} serving; loading ${options.memoryKeys} keys in Txns of 100 puts`);
+    const phase = await measureMemory(cluster, options.memoryKeys, options.memorySettleSec, root);
+    const snapshot = phase.snapshot === null
+      ? `snapshot failed: ${phase.snapshotError}`
+      : `snapshot save from node 1: ${phase.snapshot.bytes} bytes in ${phase.snapshot.seconds.toFixed(1)} s, RSS ${phase.snapshot.rssBeforeMiB} -> peak ${phase.snapshot.rssPeakMiB} -> ${phase.snapshot.rssAfterMiB} MiB`;
+    log(
+      `memory: ${system}: ${phase.keys} keys in ${phase.loadSec} s (${phase.keysPerSec} keys/s, ${phase.errors} errors${phase.errors > 0 ? ` ${JSON.stringify(phase.errorKinds)}` : ''}); ` +
+        `RSS per node ${phase.rssMiB.join(' / ')} MiB, VmHWM ${phase.hwmMiB.join(' / ')} MiB; ${snapshot}`,
+    );
+    return phase;
+  } finally {
+    await cluster.stop();
+  }
+}
+
 const round1 = (x: number) => Math.round(x * 10) / 10;
 const round3 = (x: number) => Math.round(x * 1000) / 1000;
 
@@ -193,6 +224,11 @@ function table(runs: ScenarioRun[], memory: MemoryRun[], options: Options, round
   return lines;
 }
 
+function withRatio(line: Omit<TableLine, 'ratio'>): TableLine {
+  const { etcd, tessera } = line;
+  return { ...line, ratio: etcd !== null && tessera !== null && etcd !== 0 ? Math.round((tessera / etcd) * 100) / 100 : null };
+}
+
 function renderTable(lines: TableLine[]): string {
   const out = ['| metric | unit | etcd | Tessera | Tessera/etcd |', '| --- | --- | ---: | ---: | ---: |'];
   for (const line of lines) {
@@ -219,6 +255,8 @@ async function main(): Promise<void> {
     systems = systems.filter((s) => s !== 'etcd');
   }
   const scenarios = SCENARIOS.filter((s) => (options.scenarios === null ? !options.quick || s.quick : options.scenarios.includes(s.id)));
+  // `--scenarios none` (or any list naming no scenario): no rounds at all, e.g. for the memory phase alone.
+  const rounds = scenarios.length === 0 ? 0 : options.rounds;
   const root = mkdtempSync(join(tmpdir(), 'tessera-bench-compare-'));
   const started = Date.now();
   try {
@@ -226,24 +264,27 @@ async function main(): Promise<void> {
     log(renderMachine(machine));
     const runs: ScenarioRun[] = [];
     const memory: MemoryRun[] = [];
-    for (let round = 1; round <= options.rounds; round++) {
+    for (let round = 1; round <= rounds; round++) {
       for (const system of systems) {
         const result = await runSystem(system, options, root, round, scenarios);
         runs.push(...result.runs);
         memory.push(result.memory);
       }
     }
-    const lines = table(runs, memory, options, options.rounds);
+    const memoryPhases: MemoryPhase[] = [];
+    if (options.memoryKeys > 0) for (const system of systems) memoryPhases.push(await runMemoryPhase(system, options, root));
+    const lines = [...table(runs, memory, options, rounds), ...memoryLines(memoryPhases).map(withRatio)];
     const report = {
       command: `npm run bench:compare -- ${process.argv.slice(2).join(' ')}`.trim(),
       machine,
-      rounds: options.rounds,
+      rounds,
       durationSec: options.durationSec,
       warmupSec: options.warmupSec,
       keys: options.keys,
       elapsedSec: Math.round((Date.now() - started) / 1000),
       table: lines,
       memory,
+      memoryPhases,
       runs,
     };
     writeFileSync(options.out, JSON.stringify(report, null, 2));
@@ -253,8 +294,11 @@ async function main(): Promise<void> {
     }
     console.log(renderMachine(machine));
     console.log(
-      `rounds: ${options.rounds} (alternating ${systems.join(', ')}), ${options.durationSec} s measured per workload after ${options.warmupSec} s warm-up, ` +
-        `${options.keys} keys and ${options.serverWarmupSec} s of unmeasured puts first, 256-byte values, medians over rounds; ` +
+      (rounds === 0
+        ? `no workload rounds (systems: ${systems.join(', ')}); `
+        : `rounds: ${rounds} (alternating ${systems.join(', ')}), ${options.durationSec} s measured per workload after ${options.warmupSec} s warm-up, ` +
+          `${options.keys} keys and ${options.serverWarmupSec} s of unmeasured puts first, 256-byte values, medians over rounds; `) +
+        (memoryPhases.length > 0 ? `memory phase: ${options.memoryKeys} keys in Txns of 100 puts on a fresh cluster, RSS after ${options.memorySettleSec} s; ` : '') +
         `↑ higher is better, ↓ lower is better; took ${report.elapsedSec} s`,
     );
     console.log(renderTable(lines));

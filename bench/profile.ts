@@ -25,7 +25,7 @@ const top = Number(value('--top') ?? 25);
 const preload = fileURLToPath(new URL('./cpu-profile.mjs', import.meta.url));
 const dataDir = mkdtempSync(join(tmpdir(), 'tessera-profile-data-'));
 
-const cluster = await startTessera(dataDir, Number(value('--port') ?? 5379), {
+const cluster = await startTessera(dataDir, Number(value('--port') ?? 2479), {
   TESSERA_CPU_PROFILE_DIR: outDir,
   TESSERA_CPU_PROFILE_ON_SIGNAL: '1',
   NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import ${preload}`.trim(),

@@ -26,6 +26,13 @@ const READY_TIMEOUT_MS = 90_000;
 const STOP_TIMEOUT_MS = 15_000;
 const NODES = 3;
 const tesseraBin = fileURLToPath(new URL('../../bin/tessera.js', import.meta.url));
+const buildScript = fileURLToPath(new URL('../../scripts/build.mjs', import.meta.url));
+
+/** Tessera is measured as it is deployed: the bundled JavaScript (scripts/build.mjs), not through tsx. */
+function buildTessera(): void {
+  const result = spawnSync(process.execPath, [buildScript, '--if-stale'], { stdio: 'inherit' });
+  if (result.status !== 0) throw new Error('npm run build failed; see above');
+}
 
 /** Every process started here, killed if this process exits without stopping them. */
 const started = new Set<ChildProcess>();
@@ -136,6 +143,7 @@ export async function startEtcd(dataRoot: string, basePort: number): Promise<Ben
 export async function startTessera(dataRoot: string, basePort: number, env: NodeJS.ProcessEnv = {}): Promise<BenchCluster> {
   const clientPorts = Array.from({ length: NODES }, (_, i) => devClientPort(basePort, i));
   await requireFreePorts(clientPorts.flatMap((p) => [p, p + 1]), 'tessera');
+  buildTessera();
   mkdirSync(dataRoot, { recursive: true });
   const log = join(dataRoot, 'dev.out');
   const out = openSync(log, 'a');

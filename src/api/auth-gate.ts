@@ -1,11 +1,12 @@
 // The one place calls are authorized (docs/SECURITY.md, phase 2): each service's handlers are
 // wrapped so a call's identity (etcd's `token` metadata, or the client certificate's CN) is known,
-// and every service asks `check(request or call, needs)` after decoding and before its backend.
-// While auth is disabled nothing is recorded and check() returns at once.
+// and every service asks `check(request or call, needs)` after decoding and before its backend,
+// passing the stamp it returns on with the request. While auth is disabled nothing is recorded
+// (except for the Auth service's audit lines) and check() returns at once.
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { DeleteRangeRequest, PutRequest, RangeRequest, TxnRequest } from '../mvcc/index.ts';
-import type { AuthBackend, AuthNeed, CallIdentity } from './backend.ts';
+import type { AuthBackend, AuthCaller, AuthNeed, AuthStamp, CallIdentity } from './backend.ts';
 import { toStatus } from './status.ts';
 
 /** The surface of grpc-js's (and lean-call's) call objects the gate reads. */
@@ -14,6 +15,8 @@ interface IdentifiableCall {
   metadata?: grpc.Metadata;
   getAuthContext?: () => { sslPeerCertificate?: { subject?: Record<string, unknown> } };
   emit?: (event: string, status: unknown) => boolean;
+  pause?: () => unknown;
+  resume?: () => unknown;
 }
 
 /**
@@ -50,10 +53,15 @@ export const LEASE_POLICY: StaticPolicy = {
   LeaseKeepAlive: USER,
 };
 
-/** Longest token accepted from metadata (ours are 32 hex characters; etcd's JWTs are longer). */
+/** Longest token accepted from metadata (simple tokens are 32 hex characters, JWTs a few hundred). */
 const MAX_TOKEN_CHARS = 4096;
 
 const NO_IDENTITY: CallIdentity = { token: null, commonName: null };
+
+export interface WrapOptions {
+  /** Record the caller even while auth is disabled (the Auth service names it in audit lines). */
+  recordAlways?: boolean;
+}
 
 export class AuthGate {
   private readonly identities = new WeakMap<object, CallIdentity>();
@@ -68,53 +76,88 @@ export class AuthGate {
     return this.backend !== undefined && this.backend.enabled();
   }
 
-  /** The service's handlers, each recording its call's identity first (only while auth is enabled). */
-  wrap(handlers: grpc.UntypedServiceImplementation, policy: StaticPolicy = {}): grpc.UntypedServiceImplementation {
-    if (this.backend === undefined) return handlers;
+  /**
+   * The service's handlers, each recording its call's identity first (only while auth is enabled)
+   * and, when its token needs a signature check, holding the call (reading paused) until it is done.
+   */
+  wrap(handlers: grpc.UntypedServiceImplementation, policy: StaticPolicy = {}, options: WrapOptions = {}): grpc.UntypedServiceImplementation {
+    const backend = this.backend;
+    if (backend === undefined) return handlers;
     const wrapped: grpc.UntypedServiceImplementation = {};
     for (const [name, handler] of Object.entries(handlers)) {
       const run = handler as (call: IdentifiableCall, callback?: (error: unknown) => void) => void;
       const policyNeeds = policy[name];
-      wrapped[name] = ((call: IdentifiableCall, callback?: (error: unknown) => void) => {
-        if (this.active) {
-          this.record(call);
-          if (policyNeeds !== undefined) {
-            try {
-              const needs =
-                typeof policyNeeds === 'function'
-                  ? (policyNeeds as (message: unknown) => AuthNeed[])((call.request as { message: unknown }).message)
-                  : policyNeeds;
-              this.check(call, needs, name);
-            } catch (error) {
-              const status = toStatus(error, name, this.logger);
-              if (callback !== undefined) callback(status);
-              else call.emit?.('error', status);
-              return;
-            }
-          }
-        }
+      const proceed = (call: IdentifiableCall, callback?: (error: unknown) => void) => {
+        if (policyNeeds !== undefined && this.active && !this.checkPolicy(call, name, policyNeeds, callback)) return;
         run(call, callback);
+      };
+      wrapped[name] = ((call: IdentifiableCall, callback?: (error: unknown) => void) => {
+        if (!this.active) {
+          if (options.recordAlways === true) this.record(call);
+          return run(call, callback);
+        }
+        const pending = backend.prepare?.(this.record(call));
+        if (pending === undefined) return proceed(call, callback);
+        // A token seen for the first time: hold the call (client messages wait) until it is verified.
+        call.pause?.();
+        const go = () => {
+          proceed(call, callback);
+          call.resume?.();
+        };
+        // prepare() never rejects; if it did, the check would find no verdict and refuse the token.
+        void pending.then(go, go);
       }) as grpc.UntypedHandleCall;
     }
     return wrapped;
   }
 
+  /** Runs a static policy's check; false (the call answered with the refusal) when it fails. */
+  private checkPolicy(
+    call: IdentifiableCall,
+    name: string,
+    policyNeeds: readonly AuthNeed[] | ((message: never) => AuthNeed[]),
+    callback?: (error: unknown) => void,
+  ): boolean {
+    try {
+      const needs =
+        typeof policyNeeds === 'function'
+          ? (policyNeeds as (message: unknown) => AuthNeed[])((call.request as { message: unknown }).message)
+          : policyNeeds;
+      this.check(call, needs, name);
+      return true;
+    } catch (error) {
+      const status = toStatus(error, name, this.logger);
+      if (callback !== undefined) callback(status);
+      else call.emit?.('error', status);
+      return false;
+    }
+  }
+
   /**
    * Throws etcd's error unless the caller behind `key` (the call, or its decoded unary request) may
    * do every one of `needs`: invalid auth token (UNAUTHENTICATED), user name is empty
-   * (INVALID_ARGUMENT), permission denied (PERMISSION_DENIED). Returns the user name, '' when auth is off.
+   * (INVALID_ARGUMENT), permission denied (PERMISSION_DENIED). Returns the stamp to pass on with
+   * the request (who, at which auth revision), undefined when auth is off.
    */
-  check(key: object, needs: readonly AuthNeed[], method: string): string {
+  check(key: object, needs: readonly AuthNeed[], method: string): AuthStamp | undefined {
     const backend = this.backend;
-    if (backend === undefined || !backend.enabled()) return '';
+    if (backend === undefined || !backend.enabled()) return undefined;
     const identity = this.identities.get(key) ?? NO_IDENTITY;
     return backend.authorize(identity, needs, method);
   }
 
-  private record(call: IdentifiableCall): void {
+  /** check(), plus who to name in audit lines: the user, or with auth off the certificate's CN or "anonymous". */
+  caller(key: object, needs: readonly AuthNeed[], method: string): AuthCaller {
+    const stamp = this.check(key, needs, method);
+    if (stamp !== undefined) return { stamp, actor: stamp.user };
+    return { actor: this.identities.get(key)?.commonName ?? 'anonymous' };
+  }
+
+  private record(call: IdentifiableCall): CallIdentity {
     const identity = readIdentity(call);
     this.identities.set(call, identity);
     if (typeof call.request === 'object' && call.request !== null) this.identities.set(call.request, identity);
+    return identity;
   }
 }
 

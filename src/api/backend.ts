@@ -38,11 +38,16 @@ export interface HeaderInfo {
  * Throw an `EtcdError` for failures a client can act on; anything else becomes INTERNAL.
  */
 export interface KvBackend {
-  range(req: RangeRequest): Promise<RangeResponse>;
-  put(req: PutRequest): Promise<PutResponse>;
-  deleteRange(req: DeleteRangeRequest): Promise<DeleteRangeResponse>;
-  txn(req: TxnRequest): Promise<TxnResponse>;
-  compact(req: CompactionRequest): Promise<CompactionResponse>;
+  /**
+   * `stamp` (only while auth is enabled): who the call was authorized as, at which auth revision.
+   * Writes carry it into the log and linearizable reads keep it, so the check is made again where
+   * the request takes effect if the auth store changed meanwhile (etcd's request header).
+   */
+  range(req: RangeRequest, stamp?: AuthStamp): Promise<RangeResponse>;
+  put(req: PutRequest, stamp?: AuthStamp): Promise<PutResponse>;
+  deleteRange(req: DeleteRangeRequest, stamp?: AuthStamp): Promise<DeleteRangeResponse>;
+  txn(req: TxnRequest, stamp?: AuthStamp): Promise<TxnResponse>;
+  compact(req: CompactionRequest, stamp?: AuthStamp): Promise<CompactionResponse>;
   /** Called once per response to fill cluster_id, member_id and raft_term. */
   header(): HeaderInfo;
 }
@@ -192,7 +197,8 @@ export interface LeaseBackend {
   currentRevision(): number;
   /** `id` 0 = the server picks a positive, unused, safe-integer ID (etcd takes one from its request ID generator). */
   leaseGrant(req: { id: number; ttl: number }): Promise<LeaseGrantResponse>;
-  leaseRevoke(id: number): Promise<LeaseRevokeResponse>;
+  /** `stamp` as in KvBackend: the revoke is checked again at apply if the auth store changed. */
+  leaseRevoke(id: number, stamp?: AuthStamp): Promise<LeaseRevokeResponse>;
   /** etcd's LeaseRenew: restarts the countdown and returns the lease's TTL in seconds. */
   leaseKeepAlive(id: number): Promise<number>;
   /** `ttl` is the remaining TTL by the server's clock (not mvcc's replicated checkpoint). */
@@ -271,6 +277,25 @@ export type AuthNeed =
   | { kind: 'self'; user: string }
   | { kind: 'role'; role: string };
 
+/**
+ * A call that passed authorization (etcd's RequestHeader username + auth_revision): the user, and
+ * the auth store revision of the node that checked it. Present only while auth is enabled.
+ */
+export interface AuthStamp {
+  user: string;
+  revision: number;
+  /** The identity was a client certificate's CN, not a token (no token to have been invalidated). */
+  cert?: true;
+}
+
+/** Who makes an Auth admin call: for the apply-time check and the audit lines' `actor`. */
+export interface AuthCaller {
+  /** While auth is enabled: the (root) user and the auth revision it was checked at. */
+  stamp?: AuthStamp;
+  /** The user; with auth disabled, the client certificate's CN, else "anonymous". Never a secret. */
+  actor: string;
+}
+
 /** authpb.Permission: permType READ 0, WRITE 1, READWRITE 2. */
 export interface AuthPermissionInfo {
   permType: 0 | 1 | 2;
@@ -287,29 +312,35 @@ export interface AuthBackend {
   enabled(): boolean;
   /**
    * Synchronous, against this node's applied auth store: resolves the identity (a token, or a CN
-   * when no token is given) and checks every need. Returns the user name. Throws
+   * when no token is given) and checks every need. Returns the stamp for the request. Throws
    * ApiErrors.invalidAuthToken (unknown, expired or revoked token), userEmpty (no identity),
    * permissionDenied. Refusals are audited with `method`.
    */
-  authorize(identity: CallIdentity, needs: readonly AuthNeed[], method: string): string;
+  authorize(identity: CallIdentity, needs: readonly AuthNeed[], method: string): AuthStamp;
+  /**
+   * Called once per call before any check, with its identity. Signed tokens (JWT) are verified
+   * here: it returns a promise only when a signature must actually be checked (a token not seen
+   * before), and the gate holds the call until it settles; otherwise it returns undefined at once.
+   */
+  prepare?(identity: CallIdentity): Promise<void> | undefined;
   /** The KV revision for response headers. */
   currentRevision(): number;
-  authEnable(): Promise<void>;
-  authDisable(): Promise<void>;
+  authEnable(caller: AuthCaller): Promise<void>;
+  authDisable(caller: AuthCaller): Promise<void>;
   authStatus(): Promise<{ enabled: boolean; authRevision: number }>;
-  /** Resolves to a simple token, kept in this node's memory with a TTL renewed on use. */
+  /** Resolves to a token: a simple one kept in this node's memory, or a JWT good on every member. */
   authenticate(name: string, password: string): Promise<string>;
-  userAdd(req: { name: string; password: string; noPassword: boolean }): Promise<void>;
+  userAdd(req: { name: string; password: string; noPassword: boolean }, caller: AuthCaller): Promise<void>;
   userGet(name: string): Promise<{ roles: string[] }>;
   userList(): Promise<string[]>;
-  userDelete(name: string): Promise<void>;
-  userChangePassword(req: { name: string; password: string }): Promise<void>;
-  userGrantRole(req: { user: string; role: string }): Promise<void>;
-  userRevokeRole(req: { name: string; role: string }): Promise<void>;
-  roleAdd(name: string): Promise<void>;
+  userDelete(name: string, caller: AuthCaller): Promise<void>;
+  userChangePassword(req: { name: string; password: string }, caller: AuthCaller): Promise<void>;
+  userGrantRole(req: { user: string; role: string }, caller: AuthCaller): Promise<void>;
+  userRevokeRole(req: { name: string; role: string }, caller: AuthCaller): Promise<void>;
+  roleAdd(name: string, caller: AuthCaller): Promise<void>;
   roleGet(role: string): Promise<{ perms: AuthPermissionInfo[] }>;
   roleList(): Promise<string[]>;
-  roleDelete(role: string): Promise<void>;
-  roleGrantPermission(req: { name: string; perm: AuthPermissionInfo }): Promise<void>;
-  roleRevokePermission(req: { role: string; key: Uint8Array; rangeEnd: Uint8Array }): Promise<void>;
+  roleDelete(role: string, caller: AuthCaller): Promise<void>;
+  roleGrantPermission(req: { name: string; perm: AuthPermissionInfo }, caller: AuthCaller): Promise<void>;
+  roleRevokePermission(req: { role: string; key: Uint8Array; rangeEnd: Uint8Array }, caller: AuthCaller): Promise<void>;
 }

@@ -42,6 +42,10 @@ export const ApiErrors = {
   authNotEnabled: e(GrpcCode.FAILED_PRECONDITION, 'etcdserver: authentication is not enabled'),
   invalidAuthToken: e(GrpcCode.UNAUTHENTICATED, 'etcdserver: invalid auth token'),
   invalidAuthMgmt: e(GrpcCode.INVALID_ARGUMENT, 'etcdserver: invalid auth management'),
+  /** A request checked against an auth store that changed before it applied (clients re-authenticate and retry). */
+  authOldRevision: e(GrpcCode.INVALID_ARGUMENT, 'etcdserver: revision of auth store is old'),
+  /** Authenticate on a member holding only the JWT public key (etcd's auth.ErrVerifyOnly, gRPC Unknown). */
+  jwtVerifyOnly: e(GrpcCode.UNKNOWN, 'auth: token signing attempted with verify-only key'),
   /** Tessera's bound on users, roles, permissions per role and live tokens (etcd has none). */
   authStoreFull: e(GrpcCode.RESOURCE_EXHAUSTED, 'etcdserver: too many requests'),
 } as const;

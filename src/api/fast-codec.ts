@@ -481,6 +481,39 @@ function writeWatchResponse(buffer: Buffer, pos: number, m: WireWatchResponse): 
   return pos;
 }
 
+/**
+ * One event as a repeated `events` entry of WatchResponse (field 11: tag, length, Event body), the
+ * bytes the watch service splices into every response that carries it (watch-frames.ts).
+ */
+export function encodeWatchEventField(type: number, kv: WireKeyValue, prevKv: WireKeyValue | null): Buffer {
+  assert(type === 0 || type === 1, 'an event is a PUT or a DELETE');
+  const kvBytes = keyValueSize(kv);
+  const prevBytes = prevKv === null ? -1 : keyValueSize(prevKv);
+  const bodyBytes = (type === 0 ? 0 : 2) + lenFieldSize(kvBytes) + (prevKv === null ? 0 : lenFieldSize(prevBytes));
+  const buffer = Buffer.allocUnsafe(lenFieldSize(bodyBytes));
+  let pos = writeLenPrefix(buffer, 0, 0x5a, bodyBytes);
+  if (type !== 0) {
+    buffer[pos++] = 0x08;
+    buffer[pos++] = type;
+  }
+  pos = writeLenPrefix(buffer, pos, 0x12, kvBytes);
+  pos = writeKeyValue(buffer, pos, kv);
+  if (prevKv !== null) {
+    pos = writeLenPrefix(buffer, pos, 0x1a, prevBytes);
+    pos = writeKeyValue(buffer, pos, prevKv);
+  }
+  assert(pos === buffer.length, () => `event encoded ${pos} bytes, sized ${buffer.length}`);
+  return buffer;
+}
+
+/** A response's `header` field (field 1: tag, length, ResponseHeader body). */
+export function encodeResponseHeaderField(header: WireResponseHeader): Buffer {
+  const buffer = Buffer.allocUnsafe(lenFieldSize(headerSize(header)));
+  const end = writeHeaderField(buffer, 0, header);
+  assert(end === buffer.length, 'header field sized exactly');
+  return buffer;
+}
+
 function sizeLeaseKeepAliveResponse(m: WireLeaseKeepAliveResponse): number {
   return sizes.push(lenFieldSize(headerSize(m.header)) + int64FieldSize(m.ID) + int64FieldSize(m.TTL));
 }

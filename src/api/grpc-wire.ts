@@ -18,6 +18,15 @@ export class GrpcWireError extends Error {
   }
 }
 
+/**
+ * A response whose protobuf body the handler encoded itself (the watch service splices shared
+ * event bytes): both servers send it as is instead of serializing (lean-call.ts, and protos.ts's
+ * responseSerialize for grpc-js).
+ */
+export class EncodedMessage {
+  constructor(readonly bytes: Buffer) {}
+}
+
 /** One uncompressed message with its prefix, ready to write. */
 export function frameMessage(message: Uint8Array): Buffer {
   const framed = Buffer.allocUnsafe(MESSAGE_PREFIX_BYTES + message.length);

@@ -4,6 +4,8 @@ export { ApiServer, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS, GRPC_OVERHEA
 export type { ApiServerOptions } from './server.ts';
 export type {
   AuthBackend,
+  AuthCaller,
+  AuthStamp,
   AuthNeed,
   AuthPermissionInfo,
   CallIdentity,
@@ -27,4 +29,5 @@ export type {
 export { DEFAULT_WATCH_LIMITS } from './watch-service.ts';
 export type { WatchLimits } from './watch-service.ts';
 export { ApiErrors } from './errors.ts';
+export { deleteRangeNeeds, putNeeds, rangeNeeds, txnNeeds } from './auth-gate.ts';
 export { ETCD_PROTO_FILES, PROTO_INCLUDE_DIR } from './protos.ts';

@@ -70,24 +70,24 @@ export function kvServiceHandlers(options: KvServiceOptions): grpc.UntypedServic
     Range: unary('Range', async (request: Received<WireRangeRequest>) => {
       const req = decodeRangeRequest(request.message);
       checkRangeRequest(req);
-      if (gate?.active === true) gate.check(request, rangeNeeds(req), 'Range');
-      const response = await backend.range(req);
+      const stamp = gate?.active === true ? gate.check(request, rangeNeeds(req), 'Range') : undefined;
+      const response = await backend.range(req, stamp);
       return encodeRangeResponse(response, header(response.header.revision));
     }),
     Put: unary('Put', async (request: Received<WirePutRequest>) => {
       const req = decodePutRequest(request.message);
       checkPutRequest(req);
       checkSize(request.bytes);
-      if (gate?.active === true) gate.check(request, putNeeds(req), 'Put');
-      const response = await backend.put(req);
+      const stamp = gate?.active === true ? gate.check(request, putNeeds(req), 'Put') : undefined;
+      const response = await backend.put(req, stamp);
       return encodePutResponse(response, header(response.header.revision));
     }),
     DeleteRange: unary('DeleteRange', async (request: Received<WireDeleteRangeRequest>) => {
       const req = decodeDeleteRangeRequest(request.message);
       checkDeleteRangeRequest(req);
       checkSize(request.bytes);
-      if (gate?.active === true) gate.check(request, deleteRangeNeeds(req), 'DeleteRange');
-      const response = await backend.deleteRange(req);
+      const stamp = gate?.active === true ? gate.check(request, deleteRangeNeeds(req), 'DeleteRange') : undefined;
+      const response = await backend.deleteRange(req, stamp);
       return encodeDeleteRangeResponse(response, header(response.header.revision));
     }),
     Txn: unary('Txn', async (request: Received<WireTxnRequest>) => {
@@ -95,15 +95,15 @@ export function kvServiceHandlers(options: KvServiceOptions): grpc.UntypedServic
       checkTxnRequest(req);
       // Like etcd, a read-only txn is served without a proposal, so the proposal limit does not apply.
       if (!isReadOnlyTxn(req)) checkSize(request.bytes);
-      if (gate?.active === true) gate.check(request, txnNeeds(req), 'Txn');
-      const response = await backend.txn(req);
+      const stamp = gate?.active === true ? gate.check(request, txnNeeds(req), 'Txn') : undefined;
+      const response = await backend.txn(req, stamp);
       return encodeTxnResponse(response, header(response.header.revision));
     }),
     Compact: unary('Compact', async (request: Received<WireCompactionRequest>) => {
       const req = decodeCompactionRequest(request.message);
       checkSize(request.bytes);
-      if (gate?.active === true) gate.check(request, [{ kind: 'root' }], 'Compact');
-      const response = await backend.compact(req);
+      const stamp = gate?.active === true ? gate.check(request, [{ kind: 'root' }], 'Compact') : undefined;
+      const response = await backend.compact(req, stamp);
       return encodeCompactionResponse(response, header(response.header.revision));
     }),
   };

@@ -12,7 +12,7 @@ import { gunzipSync, inflateSync } from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { assert, GrpcCode } from '../util/index.ts';
-import { encodeGrpcMessage, GrpcWireError, MessageDeframer } from './grpc-wire.ts';
+import { EncodedMessage, encodeGrpcMessage, frameMessage, GrpcWireError, MessageDeframer } from './grpc-wire.ts';
 import type { Received } from './protos.ts';
 
 export type CallKind = 'unary' | 'serverStream' | 'bidi';
@@ -35,6 +35,19 @@ export interface CallStatus {
 }
 
 export type UnaryCallback = (error: unknown, value?: unknown) => void;
+
+/**
+ * A streaming call that takes gRPC messages its handler framed itself, several per write (the
+ * lean server's calls; grpc-js's take one message object per write).
+ */
+export interface FramesWriter {
+  /** Writes whole gRPC messages (5-byte prefixes included) in one stream write; false when the client is behind. */
+  writeFrames(frames: Buffer, callback: () => void): boolean;
+}
+
+export function isFramesWriter(call: object): call is FramesWriter {
+  return typeof (call as Partial<FramesWriter>).writeFrames === 'function';
+}
 
 export interface CallContext {
   readonly maxReceiveMessageBytes: number;
@@ -76,7 +89,7 @@ function trailers(status: CallStatus): OutgoingHttpHeaders {
   return headers;
 }
 
-export class LeanCall extends EventEmitter {
+export class LeanCall extends EventEmitter implements FramesWriter {
   /** The request message (unary and server-streaming calls), set before the handler runs. */
   request: Received<unknown> | null = null;
   /** grpc-js's flag: the client went away or the deadline passed before the call finished. */
@@ -183,15 +196,21 @@ export class LeanCall extends EventEmitter {
     if (this.finished || this.gone) return false;
     let frame: Buffer;
     try {
-      frame = this.method.encodeFrame(message);
+      frame = message instanceof EncodedMessage ? frameMessage(message.bytes) : this.method.encodeFrame(message);
     } catch (error) {
       this.failInternal(error, 'response encoding failed');
       return false;
     }
+    return this.writeFrames(frame, callback);
+  }
+
+  /** FramesWriter: whole gRPC messages, already framed, in one HTTP/2 stream write. */
+  writeFrames(frames: Buffer, callback?: () => void): boolean {
+    if (this.finished || this.gone) return false;
     let accepted = false;
     this.guarded('write', () => {
       this.respondOnce();
-      accepted = this.stream.write(frame, callback);
+      accepted = this.stream.write(frames, callback);
     });
     return accepted;
   }

@@ -4,7 +4,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { assert, EtcdError, Errors } from '../util/index.ts';
 import type { AuthGate } from './auth-gate.ts';
-import type { HeaderInfo, LeaseBackend } from './backend.ts';
+import type { AuthStamp, HeaderInfo, LeaseBackend } from './backend.ts';
 import { encodeHeader, parseInt64 } from './codec.ts';
 import { drained, endWithStatus, SERVER_STOPPED, unaryHandler } from './handlers.ts';
 import type { OpenStreams } from './handlers.ts';
@@ -64,12 +64,13 @@ export function leaseServiceHandlers(options: LeaseServiceOptions): grpc.Untyped
       async (request: Received<WireLeaseIdRequest>): Promise<WireLeaseRevokeResponse> => {
         const id = parseInt64(request.message.ID, 'ID');
         const gate = options.gate;
+        let stamp: AuthStamp | undefined;
         if (gate?.active === true) {
           const { keys } = await backend.leaseTimeToLive({ id, keys: true });
           const empty = new Uint8Array(0);
-          gate.check(request, keys.map((key) => ({ kind: 'write', key, rangeEnd: empty })), 'LeaseRevoke');
+          stamp = gate.check(request, keys.map((key) => ({ kind: 'write', key, rangeEnd: empty })), 'LeaseRevoke');
         }
-        const response = await backend.leaseRevoke(id);
+        const response = await backend.leaseRevoke(id, stamp);
         return { header: header(response.header.revision) };
       },
     ),

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import type * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { assert } from '../util/index.ts';
+import { EncodedMessage } from './grpc-wire.ts';
 
 /** The include root: imports inside the protos are relative to it (`etcd/api/...`). */
 export const PROTO_INCLUDE_DIR = fileURLToPath(new URL('../../proto/', import.meta.url));
@@ -56,6 +57,7 @@ export function serverServiceDefinition(name: string): grpc.ServiceDefinition {
   const methods: Record<string, grpc.MethodDefinition<Received<unknown>, object>> = {};
   for (const [method, definition] of Object.entries(service)) {
     const decode = definition.requestDeserialize;
+    const serialize = definition.responseSerialize;
     methods[method] = {
       path: definition.path,
       requestStream: definition.requestStream,
@@ -65,7 +67,7 @@ export function serverServiceDefinition(name: string): grpc.ServiceDefinition {
         throw new Error(`${definition.path}: the server never serializes requests`);
       },
       requestDeserialize: (bytes: Buffer): Received<unknown> => ({ message: decode(bytes), bytes: bytes.length }),
-      responseSerialize: definition.responseSerialize,
+      responseSerialize: (value: object): Buffer => (value instanceof EncodedMessage ? value.bytes : serialize(value)),
       responseDeserialize: definition.responseDeserialize,
     };
   }

@@ -1,5 +1,6 @@
 // The client-facing server: etcd's v3 gRPC services and its HTTP/JSON gateway on one port (as
 // etcd does with cmux; see listener.ts and docs/API.md), with etcd's message size limits.
+import type * as http from 'node:http';
 import type * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
@@ -13,7 +14,7 @@ import {
   LOCK_POLICY,
   MAINTENANCE_POLICY,
 } from './auth-gate.ts';
-import type { StaticPolicy } from './auth-gate.ts';
+import type { StaticPolicy, WrapOptions } from './auth-gate.ts';
 import { authServiceHandlers } from './auth-service.ts';
 import type {
   AuthBackend,
@@ -74,6 +75,11 @@ export interface ApiServerOptions {
   watchLimits?: Partial<WatchLimits>;
   /** Serve etcd's HTTP/JSON gateway (/v3/...) on the same port (etcd's --enable-grpc-gateway); default true. */
   gateway?: boolean;
+  /**
+   * HTTP/1 requests are offered here first (etcd's /metrics, /health, /version on the client port);
+   * resolves true when it answered the request, false to hand it to the gateway.
+   */
+  opsRoutes?: (req: http.IncomingMessage, res: http.ServerResponse) => Promise<boolean>;
   host: string;
   /** 0 picks a free port; start() returns the one bound. */
   port: number;
@@ -148,7 +154,19 @@ export class ApiServer {
     const gateway = this.options.gateway === false ? null : this.createGateway();
     const listener = new ClientListener(
       injector,
-      (req, res) => (gateway === null ? res.writeHead(404).end() : gateway.handle(req, res)),
+      (req, res) => {
+        const ops = this.options.opsRoutes;
+        const rest = () => (gateway === null ? res.writeHead(404).end() : gateway.handle(req, res));
+        if (ops === undefined) return rest();
+        ops(req, res).then(
+          (served) => {
+            if (!served) rest();
+          },
+          () => {
+            if (!res.headersSent) res.writeHead(500).end();
+          },
+        );
+      },
       this.logger,
       { tls: this.options.tls },
     );
@@ -215,8 +233,8 @@ export class ApiServer {
     const { options, logger, streams } = this;
     const headerInfo = () => options.backend.header();
     const gate = new AuthGate(options.auth, logger);
-    const add = (name: string, handlers: grpc.UntypedServiceImplementation, policy?: StaticPolicy) =>
-      server.addService(serverServiceDefinition(name), gate.wrap(handlers, policy));
+    const add = (name: string, handlers: grpc.UntypedServiceImplementation, policy?: StaticPolicy, wrap?: WrapOptions) =>
+      server.addService(serverServiceDefinition(name), gate.wrap(handlers, policy, wrap));
     add(
       'etcdserverpb.KV',
       kvServiceHandlers({
@@ -228,7 +246,8 @@ export class ApiServer {
       }),
     );
     if (options.auth !== undefined) {
-      add('etcdserverpb.Auth', authServiceHandlers({ backend: options.auth, gate, headerInfo, logger }));
+      // Audit lines name who changed what, also while auth is disabled (the certificate's CN, if any).
+      add('etcdserverpb.Auth', authServiceHandlers({ backend: options.auth, gate, headerInfo, logger }), undefined, { recordAlways: true });
     }
     if (options.maintenance !== undefined) {
       add(

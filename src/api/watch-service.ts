@@ -1,6 +1,8 @@
 // The etcdserverpb.Watch service: one bidirectional stream multiplexes many watchers (etcd's
 // v3rpc/watch.go). Events reach the stream synchronously from the backend's sink; the stream's
 // memory is bounded by pausing watchers while the client is slow and cancelling past a byte budget.
+// Responses are spliced from bytes encoded once per event (watch-frames.ts) and a stream's
+// responses of one loop turn go out in one write.
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { WatchCompactedError } from '../mvcc/index.ts';
@@ -9,11 +11,15 @@ import { assert, EtcdError, GrpcCode, invalidArgument, unreachable } from '../ut
 import type { AuthGate } from './auth-gate.ts';
 import type { HeaderInfo, WatchBackend } from './backend.ts';
 import { encodeHeader, parseInt64 } from './codec.ts';
+import { encodeWatchResponseFrame, GRPC_PREFIX_BYTES } from './fast-codec.ts';
+import { EncodedMessage } from './grpc-wire.ts';
 import { endWithStatus, SERVER_STOPPED } from './handlers.ts';
 import type { OpenStreams } from './handlers.ts';
-import { eventFieldSize, watchResponseBaseSize } from './proto-size.ts';
+import { isFramesWriter } from './lean-call.ts';
+import type { FramesWriter } from './lean-call.ts';
 import type { Received } from './protos.ts';
 import { INTERNAL_ERROR_MESSAGE } from './status.ts';
+import { eventField, eventResponseBaseBytes, forEachMessage, FrameBatch, headerField } from './watch-frames.ts';
 import type {
   WireEvent,
   WireInt64,
@@ -30,6 +36,15 @@ const FILTER_NODELETE = 1;
 // etcd's mvcc watch stream errors, sent as cancel_reason of a refused create.
 export const EMPTY_WATCHER_RANGE = 'mvcc: watcher range is empty';
 export const DUPLICATE_WATCH_ID = 'mvcc: duplicate watch ID provided on the WatchStream';
+
+/**
+ * A stream's batch is written once it holds this many bytes, without waiting for the end of the
+ * turn: the write's answer (client behind or not) then comes at most this late, and a turn's
+ * batch stays this size plus one response.
+ */
+export const STREAM_FLUSH_BYTES = 64 * 1024;
+
+type WatchCall = grpc.ServerDuplexStream<Received<WireWatchRequest>, EncodedMessage>;
 
 export interface WatchLimits {
   /** etcd splits a `fragment` watcher's response that reaches this size (its max request bytes + gRPC overhead). */
@@ -85,7 +100,7 @@ export function watchServiceHandlers(options: WatchServiceOptions): grpc.Untyped
     'progress interval is >= 0',
   );
   return {
-    Watch: (call: grpc.ServerDuplexStream<Received<WireWatchRequest>, WireWatchResponse>) => {
+    Watch: (call: WatchCall) => {
       new WatchStream(call, options).start();
     },
   };
@@ -123,6 +138,7 @@ export function decodeCreateRequest(wire: WireWatchCreateRequest): CreateRequest
   };
 }
 
+/** The reference shape of an event (watch-frames.ts splices the same bytes). */
 export function toWireEvent(event: WatchEvent): WireEvent {
   return { type: event.type === 'delete' ? 1 : 0, kv: event.kv, prevKv: event.prevKv };
 }
@@ -141,9 +157,12 @@ class Watcher {
   ) {}
 }
 
-interface Outgoing {
-  response: WireWatchResponse;
-  bytes: number;
+/** Part of a fragmented event response: events [start, end) and its body size. */
+interface Fragment {
+  start: number;
+  end: number;
+  bodyBytes: number;
+  fragment: boolean;
 }
 
 class WatchStream {
@@ -151,7 +170,15 @@ class WatchStream {
   /** Watchers this stream paused because the client was behind, in pause order (resumed FIFO). */
   private readonly paused = new Set<Watcher>();
   private nextAutoId = 0;
+  /** Response bytes (gRPC messages) appended to the batch or written and not yet flushed to the client. */
   private bufferedBytes = 0;
+  /** This turn's responses, written at the end of the turn (or once STREAM_FLUSH_BYTES are held). */
+  private readonly batch = new FrameBatch();
+  private flushScheduled = false;
+  /** The node's header fields, read once per turn (a response takes its revision from the event or request). */
+  private turnHeaderInfo: HeaderInfo | null = null;
+  /** The lean server's call (several messages per write), or null for grpc-js (one message object per write). */
+  private readonly framesWriter: FramesWriter | null;
   /** A write returned false: the client is behind until grpc-js emits 'drain'. */
   private congested = false;
   /** A progress_request arrived while some watcher was behind: answer once all are synced. */
@@ -164,16 +191,18 @@ class WatchStream {
   private readonly logger: Logger;
 
   constructor(
-    private readonly call: grpc.ServerDuplexStream<Received<WireWatchRequest>, WireWatchResponse>,
+    private readonly call: WatchCall,
     private readonly options: WatchServiceOptions,
   ) {
     this.backend = options.backend;
     this.limits = options.limits;
     this.logger = options.logger;
+    this.framesWriter = isFramesWriter(call) ? call : null;
   }
 
   start(): void {
     this.unregister = this.options.streams.add(() => {
+      this.flush();
       endWithStatus(this.call, SERVER_STOPPED);
       this.close();
     });
@@ -212,6 +241,7 @@ class WatchStream {
       }
     } catch (error) {
       this.logger.error({ err: error }, 'watch request failed');
+      this.flush();
       endWithStatus(this.call, { code: GrpcCode.INTERNAL, details: INTERNAL_ERROR_MESSAGE });
       this.close();
     }
@@ -256,10 +286,10 @@ class WatchStream {
       // "compacted at revision 0" (a negative start after compact(0)) is not canceled by etcd:
       // it stays on the stream, silent, its ID taken until the client cancels it.
       if (!(error instanceof WatchCompactedError && error.compactRevision === 0)) this.watchers.delete(watcher.id);
-      this.send(this.response(revision, { watchId: watcher.id, created: true }));
+      this.sendResponse(revision, { watchId: watcher.id, created: true });
       return this.sendCancel(watcher.id, error);
     }
-    this.send(this.response(revision, { watchId: watcher.id, created: true }));
+    this.sendResponse(revision, { watchId: watcher.id, created: true });
     const early = watcher.early ?? [];
     watcher.early = null;
     for (const batch of early) this.deliver(watcher, batch.events, batch.revision);
@@ -271,14 +301,12 @@ class WatchStream {
 
   /** etcd's answer to a create it cannot serve: created and canceled at once, watch_id -1. */
   private refuseCreate(revision: number, reason: string): void {
-    this.send(
-      this.response(revision, {
-        watchId: INVALID_WATCH_ID,
-        created: true,
-        canceled: true,
-        cancelReason: reason,
-      }),
-    );
+    this.sendResponse(revision, {
+      watchId: INVALID_WATCH_ID,
+      created: true,
+      canceled: true,
+      cancelReason: reason,
+    });
   }
 
   /** etcd's watchStream picks the lowest unused ID at or above its counter, starting at 0. */
@@ -299,7 +327,7 @@ class WatchStream {
     const watcher = this.watchers.get(id);
     if (watcher === undefined) return;
     this.forget(watcher);
-    this.send(this.response(this.backend.currentRevision(), { watchId: id, canceled: true }));
+    this.sendResponse(this.backend.currentRevision(), { watchId: id, canceled: true });
   }
 
   private forget(watcher: Watcher): void {
@@ -320,74 +348,78 @@ class WatchStream {
     } catch (error) {
       this.logger.error({ err: error, watchId: watcher.id }, 'watch delivery failed');
       this.forget(watcher);
-      this.send(
-        this.response(this.backend.currentRevision(), {
-          watchId: watcher.id,
-          canceled: true,
-          cancelReason: INTERNAL_ERROR_MESSAGE,
-        }),
-      );
+      this.sendResponse(this.backend.currentRevision(), {
+        watchId: watcher.id,
+        canceled: true,
+        cancelReason: INTERNAL_ERROR_MESSAGE,
+      });
       return false;
     }
   }
 
-  /** Sends one batch; false when the watcher must pause (the client is behind) or was cancelled. */
+  /**
+   * Queues one batch as a response spliced from the events' shared bytes (watch-frames.ts); false
+   * when the watcher must pause (the client is behind) or was cancelled.
+   */
   private deliver(watcher: Watcher, events: WatchEvent[], revision: number): boolean {
-    const outgoing = this.eventResponses(watcher, events, revision);
-    const bytes = outgoing.reduce((sum, out) => sum + out.bytes, 0);
-    if (this.bufferedBytes > 0 && this.bufferedBytes + bytes > this.limits.maxBufferedBytesPerStream) {
+    assert(events.length > 0, 'the store delivers non-empty batches');
+    const header = headerField(revision, this.headerInfo());
+    let eventBytes = 0;
+    for (let i = 0; i < events.length; i++) eventBytes += eventField(events[i]).length;
+    const bodyBytes = eventResponseBaseBytes(header, watcher.id, false) + eventBytes;
+    const fragments =
+      watcher.fragment && bodyBytes >= this.limits.maxResponseBytes && events.length >= 2
+        ? this.fragments(header, watcher.id, events)
+        : null;
+    const frameBytes =
+      fragments === null
+        ? GRPC_PREFIX_BYTES + bodyBytes
+        : fragments.reduce((sum, part) => sum + GRPC_PREFIX_BYTES + part.bodyBytes, 0);
+    if (this.bufferedBytes > 0 && this.bufferedBytes + frameBytes > this.limits.maxBufferedBytesPerStream) {
       this.forget(watcher);
       const reason =
         `tessera: watch stream buffer full (limit ${this.limits.maxBufferedBytesPerStream} bytes, client reading too slowly); ` +
         `watcher canceled, re-watch from revision ${events[0].kv.modRevision}`;
-      this.send(
-        this.response(this.backend.currentRevision(), {
-          watchId: watcher.id,
-          canceled: true,
-          cancelReason: reason,
-        }),
-      );
+      this.sendResponse(this.backend.currentRevision(), { watchId: watcher.id, canceled: true, cancelReason: reason });
       return false;
     }
-    for (const out of outgoing) this.send(out);
-    if (events.length > 0) watcher.progressDue = false;
+    if (fragments === null) {
+      this.batch.appendEvents(header, watcher.id, false, events, 0, events.length, bodyBytes);
+    } else {
+      for (const part of fragments) {
+        this.batch.appendEvents(header, watcher.id, part.fragment, events, part.start, part.end, part.bodyBytes);
+      }
+    }
+    this.queued(frameBytes);
+    watcher.progressDue = false;
     if (!this.congested) return true;
     this.paused.add(watcher);
     return false;
   }
 
-  /** etcd's sendFragments for `fragment` watchers; one response otherwise. */
-  private eventResponses(watcher: Watcher, events: WatchEvent[], revision: number): Outgoing[] {
-    const base = this.response(revision, { watchId: watcher.id });
-    const baseBytes = watchResponseBaseSize(base.response);
-    const sizes = events.map(eventFieldSize);
-    const total = sizes.reduce((sum, size) => sum + size, baseBytes);
+  /**
+   * etcd's sendFragments for a `fragment` watcher whose response reaches maxResponseBytes: fill
+   * each fragment until the next event would reach the limit; a fragment holds at least one event.
+   */
+  private fragments(header: Buffer, watchId: number, events: readonly WatchEvent[]): Fragment[] {
     const maxBytes = this.limits.maxResponseBytes;
-    if (!watcher.fragment || total < maxBytes || events.length < 2) {
-      return [{ response: { ...base.response, events: events.map(toWireEvent) }, bytes: total }];
-    }
-    // Fill each fragment until the next event would reach the limit; a fragment holds at least one event.
-    const fragmentBytes = baseBytes + 2; // fragment = true
-    const out: Outgoing[] = [];
+    const wholeBytes = eventResponseBaseBytes(header, watchId, false);
+    const fragmentBytes = eventResponseBaseBytes(header, watchId, true);
+    const parts: Fragment[] = [];
     let start = 0;
     let bytes = fragmentBytes;
     for (let i = 0; i < events.length; i++) {
-      if (i > start && bytes + sizes[i] >= maxBytes) {
-        out.push({
-          response: { ...base.response, fragment: true, events: events.slice(start, i).map(toWireEvent) },
-          bytes,
-        });
+      const size = eventField(events[i]).length;
+      if (i > start && bytes + size >= maxBytes) {
+        parts.push({ start, end: i, bodyBytes: bytes, fragment: true });
         start = i;
         bytes = fragmentBytes;
       }
-      bytes += sizes[i];
+      bytes += size;
     }
-    out.push({
-      response: { ...base.response, events: events.slice(start).map(toWireEvent) },
-      bytes: bytes - 2,
-    });
-    assert(out.length >= 2, 'a fragmented response has several parts');
-    return out;
+    parts.push({ start, end: events.length, bodyBytes: bytes - fragmentBytes + wholeBytes, fragment: false });
+    assert(parts.length >= 2, 'a fragmented response has several parts');
+    return parts;
   }
 
   /** Resumes paused watchers in pause order until the client is behind again. */
@@ -423,19 +455,16 @@ class WatchStream {
       // sends an empty, uncanceled response). Tessera adds the reason, which clientv3 ignores (it
       // checks compact_revision first) and other clients can show.
       const canceled = error.compactRevision !== 0;
-      const response = this.response(0, {
+      return this.sendResponse(0, {
         watchId,
         canceled,
         compactRevision: error.compactRevision,
         cancelReason: canceled ? error.message : '',
       });
-      return this.send(response);
     }
     const reason = error instanceof EtcdError ? error.message : INTERNAL_ERROR_MESSAGE;
     if (!(error instanceof EtcdError)) this.logger.error({ err: error, watchId }, 'watch failed');
-    this.send(
-      this.response(this.backend.currentRevision(), { watchId, canceled: true, cancelReason: reason }),
-    );
+    this.sendResponse(this.backend.currentRevision(), { watchId, canceled: true, cancelReason: reason });
   }
 
   /**
@@ -452,7 +481,7 @@ class WatchStream {
   }
 
   private sendStreamProgress(): void {
-    this.send(this.response(this.backend.currentRevision(), { watchId: INVALID_WATCH_ID }));
+    this.sendResponse(this.backend.currentRevision(), { watchId: INVALID_WATCH_ID });
   }
 
   /** etcd's progress ticker: a synced progress_notify watcher with no events since the last tick gets an empty response. */
@@ -461,32 +490,77 @@ class WatchStream {
     for (const watcher of this.watchers.values()) {
       if (!watcher.progressNotify) continue;
       if (watcher.progressDue && watcher.handle?.state === 'synced') {
-        this.send(this.response(this.backend.currentRevision(), { watchId: watcher.id }));
+        this.sendResponse(this.backend.currentRevision(), { watchId: watcher.id });
       }
       watcher.progressDue = true;
     }
   }
 
-  private response(revision: number, fields: Partial<WireWatchResponse> & { watchId: number }): Outgoing {
-    const response: WireWatchResponse = {
-      header: encodeHeader(revision, this.options.headerInfo()),
+  /** A response without events (created, canceled, compacted, progress), through the stream's batch. */
+  private sendResponse(revision: number, fields: Partial<WireWatchResponse> & { watchId: number }): void {
+    if (this.closed) return;
+    const frame = encodeWatchResponseFrame({
+      header: encodeHeader(revision, this.headerInfo()),
       watchId: fields.watchId,
       created: fields.created ?? false,
       canceled: fields.canceled ?? false,
       compactRevision: fields.compactRevision ?? 0,
       cancelReason: fields.cancelReason ?? '',
-      fragment: fields.fragment ?? false,
+      fragment: false,
       events: [],
-    };
-    return { response, bytes: watchResponseBaseSize(response) };
+    });
+    this.batch.appendFrame(frame);
+    this.queued(frame.length);
   }
 
-  private send(out: Outgoing): void {
-    if (this.closed) return;
-    this.bufferedBytes += out.bytes;
-    const accepted = this.call.write(out.response, () => {
-      this.bufferedBytes -= out.bytes;
-    });
+  /** The node's header fields, read once per turn (the flush at the end of the turn forgets them). */
+  private headerInfo(): HeaderInfo {
+    if (this.turnHeaderInfo === null) {
+      this.turnHeaderInfo = this.options.headerInfo();
+      this.scheduleFlush();
+    }
+    return this.turnHeaderInfo;
+  }
+
+  /** Accounts `bytes` just appended to the batch; writes the batch now past STREAM_FLUSH_BYTES, else at the end of the turn. */
+  private queued(bytes: number): void {
+    this.bufferedBytes += bytes;
+    if (this.batch.bytes >= STREAM_FLUSH_BYTES) this.flush();
+    else this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(this.flushLater);
+  }
+
+  // Made once: a closure created in scheduleFlush would make V8 allocate a context per call (per watcher).
+  private readonly flushLater = (): void => {
+    this.flushScheduled = false;
+    this.flush();
+  };
+
+  /** Writes the batch: one stream write on the lean server, one message per write on grpc-js. */
+  private flush(): void {
+    this.turnHeaderInfo = null;
+    const frames = this.batch.take();
+    if (frames === null || this.closed) return;
+    const writer = this.framesWriter;
+    let accepted: boolean;
+    if (writer !== null) {
+      const bytes = frames.length;
+      accepted = writer.writeFrames(frames, () => {
+        this.bufferedBytes -= bytes;
+      });
+    } else {
+      accepted = true;
+      forEachMessage(frames, (body, bytes) => {
+        accepted = this.call.write(new EncodedMessage(body), () => {
+          this.bufferedBytes -= bytes;
+        });
+      });
+    }
     if (!accepted) this.congested = true;
   }
 
@@ -494,6 +568,7 @@ class WatchStream {
     if (this.closed) return;
     this.closed = true;
     if (this.timer !== null) clearInterval(this.timer);
+    this.batch.take();
     for (const watcher of this.watchers.values()) watcher.handle?.cancel();
     this.watchers.clear();
     this.paused.clear();

@@ -3,12 +3,14 @@
 // proto-loader/protobufjs objects as a typical Node etcd client does (encode and full decode).
 import type { CodecName } from './config.ts';
 import type { CasResult } from './wire.ts';
-import { decodeCasTxn, encodeCasTxn, encodePut, encodeRange } from './wire.ts';
+import { decodeCasTxn, encodeCasTxn, encodePut, encodePutTxn, encodeRange } from './wire.ts';
 
 export interface KvCodec {
   put(key: Buffer, value: Buffer): Buffer;
   range(key: Buffer, serializable: boolean): Buffer;
   casTxn(key: Buffer, expectedModRevision: number, value: Buffer): Buffer;
+  /** A Txn of puts with no compares (the load workload). */
+  putTxn(keys: readonly Buffer[], values: readonly Buffer[]): Buffer;
   /** Reads a Put or Range response (raw: not at all; proto: a full decode, as a real client does). */
   consume(kind: 'put' | 'range', response: Buffer): void;
   decodeCas(response: Buffer): CasResult;
@@ -18,6 +20,7 @@ const rawCodec: KvCodec = {
   put: encodePut,
   range: encodeRange,
   casTxn: encodeCasTxn,
+  putTxn: encodePutTxn,
   consume: () => {},
   decodeCas: decodeCasTxn,
 };
@@ -60,6 +63,7 @@ async function protoCodec(): Promise<KvCodec> {
         success: [{ requestPut: { key, value } }],
         failure: [{ requestRange: { key } }],
       }),
+    putTxn: (keys, values) => txn.request.serialize({ success: keys.map((key, i) => ({ requestPut: { key, value: values[i] } })) }),
     consume: (kind, response) => {
       (kind === 'put' ? put : range).response.deserialize(response);
     },

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import { devClientPort, probeEndpoint } from '../cli/index.ts';
 import type { BenchConfig, CodecName, TransportName, Workload } from './config.ts';
-import { DEFAULT_CONFIG, validateConfig, WORKLOADS } from './config.ts';
+import { DEFAULT_CONFIG, loadTxnCount, validateConfig, WORKLOADS } from './config.ts';
 import type { KeyDistribution } from './keys.ts';
 import { formatResult } from './report.ts';
 import { BenchError, runBench } from './runner.ts';
@@ -33,6 +33,7 @@ interface BenchFlags {
   watchers?: number;
   watchStreams?: number;
   leaseTtl?: number;
+  batch?: number;
   codec?: CodecName;
   transport?: TransportName;
   timeout?: number;
@@ -56,9 +57,13 @@ function defaultEndpoints(): string[] {
   return [0, 1, 2].map((i) => `127.0.0.1:${devClientPort(2379, i)}`);
 }
 
-/** Flags to a config: workload-specific defaults first, then the general ones. */
+/** Flags to a config: workload-specific defaults first, then the general ones. load writes the key
+ *  space once by default: --total is one Txn per batch, with no warm-up (it would write keys twice). */
 export function configFromFlags(workload: Workload, flags: BenchFlags): BenchConfig {
   const isWatch = workload === 'watch';
+  const isLoad = workload === 'load';
+  const keySpace = flags.keySpace ?? DEFAULT_CONFIG.keySpace;
+  const batch = flags.batch ?? DEFAULT_CONFIG.batch;
   const readRatio = flags.readRatio ?? (flags.mix === 'b' ? 0.95 : DEFAULT_CONFIG.readRatio);
   return {
     ...DEFAULT_CONFIG,
@@ -67,12 +72,12 @@ export function configFromFlags(workload: Workload, flags: BenchFlags): BenchCon
     conns: flags.conns ?? DEFAULT_CONFIG.conns,
     clients: flags.clients ?? (isWatch ? WATCH_DEFAULT_PUTTERS : DEFAULT_CONFIG.clients),
     workers: flags.workers ?? DEFAULT_CONFIG.workers,
-    total: flags.total ?? null,
+    total: flags.total ?? (isLoad ? loadTxnCount({ keySpace, batch }) : null),
     durationSec: flags.duration ?? DEFAULT_CONFIG.durationSec,
-    warmupSec: flags.warmup ?? DEFAULT_CONFIG.warmupSec,
+    warmupSec: flags.warmup ?? (isLoad ? 0 : DEFAULT_CONFIG.warmupSec),
     keySize: flags.keySize ?? DEFAULT_CONFIG.keySize,
     valSize: flags.valSize ?? DEFAULT_CONFIG.valSize,
-    keySpace: flags.keySpace ?? DEFAULT_CONFIG.keySpace,
+    keySpace,
     keyPrefix: flags.keyPrefix ?? DEFAULT_CONFIG.keyPrefix,
     distribution: flags.dist ?? (workload === 'mixed' ? 'zipfian' : DEFAULT_CONFIG.distribution),
     rate: flags.rate ?? (isWatch ? WATCH_DEFAULT_PUT_RATE : null),
@@ -81,6 +86,7 @@ export function configFromFlags(workload: Workload, flags: BenchFlags): BenchCon
     watchers: flags.watchers ?? DEFAULT_CONFIG.watchers,
     watchStreams: flags.watchStreams ?? DEFAULT_CONFIG.watchStreams,
     leaseTtlSec: flags.leaseTtl ?? DEFAULT_CONFIG.leaseTtlSec,
+    batch,
     codec: flags.codec ?? DEFAULT_CONFIG.codec,
     transport: flags.transport ?? DEFAULT_CONFIG.transport,
     timeoutMs: flags.timeout ?? DEFAULT_CONFIG.timeoutMs,
@@ -114,7 +120,7 @@ export function registerBenchCommand(program: Command): void {
   program
     .command('bench')
     .description('Load-test any etcd v3 endpoint (Tessera or etcd): latency percentiles, throughput, client CPU.')
-    .addArgument(program.createArgument('<workload>', 'put | get | txn | mixed | watch | lease').choices(WORKLOADS))
+    .addArgument(program.createArgument('<workload>', 'put | get | txn | mixed | watch | lease | load').choices(WORKLOADS))
     .option('--endpoints <list>', 'host:port,... (default: the tessera dev cluster 127.0.0.1:2379,22379,32379)')
     .option('--conns <n>', `gRPC connections, round-robin over endpoints (default ${DEFAULT_CONFIG.conns})`, integer)
     .option('--clients <n>', 'concurrent clients, one request in flight each (default 100; watch: putters, default 1)', integer)
@@ -133,6 +139,7 @@ export function registerBenchCommand(program: Command): void {
     .option('--read-ratio <r>', 'mixed: share of reads 0..1 (overrides --mix)', positiveNumber)
     .option('--watchers <n>', `watch: watchers on the prefix (default ${DEFAULT_CONFIG.watchers})`, integer)
     .option('--watch-streams <n>', `watch: gRPC streams carrying them (default ${DEFAULT_CONFIG.watchStreams})`, integer)
+    .option('--batch <n>', `load: puts per Txn, at most 128 (default ${DEFAULT_CONFIG.batch}); --total defaults to one Txn per batch of the key space`, integer)
     .option('--lease-ttl <s>', `lease: TTL of the leases kept alive (default ${DEFAULT_CONFIG.leaseTtlSec})`, integer)
     .addOption(new Option('--codec <c>', 'request encoding: raw (hand-rolled, default) or proto (proto-loader)').choices(['raw', 'proto']))
     .addOption(new Option('--transport <t>', 'gRPC client: h2 (lean, over node:http2; default) or grpc-js').choices(['h2', 'grpc-js']))

@@ -4,7 +4,7 @@ import { availableParallelism } from 'node:os';
 import type { KeyDistribution } from './keys.ts';
 import { minKeySize } from './keys.ts';
 
-export const WORKLOADS = ['put', 'get', 'txn', 'mixed', 'watch', 'lease'] as const;
+export const WORKLOADS = ['put', 'get', 'txn', 'mixed', 'watch', 'lease', 'load'] as const;
 export type Workload = (typeof WORKLOADS)[number];
 
 /** How requests are encoded: hand-rolled protobuf (default, cheapest) or proto-loader/protobufjs. */
@@ -42,6 +42,8 @@ export interface BenchConfig {
   watchStreams: number;
   /** lease: seconds of TTL for the leases kept alive. */
   leaseTtlSec: number;
+  /** load: puts per Txn. */
+  batch: number;
   codec: CodecName;
   transport: TransportName;
   /** Per-request deadline in ms; 0: none. */
@@ -57,7 +59,24 @@ export const LIMITS = {
   maxWatchStreams: 10_000,
   maxValSize: 1_572_864,
   maxKeySize: 4_096,
+  /** load: puts per Txn; etcd's --max-txn-ops defaults to 128 (Tessera's too). */
+  maxBatch: 128,
+  /** load: bytes of one Txn request; etcd's --max-request-bytes defaults to 1.5 MiB (Tessera's too). */
+  maxRequestBytes: 1_572_864,
 } as const;
+
+/** Protobuf bytes of one put inside a load Txn beyond its key and value (tags and lengths, generous). */
+const LOAD_PUT_OVERHEAD_BYTES = 16;
+
+/** Bytes of one load Txn request (an upper bound). */
+export function loadRequestBytes(config: Pick<BenchConfig, 'batch' | 'keySize' | 'valSize'>): number {
+  return config.batch * (config.keySize + config.valSize + LOAD_PUT_OVERHEAD_BYTES);
+}
+
+/** load: how many Txns write the key space once. */
+export function loadTxnCount(config: Pick<BenchConfig, 'batch' | 'keySpace'>): number {
+  return Math.ceil(config.keySpace / config.batch);
+}
 
 export function defaultWorkers(): number {
   // Leave a core to the servers on a small machine: one worker per spare core, at least one.
@@ -83,6 +102,7 @@ export const DEFAULT_CONFIG: Omit<BenchConfig, 'workload'> = {
   watchers: 1_000,
   watchStreams: 10,
   leaseTtlSec: 60,
+  batch: 100,
   codec: 'raw',
   transport: 'h2',
   timeoutMs: 10_000,
@@ -113,6 +133,11 @@ export function validateConfig(config: BenchConfig): string | null {
       '--watch-streams between 1 and the number of watchers',
     ],
     [config.leaseTtlSec >= 1, '--lease-ttl at least 1'],
+    [config.batch >= 1 && config.batch <= LIMITS.maxBatch, `--batch between 1 and ${LIMITS.maxBatch} (etcd's default --max-txn-ops)`],
+    [
+      config.workload !== 'load' || loadRequestBytes(config) <= LIMITS.maxRequestBytes,
+      `--batch x (--key-size + --val-size) within ${LIMITS.maxRequestBytes} bytes per Txn (etcd's default --max-request-bytes)`,
+    ],
     [config.timeoutMs >= 0, '--timeout at least 0 ms (0: no deadline)'],
   ];
   for (const [ok, message] of checks) if (!ok) return `expected ${message}`;

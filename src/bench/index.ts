@@ -3,7 +3,7 @@
 export { registerBenchCommand, configFromFlags } from './command.ts';
 export { runBench, planWorkers, BenchError } from './runner.ts';
 export type { BenchResult, BenchHooks } from './runner.ts';
-export { DEFAULT_CONFIG, WORKLOADS, validateConfig } from './config.ts';
+export { DEFAULT_CONFIG, WORKLOADS, loadTxnCount, validateConfig } from './config.ts';
 export type { BenchConfig, CodecName, Workload } from './config.ts';
 export { Histogram } from './histogram.ts';
 export type { HistogramSnapshot, LatencySummary } from './histogram.ts';

@@ -22,6 +22,7 @@ export function formatResult(result: BenchResult): string {
   ];
   if (result.read) lines.push(latencyLine('  read', result.read));
   if (result.write) lines.push(latencyLine('  write', result.write));
+  if (result.load) lines.push(`keys ${result.load.keys} in Txns of ${result.load.batch} puts  =>  ${result.load.keysPerSec.toFixed(1)} keys/s`);
   if (result.txn) lines.push(`cas succeeded ${result.txn.succeeded}  failed (conflict) ${result.txn.failed}`);
   if (result.watch) {
     lines.push(

@@ -29,6 +29,8 @@ export interface BenchResult {
   watch?: { watchers: number; events: number; eventsPerSec: number; eventLatency: LatencySummary; clientCpuUsPerEvent: number };
   /** txn: how many compare-and-swaps took the success branch. */
   txn?: { succeeded: number; failed: number };
+  /** load: keys written by the measured Txns (`batch` puts each) and their rate. */
+  load?: { batch: number; keys: number; keysPerSec: number };
   /** CPU of the benchmark process itself (all threads) while measuring. */
   client: { cpuSec: number; cpuUsPerOp: number };
 }
@@ -84,6 +86,8 @@ export function planWorkers(config: BenchConfig): WorkerInit[] {
 }
 
 function workerEntry(): URL {
+  // Bundled (dist/node, scripts/build.mjs): the worker is bundled next to this file.
+  if (import.meta.url.endsWith('.mjs')) return new URL('./bench-worker.mjs', import.meta.url);
   // Worker threads do not inherit tsx's loader, so a tiny bootstrap registers it before loading the
   // TypeScript worker (harmless where the code is already JavaScript).
   const tsx = import.meta.resolve('tsx/esm/api');
@@ -245,6 +249,10 @@ function summarize(config: BenchConfig, results: WorkerResult[], window: Measure
     };
   }
   if (workload === 'txn') result.txn = { succeeded: counters.casSucceeded ?? 0, failed: counters.casFailed ?? 0 };
+  if (workload === 'load') {
+    const keys = counters.keys ?? 0;
+    result.load = { batch: config.batch, keys, keysPerSec: round(keys / elapsedSec, 1) };
+  }
   return result;
 }
 

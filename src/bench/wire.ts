@@ -113,6 +113,19 @@ export function encodeCasTxn(key: Uint8Array, expectedModRevision: number, value
   return writer.done();
 }
 
+/** TxnRequest{success: [put keys[i] values[i], ...]}: no compares, so the success branch runs (the load workload). */
+export function encodePutTxn(keys: readonly Uint8Array[], values: readonly Uint8Array[]): Buffer {
+  assert(keys.length > 0 && keys.length === values.length, 'a load txn puts one value per key, at least one');
+  let size = 0;
+  for (let i = 0; i < keys.length; i++) size += bytesFieldSize(2, bytesFieldSize(2, putBodySize(keys[i], values[i])));
+  const writer = new Writer(Buffer.allocUnsafe(size));
+  for (let i = 0; i < keys.length; i++) {
+    const putBody = putBodySize(keys[i], values[i]);
+    writer.openField(2, bytesFieldSize(2, putBody)).openField(2, putBody).bytesField(1, keys[i]).bytesField(2, values[i]);
+  }
+  return writer.done();
+}
+
 /** WatchRequest{create_request: {key, range_end}}: a prefix watch from the current revision. */
 export function encodeWatchCreate(key: Uint8Array, rangeEnd: Uint8Array): Buffer {
   const createBody = bytesFieldSize(1, key.length) + bytesFieldSize(2, rangeEnd.length);

@@ -1,10 +1,12 @@
 // The workloads, as seen by one worker thread: each prepares its connections and state, then
 // hands back one operation per closed-loop client (and, for watch, streams that record events).
+import { randomFillSync } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { KvCodec } from './codec.ts';
 import type { BenchConfig } from './config.ts';
+import { loadTxnCount } from './config.ts';
 import type { KeyChooser, KeySpace } from './keys.ts';
-import { makeValue } from './keys.ts';
+import { keyChooser, makeValue } from './keys.ts';
 import type { WorkerInit } from './protocol.ts';
 import type { RpcConnection } from './rpc.ts';
 import { PATHS, RpcError, StreamExchange } from './rpc.ts';
@@ -115,6 +117,33 @@ function prepareTxn(ctx: WorkerContext): PreparedWorkload {
 }
 
 /**
+ * Writes the key space once, fast: each operation is one Txn with no compares putting `batch`
+ * consecutive keys (so 1M keys are 10k requests at the default 100). Worker w of W takes batches
+ * w, w+W, w+2W, ... (its clients share that sequence), so with the default --total the workers
+ * together write every key exactly once. Values are random bytes, so a server that compresses
+ * (Tessera's snapshots) stores what real data would cost, not a repeated pattern.
+ */
+function prepareLoad(ctx: WorkerContext): PreparedWorkload {
+  const { config, init, run } = ctx;
+  const batches = keyChooser('sequential', loadTxnCount(config), init.index, init.workers);
+  const clients = unaryClients(ctx, init.clients, (conn) => async () => {
+    const first = batches.next() * config.batch;
+    const end = Math.min(first + config.batch, config.keySpace);
+    const random = randomFillSync(Buffer.allocUnsafe((end - first) * config.valSize));
+    const keys: Buffer[] = [];
+    const values: Buffer[] = [];
+    for (let i = first; i < end; i++) {
+      keys.push(ctx.keys.key(i));
+      values.push(random.subarray((i - first) * config.valSize, (i - first + 1) * config.valSize));
+    }
+    await conn.unary(PATHS.txn, ctx.codec.putTxn(keys, values), timeout(ctx));
+    if (run.phase === 'measure') run.count('keys', keys.length);
+    return null;
+  });
+  return { path: PATHS.txn, clients, untilStopped: false, close: () => {} };
+}
+
+/**
  * N watchers on one prefix (spread over this worker's streams) and putters writing under it. Each
  * put carries its send time (wall-clock ms, float64 LE) in the value's first 8 bytes, so every
  * event measures put-to-event latency wherever the put came from.
@@ -212,6 +241,8 @@ export async function prepareWorkload(ctx: WorkerContext): Promise<PreparedWorkl
       return prepareWatch(ctx);
     case 'lease':
       return prepareLease(ctx);
+    case 'load':
+      return prepareLoad(ctx);
   }
 }
 

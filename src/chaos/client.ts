@@ -107,6 +107,14 @@ export interface StatusInfo {
   revision: number;
 }
 
+export interface MemberInfo {
+  /** Member ID, decimal. */
+  id: string;
+  name: string;
+  peerUrls: string[];
+  isLearner: boolean;
+}
+
 export interface WatchEventRecord {
   type: 'PUT' | 'DELETE';
   kv: KeyValue;
@@ -200,12 +208,24 @@ export class EtcdClient {
     return { memberId: String(header.member_id), leader: String(response.leader), raftTerm: int(response.raftTerm ?? response.raft_term), revision: int(header.revision) };
   }
 
-  async memberList(timeoutMs = 1_000): Promise<{ id: string; name: string }[]> {
+  async memberList(timeoutMs = 1_000): Promise<MemberInfo[]> {
     const response = await this.unary('Cluster', 'MemberList', {}, timeoutMs);
-    return list(response.members).map((m) => {
-      const member = record(m);
-      return { id: String(member.ID), name: String(member.name) };
-    });
+    return list(response.members).map(memberInfo);
+  }
+
+  /** Cluster.MemberAdd of a voter (or a learner); resolves to the new member. */
+  async memberAdd(peerUrls: string[], timeoutMs = this.timeoutMs, isLearner = false): Promise<MemberInfo> {
+    const response = await this.unary('Cluster', 'MemberAdd', { peerURLs: peerUrls, isLearner }, timeoutMs);
+    return memberInfo(response.member);
+  }
+
+  async memberRemove(id: string, timeoutMs = this.timeoutMs): Promise<void> {
+    await this.unary('Cluster', 'MemberRemove', { ID: id }, timeoutMs);
+  }
+
+  /** Maintenance.MoveLeader: must be sent to the leader; resolves once `targetId` leads. */
+  async moveLeader(targetId: string, timeoutMs = this.timeoutMs): Promise<void> {
+    await this.unary('Maintenance', 'MoveLeader', { targetID: targetId }, timeoutMs);
   }
 
   /** A lease with `ttlSeconds`; resolves to its ID. */
@@ -299,6 +319,11 @@ function int(value: unknown): number {
 
 function text(value: unknown): string {
   return Buffer.isBuffer(value) ? value.toString('utf8') : typeof value === 'string' ? value : '';
+}
+
+function memberInfo(value: unknown): MemberInfo {
+  const member = record(value);
+  return { id: String(member.ID), name: String(member.name), peerUrls: list(member.peerURLs).map(String), isLearner: member.isLearner === true };
 }
 
 function keyValue(value: unknown): KeyValue {

@@ -10,7 +10,9 @@ import { ProcessCluster } from './cluster.ts';
 import { EtcdClient, prefixEnd } from './client.ts';
 import type { KeyValue } from './client.ts';
 import { Clock } from './history.ts';
-import { DEFAULT_TIMING, Nemesis } from './nemesis.ts';
+import { PLANTED_BUG_ENV } from '../server/index.ts';
+import type { PlantedBug } from '../server/index.ts';
+import { CONTROLLED_FAULTS, DEFAULT_TIMING, Nemesis } from './nemesis.ts';
 import type { FaultKind, NemesisTiming } from './nemesis.ts';
 import { Random } from './random.ts';
 import { createWorkload } from './workloads/index.ts';
@@ -31,11 +33,18 @@ export interface ChaosOptions {
   opTimeoutMs?: number;
   /** Budget for the linearizability check (default 120 s). */
   checkTimeoutMs?: number;
+  /** How long the healed cluster gets to serve again on every node (default 60 s). */
+  recoveryTimeoutMs?: number;
   timing?: NemesisTiming;
   /** Serializable workload reads (register only): a harness self-test that must find stale reads. */
   serializableReads?: boolean;
   /** Keep the nodes' data directories even when the run passes. */
   keepData?: boolean;
+  /**
+   * Harness self-test: start every node with this TEST-ONLY planted bug (TESSERA_PLANTED_BUG);
+   * the run should then FAIL.
+   */
+  plantedBug?: PlantedBug;
   log?: (line: string) => void;
 }
 
@@ -77,10 +86,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     nodes: options.nodes ?? 3,
     root: join(dir, 'cluster'),
     logLevel: 'info',
-    faultInjection: faults.includes('partition'),
+    faultInjection: faults.some((kind) => CONTROLLED_FAULTS.includes(kind)),
     exitWithParent: true,
     readyTimeoutMs: RECOVERY_TIMEOUT_MS,
+    env: options.plantedBug === undefined ? {} : { [PLANTED_BUG_ENV]: options.plantedBug },
   });
+  if (options.plantedBug !== undefined) log(`chaos: PLANTED BUG ${options.plantedBug} on every node (harness self-test: this run should FAIL)`);
   const killChildren = () => cluster.nodes.forEach((n) => n.proc?.kill('SIGKILL'));
   process.once('exit', killChildren);
   const clients = cluster.endpoints().map((e) => new EtcdClient(e, options.opTimeoutMs ?? 2_000));
@@ -110,8 +121,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     log(`chaos: ${options.workload} with ${workers} clients, nemesis ${faults.join(',') || 'none'}, ${options.timeSec} s, seed ${options.seed}`);
     const workerRngs = Array.from({ length: workers }, () => rng.fork());
     await Promise.all([nemesis.run(ctx.running), ...workerRngs.map((r, i) => workload.worker(ctx, i, r))]);
-    log(`chaos: time is up; healing (${describeCounts(nemesis.counts())})`);
-    runProblems.push(...(await healAndConverge(nemesis, cluster, patientClients, ctx.prefix, log)));
+    log(`chaos: time is up; healing (${describeCounts(nemesis.counts(), faults)})`);
+    runProblems.push(...(await healAndConverge(nemesis, cluster, patientClients, ctx.prefix, log, options.recoveryTimeoutMs ?? RECOVERY_TIMEOUT_MS)));
     result = await workload.finish(ctx, nemesis.bands());
   } catch (error) {
     if (!(error instanceof WorkloadUnsupported)) throw error;
@@ -127,7 +138,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const lost = result?.lost ?? 0;
   const duplicated = result?.duplicated ?? 0;
   const ok = result !== null && linearizable === 'yes' && lost === 0 && duplicated === 0 && problems.length === 0;
-  const header = `workload ${options.workload}, nemesis ${faults.join(',') || 'none'} (${describeCounts(nemesis.counts())}), ${options.timeSec} s, seed ${options.seed}`;
+  const header =
+    `workload ${options.workload}, nemesis ${faults.join(',') || 'none'} (${describeCounts(nemesis.counts(), faults)}), ${options.timeSec} s, seed ${options.seed}` +
+    (options.plantedBug === undefined ? '' : `, PLANTED BUG ${options.plantedBug}`);
   writeOutputs(dir, header, nemesis, result, runProblems, ok);
   if (ok && !options.keepData) {
     for (const node of cluster.nodes) rmSync(node.dataDir, { recursive: true, force: true });
@@ -148,12 +161,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   };
 }
 
-/** The requested faults this build can inject (partitions need the fault-injection endpoint). */
+/** The requested faults this build can inject (partitions, disk faults and clock skew need the fault-injection endpoint). */
 function usableFaults(requested: FaultKind[], log: (line: string) => void): { faults: FaultKind[]; unavailableFaults: FaultKind[] } {
   const faults = [...new Set(requested)];
-  if (!faults.includes('partition') || supportsFaultInjection()) return { faults, unavailableFaults: [] };
-  log('chaos: WARNING: `tessera start` has no --experimental-fault-injection; the partition nemesis is disabled');
-  return { faults: faults.filter((f) => f !== 'partition'), unavailableFaults: ['partition'] };
+  const controlled = faults.filter((f) => CONTROLLED_FAULTS.includes(f));
+  if (controlled.length === 0 || supportsFaultInjection()) return { faults, unavailableFaults: [] };
+  log(`chaos: WARNING: \`tessera start\` has no --experimental-fault-injection; the ${controlled.join(', ')} nemesis is disabled`);
+  return { faults: faults.filter((f) => !controlled.includes(f)), unavailableFaults: controlled };
 }
 
 /** Heals every fault, waits for every node to serve, checks convergence; returns what failed. */
@@ -163,6 +177,7 @@ async function healAndConverge(
   clients: EtcdClient[],
   prefix: string,
   log: (line: string) => void,
+  recoveryTimeoutMs: number,
 ): Promise<string[]> {
   const problems: string[] = [];
   try {
@@ -171,11 +186,16 @@ async function healAndConverge(
     problems.push(`nemesis could not heal every fault: ${(error as Error).message}`);
   }
   try {
-    await cluster.waitReady(RECOVERY_TIMEOUT_MS);
+    await cluster.waitReady(recoveryTimeoutMs);
     log('chaos: every node serves again');
-    problems.push(...(await checkConvergence(clients, prefix, log)));
+    problems.push(...(await nemesis.checkMembership()));
+    problems.push(...(await checkConvergence(clients, prefix, log, recoveryTimeoutMs)));
   } catch (error) {
     problems.push(`cluster did not recover after healing: ${(error as Error).message}`);
+  }
+  problems.push(...nemesis.problems);
+  for (const exit of cluster.unexpectedExits) {
+    problems.push(`${exit.name} exited on its own (code ${exit.code}, signal ${exit.signal}); its log ends:\n${exit.logTail}`);
   }
   return problems;
 }
@@ -197,17 +217,16 @@ function writeOutputs(dir: string, header: string, nemesis: Nemesis, result: Wor
   writeFileSync(join(dir, 'report.txt'), report.join('\n') + '\n');
 }
 
-function describeCounts(counts: Record<FaultKind, number>): string {
-  return Object.entries(counts)
-    .map(([kind, n]) => `${n} ${kind}`)
-    .join(', ');
+/** `3 kill, 2 disk`: the counts of the kinds the run asked for. */
+function describeCounts(counts: Record<FaultKind, number>, kinds: readonly FaultKind[]): string {
+  return kinds.map((kind) => `${counts[kind]} ${kind}`).join(', ') || 'no faults';
 }
 
 /**
  * After healing: one write through the cluster, then every node must have applied it and hold the
  * same keys at that revision (serializable reads, so each node answers from its own state).
  */
-async function checkConvergence(clients: EtcdClient[], prefix: string, log: (line: string) => void): Promise<string[]> {
+async function checkConvergence(clients: EtcdClient[], prefix: string, log: (line: string) => void, recoveryTimeoutMs: number): Promise<string[]> {
   let revision = 0;
   for (let attempt = 0; attempt < clients.length * 3 && revision === 0; attempt++) {
     try {
@@ -219,7 +238,7 @@ async function checkConvergence(clients: EtcdClient[], prefix: string, log: (lin
   if (revision === 0) return ['convergence: no node accepted a write after healing'];
   const views: (KeyValue[] | string)[] = await Promise.all(
     clients.map(async (client) => {
-      const until = Date.now() + RECOVERY_TIMEOUT_MS;
+      const until = Date.now() + recoveryTimeoutMs;
       let last = '';
       while (Date.now() < until) {
         try {

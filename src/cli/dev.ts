@@ -144,11 +144,13 @@ function startNodes(options: DevOptions, dataDir: string, security: DevSecurity 
   const scheme = security === null ? 'http' : 'https';
   const peerUrl = (i: number) => `${scheme}://127.0.0.1:${devClientPort(options.port, i) + 1}`;
   const initialCluster = names.map((name, i) => `${name}=${peerUrl(i)}`).join(',');
-  const cli = fileURLToPath(new URL('./main.ts', import.meta.url));
+  // Nodes run the way this process runs: the bundled JavaScript (dist/node) or the sources through tsx.
+  const bundled = import.meta.url.endsWith('.mjs');
+  const cli = bundled ? [fileURLToPath(import.meta.url)] : ['--import', 'tsx', fileURLToPath(new URL('./main.ts', import.meta.url))];
   return names.map((name, i) => {
     const clientPort = devClientPort(options.port, i);
     const args = [
-      '--import', 'tsx', cli, 'start',
+      ...cli, 'start',
       '--name', name,
       '--data-dir', join(dataDir, name),
       '--listen-client-urls', `${scheme}://127.0.0.1:${clientPort}`,

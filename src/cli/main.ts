@@ -21,7 +21,7 @@ program
   .option('--advertise-client-urls <urls>', 'client URLs to tell the rest of the cluster')
   .option('--listen-peer-urls <urls>', 'URLs to serve peers on (default http://127.0.0.1:2380)')
   .option('--initial-advertise-peer-urls <urls>', 'peer URLs to advertise to the rest of the cluster')
-  .option('--listen-metrics-urls <urls>', 'HTTP URL for /metrics (Prometheus) and /health')
+  .option('--listen-metrics-urls <urls>', 'URL for /metrics (Prometheus) and /health; https:// serves them with --cert-file/--key-file (and its client-certificate rules)')
   .option('--experimental-fault-injection', 'serve POST /debug/faults on the metrics URL (chaos testing only)')
   .addOption(new Option('--experimental-grpc-server <impl>', 'client gRPC server: lean (node:http2, hand-written codecs; default) or grpc-js').choices(['grpc-js', 'lean']))
   .option('--initial-cluster <spec>', 'initial members: name=http://host:port,...')
@@ -35,7 +35,7 @@ program
   .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']))
   .option('--max-request-bytes <n>', 'largest client request in bytes (default 1.5 MiB)', toInt)
   .option('--max-txn-ops <n>', 'most operations in one txn (default 128)', toInt)
-  .option('--snapshot-count <n>', 'applied requests between state-machine snapshots (default 10000)', toInt)
+  .option('--snapshot-count <n>', 'applied requests between state-machine snapshots (default 100000, as etcd 3.4)', toInt)
   .option('--snapshot-catchup-entries <n>', 'log entries kept behind a snapshot for slow followers (default 5000)', toInt)
   // Security (etcd's names; see docs/SECURITY.md). https:// URLs turn TLS on.
   .option('--cert-file <path>', 'client TLS certificate (served on https:// client URLs)')
@@ -52,6 +52,12 @@ program
   .option('--tls-reload-interval-ms <ms>', 'how often certificate files are checked for changes; 0: only on SIGHUP (default 5000)', toInt)
   .option('--encryption-key-file <path>', 'encrypt data at rest with the newest key of this file (lines id:base64, mode 0600)')
   .option('--auth-token-ttl <seconds>', 'seconds a simple auth token lives after its last use (default 300)', toInt)
+  .option(
+    '--auth-token <spec>',
+    'auth token kind: simple (default; tokens valid on the issuing node only) or ' +
+      'jwt,pub-key=<path>,priv-key=<path>,sign-method=<RS256|RS384|RS512|PS256|PS384|PS512|ES256|ES384|ES512|EdDSA>[,ttl=<duration, default 5m>] ' +
+      '(signed tokens valid on every node with the same keys; pub-key alone = verify only; key files reloaded on change and SIGHUP)',
+  )
   .action(async (options: Record<string, unknown>) => runStart(options));
 
 const snapshot = program.command('snapshot').description('Backups: `etcdctl snapshot save` makes them; restore starts a cluster from one.');

@@ -42,7 +42,7 @@ export async function runStart(options: Record<string, unknown>): Promise<void> 
   }
   process.once('SIGINT', () => shutdown('SIGINT'));
   process.once('SIGTERM', () => shutdown('SIGTERM'));
-  // As nginx and others do: SIGHUP reloads the TLS certificate files (they are also polled).
+  // As nginx and others do: SIGHUP reloads the TLS certificate files and the JWT key files (they are also polled).
   process.on('SIGHUP', () => node?.reloadCertificates());
 }
 

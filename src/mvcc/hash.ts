@@ -14,7 +14,8 @@ export function hashKeyspace(ks: Keyspace, rev: number): number {
   const headerBytes = new Uint8Array(header.buffer);
   let crc = crc32(DOMAIN);
   for (const [, entry] of ks.entries()) {
-    for (const { kv } of entry.history) {
+    for (let i = 0; i < entry.versionCount; i++) {
+      const kv = entry.kvAt(i);
       if (kv.modRevision > rev) break;
       header.setUint32(0, kv.key.length);
       header.setFloat64(4, kv.modRevision);

@@ -10,12 +10,18 @@ export type BTree<K, V> = InstanceType<typeof BTreeModule.default<K, V>>;
 
 export const EMPTY_BYTES: Uint8Array = new Uint8Array(0);
 
-/** Byte string of `bytes` (latin1: one char per byte, bijective). */
+/** Keys up to this long are turned into strings in JavaScript; longer ones by Buffer's latin1 decoder. */
+const SHORT_KEY_BYTES = 32;
+
+/**
+ * Byte string of `bytes` (latin1: one char per byte, bijective), made flat at once: the keyspace
+ * keeps it as the key's id, and a string built by `+=` past 12 chars is a chain of cons strings
+ * that V8 copies into a flat one anyway the first time it is hashed or compared.
+ */
 export function toKeyString(bytes: Uint8Array): string {
-  if (bytes.length <= 16) {
-    let s = '';
-    for (let i = 0; i < bytes.length; i++) s += String.fromCharCode(bytes[i]);
-    return s;
+  if (bytes.length <= SHORT_KEY_BYTES) {
+    // fromCharCode reads its arguments as char codes; a Uint8Array is a valid array-like for apply.
+    return String.fromCharCode.apply(null, bytes as unknown as number[]);
   }
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
 }

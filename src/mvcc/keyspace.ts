@@ -1,15 +1,21 @@
 // The revisioned keyspace: every key's history of versions in an ordered B+tree, and the log of
-// which versions each revision wrote (for watch replay). Pure data structure; the store decides
-// what to write, this keeps the revision arithmetic, the reads at a revision and compaction.
+// which keys each revision wrote (for watch replay). Pure data structure; the store decides what
+// to write, this keeps the revision arithmetic, the reads at a revision and compaction.
+//
+// Memory is the constraint here (every key of the cluster lives in each node's heap), so a key
+// costs few objects: one KeyEntry holding its latest KeyValue inline (older versions only while
+// history is held), one shared key Uint8Array, one value, and one slot in the flat revision log.
+// Watch-shaped Version objects are built on demand, never stored.
 
 import { assert } from '../util/index.ts';
 import type { KeyValue } from './types.ts';
 import { BTree, EMPTY_BYTES, boundsEmpty, compareKeyStrings, copyBytes } from './keys.ts';
 import type { KeyBounds } from './keys.ts';
 
-/** One write of one key: a put, or a tombstone (etcd's encoding: createRevision 0, version 0). */
+/** One write of one key, as the write path and the watch hub see it: a put, or a tombstone
+ *  (etcd's encoding: createRevision 0, version 0). Built on demand from a KeyEntry; not stored. */
 export interface Version {
-  /** The key's binary string (shared with its KeyEntry). */
+  /** The key's binary string (its KeyEntry's id). */
   readonly id: string;
   /** What readers and watchers see. A tombstone carries key and modRevision only. Never mutated. */
   readonly kv: KeyValue;
@@ -22,13 +28,78 @@ export interface Version {
   readonly sub: number;
 }
 
-export interface KeyEntry {
-  readonly id: string;
-  readonly key: Uint8Array;
-  /** Ascending by (modRevision, sub), never empty while indexed. A txn may write a key more than
-   *  once in its revision (etcd accepts e.g. a put and a later delete of it), so several versions
-   *  can share a modRevision; a read at that revision sees the last of them. */
-  readonly history: Version[];
+/** A key's earlier writes, oldest first: kvs[i] was written at sub-revision subs[i]. */
+interface OlderVersions {
+  readonly kvs: KeyValue[];
+  readonly subs: number[];
+}
+
+/**
+ * One key and the versions of it still held, ascending by (modRevision, sub), never empty while
+ * indexed. Version i (0 = oldest) is kvAt(i); the latest is `kv`, held inline because most keys
+ * have one version (always so right after a compaction that covers their last write). A txn may
+ * write a key more than once in its revision (etcd accepts e.g. a put and a later delete of it), so
+ * several versions can share a modRevision; a read at that revision sees the last of them. Every
+ * version's kv.key is the same Uint8Array.
+ */
+export class KeyEntry {
+  /** The latest write. */
+  kv: KeyValue;
+  /** Its sub-revision. */
+  sub: number;
+  /** The earlier writes still held; null while the key has one version. */
+  older: OlderVersions | null = null;
+
+  constructor(
+    readonly id: string,
+    kv: KeyValue,
+    sub: number,
+  ) {
+    this.kv = kv;
+    this.sub = sub;
+  }
+
+  get key(): Uint8Array {
+    return this.kv.key;
+  }
+
+  get versionCount(): number {
+    return this.older === null ? 1 : this.older.kvs.length + 1;
+  }
+
+  kvAt(i: number): KeyValue {
+    const older = this.older;
+    return older === null || i === older.kvs.length ? this.kv : older.kvs[i];
+  }
+
+  subAt(i: number): number {
+    const older = this.older;
+    return older === null || i === older.subs.length ? this.sub : older.subs[i];
+  }
+
+  /** Appends a newer version (the caller checked the order). */
+  push(kv: KeyValue, sub: number): void {
+    assert(kv.key === this.kv.key, 'every version shares the key bytes');
+    if (this.older === null) this.older = { kvs: [this.kv], subs: [this.sub] };
+    else {
+      this.older.kvs.push(this.kv);
+      this.older.subs.push(this.sub);
+    }
+    this.kv = kv;
+    this.sub = sub;
+  }
+
+  /** Drops the `count` oldest versions; at least one stays. */
+  dropOldest(count: number): void {
+    const older = this.older;
+    assert(older !== null && count > 0 && count <= older.kvs.length, () => `drop ${count} of ${this.versionCount} versions`);
+    if (count === older.kvs.length) {
+      this.older = null;
+      return;
+    }
+    older.kvs.splice(0, count);
+    older.subs.splice(0, count);
+  }
 }
 
 export function isTombstone(kv: KeyValue): boolean {
@@ -36,14 +107,17 @@ export function isTombstone(kv: KeyValue): boolean {
 }
 
 /** Index of the last version with modRevision <= rev (the last sub-revision), or -1 (the latest is checked first). */
-export function indexAt(history: readonly Version[], rev: number): number {
-  let hi = history.length - 1;
-  if (history[hi].kv.modRevision <= rev) return hi;
+export function indexAt(entry: KeyEntry, rev: number): number {
+  const older = entry.older;
+  if (entry.kv.modRevision <= rev) return older === null ? 0 : older.kvs.length;
+  if (older === null) return -1;
+  const kvs = older.kvs;
+  if (kvs[0].modRevision > rev) return -1;
   let lo = 0;
-  if (history[0].kv.modRevision > rev) return -1;
+  let hi = kvs.length - 1;
   while (lo < hi) {
     const mid = (lo + hi + 1) >>> 1;
-    if (history[mid].kv.modRevision <= rev) lo = mid;
+    if (kvs[mid].modRevision <= rev) lo = mid;
     else hi = mid - 1;
   }
   return lo;
@@ -51,24 +125,33 @@ export function indexAt(history: readonly Version[], rev: number): number {
 
 /** The live value of `entry` at revision `rev`, or null if absent (never written, or deleted). */
 export function visibleAt(entry: KeyEntry, rev: number): KeyValue | null {
-  const i = indexAt(entry.history, rev);
+  const latest = entry.kv;
+  if (latest.modRevision <= rev) return isTombstone(latest) ? null : latest;
+  const i = indexAt(entry, rev);
   if (i < 0) return null;
-  const kv = entry.history[i].kv;
+  const kv = entry.kvAt(i);
   return isTombstone(kv) ? null : kv;
 }
 
 /** The latest value of `entry`, or null if its last write was a delete. */
 export function liveValue(entry: KeyEntry): KeyValue | null {
-  const kv = entry.history[entry.history.length - 1].kv;
-  return isTombstone(kv) ? null : kv;
+  return isTombstone(entry.kv) ? null : entry.kv;
 }
 
 export class Keyspace {
   /** Ordered index for range scans; `byId` holds the same entries for O(1) point lookups. */
   private readonly tree: BTree<string, KeyEntry> = new BTree<string, KeyEntry>(undefined, compareKeyStrings);
   private readonly byId = new Map<string, KeyEntry>();
-  /** log[i] holds the versions written at revision logBase + i, in write order. */
-  private log: Version[][] = [[]];
+  /**
+   * The revision log, flat: the entry of every write held for revisions [logBase, current] (and,
+   * during a write, of the open revision), in revision order, then sub-revision order. The writes
+   * of revision logBase + i are changes[revEnd[i - 1] .. revEnd[i]) (from 0 for i = 0); the
+   * position in that span is the sub-revision, except at a compacted logBase that lost earlier
+   * writes of some key (baseSubs then holds the sub-revisions of its writes).
+   */
+  private changes: KeyEntry[] = [];
+  private revEnd: number[] = [0];
+  private baseSubs: number[] | null = null;
   private logBase = 1;
   private current = 1;
   /** etcd's compactMainRev: -1 until the first compaction, and compact(0) is a valid first one. */
@@ -118,16 +201,28 @@ export class Keyspace {
     return this.tree.entries();
   }
 
-  /** The versions written at `rev`, in write order; `rev` must be logged and not pending. */
+  /** The versions written at `rev`, in write order; `rev` must be logged and not pending. Built on
+   *  each call (watch replay); prev links are derived from the key's history, as written. */
   changesAt(rev: number): readonly Version[] {
     assert(rev >= this.logBase && rev <= this.current, () => `revision ${rev} not in log [${this.logBase}, ${this.current}]`);
-    return this.log[rev - this.logBase];
+    const i = rev - this.logBase;
+    const start = i === 0 ? 0 : this.revEnd[i - 1];
+    const end = this.revEnd[i];
+    const versions: Version[] = [];
+    for (let j = start; j < end; j++) versions.push(versionOf(this.changes[j], rev, this.subOf(i, j - start)));
+    return versions;
+  }
+
+  /** Sub-revision of the change at `position` in log revision logBase + i. */
+  private subOf(i: number, position: number): number {
+    return i === 0 && this.baseSubs !== null ? this.baseSubs[position] : position;
   }
 
   // ---- writes: beginWrite, put/tombstone*, endWrite (one revision) ----
 
   beginWrite(): void {
     assert(this.pending === null, 'write transaction already open');
+    assert(this.changes.length === this.revEnd[this.revEnd.length - 1], 'no changes past the last revision');
     this.pending = [];
   }
 
@@ -146,31 +241,39 @@ export class Keyspace {
     return this.pending.length;
   }
 
-  /** Writes `value` (owned by the store from now on) under `key` (copied if new). */
+  /** Writes `value` (owned by the store from now on) under `key` (copied if new); `id` must be flat
+   *  (toKeyString's), as a new key keeps it. */
   put(id: string, key: Uint8Array, value: Uint8Array, lease: number): Version {
     const pending = this.pending;
     assert(pending !== null, 'put outside a write transaction');
     const rev = this.current + 1;
-    let entry = this.byId.get(id);
+    const sub = pending.length;
+    const entry = this.byId.get(id);
+    let version: Version;
     if (entry === undefined) {
-      entry = { id, key: copyBytes(key), history: [] };
-      this.tree.set(id, entry);
-      this.byId.set(id, entry);
+      const kv: KeyValue = { key: copyBytes(key), createRevision: rev, modRevision: rev, version: 1, value, lease };
+      const created = new KeyEntry(id, kv, sub);
+      this.tree.set(id, created);
+      this.byId.set(id, created);
+      this.changes.push(created);
+      version = { id, kv, prev: null, sub };
+    } else {
+      const last = entry.kv;
+      assert(last.modRevision <= rev, 'history never runs ahead of the open write');
+      const live = isTombstone(last) ? null : last;
+      const kv: KeyValue = {
+        key: last.key,
+        createRevision: live !== null ? live.createRevision : rev,
+        modRevision: rev,
+        version: live !== null ? live.version + 1 : 1,
+        value,
+        lease,
+      };
+      const prev = kv.createRevision === rev ? null : liveBefore(entry, entry.versionCount, rev);
+      entry.push(kv, sub);
+      this.changes.push(entry);
+      version = { id, kv, prev, sub };
     }
-    const last = entry.history.length > 0 ? entry.history[entry.history.length - 1].kv : null;
-    assert(last === null || last.modRevision <= rev, 'history never runs ahead of the open write');
-    const live = last !== null && !isTombstone(last) ? last : null;
-    const kv: KeyValue = {
-      key: entry.key,
-      createRevision: live !== null ? live.createRevision : rev,
-      modRevision: rev,
-      version: live !== null ? live.version + 1 : 1,
-      value,
-      lease,
-    };
-    const prev = kv.createRevision === rev ? null : liveBefore(entry.history, rev);
-    const version: Version = { id, kv, prev, sub: pending.length };
-    entry.history.push(version);
     pending.push(version);
     return version;
   }
@@ -183,8 +286,9 @@ export class Keyspace {
     const live = liveValue(entry);
     assert(live !== null && live.modRevision <= rev, 'tombstone of a key that is not live');
     const kv: KeyValue = { key: entry.key, createRevision: 0, modRevision: rev, version: 0, value: EMPTY_BYTES, lease: 0 };
-    const version: Version = { id: entry.id, kv, prev: liveBefore(entry.history, rev), sub: pending.length };
-    entry.history.push(version);
+    const version: Version = { id: entry.id, kv, prev: liveBefore(entry, entry.versionCount, rev), sub: pending.length };
+    entry.push(kv, version.sub);
+    this.changes.push(entry);
     pending.push(version);
     return version;
   }
@@ -196,8 +300,9 @@ export class Keyspace {
     this.pending = null;
     if (pending.length === 0) return pending;
     this.current += 1;
-    this.log.push(pending);
-    assert(this.log.length === this.current - this.logBase + 1, 'log covers [logBase, current]');
+    this.revEnd.push(this.changes.length);
+    assert(this.revEnd.length === this.current - this.logBase + 1, 'log covers [logBase, current]');
+    assert(this.changes.length - this.revEnd[this.revEnd.length - 2] === pending.length, 'every change is logged');
     return pending;
   }
 
@@ -218,32 +323,43 @@ export class Keyspace {
     assert(rev > this.compacted && rev <= this.current && rev >= 0, () => `bad compaction revision ${rev}`);
     this.compacted = rev;
     if (rev < this.logBase) return;
-    const touched = new Set<string>();
-    for (let r = this.logBase; r <= rev; r++) {
-      for (const version of this.log[r - this.logBase]) touched.add(version.id);
+    const i = rev - this.logBase;
+    const start = i === 0 ? 0 : this.revEnd[i - 1];
+    const end = this.revEnd[i];
+    const touched = new Set<KeyEntry>();
+    for (let j = 0; j < end; j++) touched.add(this.changes[j]);
+    for (const entry of touched) this.compactKey(entry, rev);
+    const changes: KeyEntry[] = [];
+    const subs: number[] = [];
+    for (let j = start; j < end; j++) {
+      const entry = this.changes[j];
+      const sub = this.subOf(i, j - start);
+      if (this.byId.get(entry.id) !== entry || entry.kvAt(0).modRevision !== rev || entry.subAt(0) !== sub) continue;
+      changes.push(entry);
+      subs.push(sub);
     }
-    for (const id of touched) this.compactKey(id, rev);
-    this.log = this.log.slice(rev - this.logBase);
-    this.log[0] = this.log[0].filter((version) => this.byId.get(version.id)?.history[0] === version);
+    for (let j = end; j < this.changes.length; j++) changes.push(this.changes[j]);
+    const shift = changes.length - this.changes.length;
+    const revEnd = [subs.length];
+    for (let k = i + 1; k < this.revEnd.length; k++) revEnd.push(this.revEnd[k] + shift);
+    this.changes = changes;
+    this.revEnd = revEnd;
+    this.baseSubs = subs.every((sub, position) => sub === position) ? null : subs;
     this.logBase = rev;
   }
 
-  private compactKey(id: string, rev: number): void {
-    const entry = this.byId.get(id);
-    if (entry === undefined) return; // already removed: its tombstone was compacted on an earlier pass
-    const history = entry.history;
-    let keep = history.length - 1;
-    while (keep >= 0 && history[keep].kv.modRevision > rev) keep--;
+  private compactKey(entry: KeyEntry, rev: number): void {
+    if (this.byId.get(entry.id) !== entry) return; // already removed: its tombstone was compacted on an earlier pass
+    const keep = indexAt(entry, rev);
     if (keep < 0) return; // every version is newer than rev
-    const kept = history[keep];
-    const drop = isTombstone(kept.kv) && kept.kv.modRevision < rev ? keep + 1 : keep;
-    if (drop > 0) history.splice(0, drop);
-    if (history.length === 0) {
-      this.tree.delete(id);
-      this.byId.delete(id);
-      return;
+    const kept = entry.kvAt(keep);
+    const drop = isTombstone(kept) && kept.modRevision < rev ? keep + 1 : keep;
+    if (drop === entry.versionCount) {
+      this.tree.delete(entry.id);
+      this.byId.delete(entry.id);
+    } else if (drop > 0) {
+      entry.dropOldest(drop);
     }
-    if (drop === keep) history[0].prev = null;
   }
 
   // ---- restore (snapshot.ts) ----
@@ -256,96 +372,132 @@ export class Keyspace {
     ks.current = current;
     ks.compacted = compacted;
     ks.logBase = logBase;
-    ks.log = [];
-    for (let r = logBase; r <= current; r++) ks.log.push([]);
+    const counts: number[] = new Array<number>(current - logBase + 1).fill(0);
     let previousId: string | null = null;
     for (const entry of entries) {
       assert(previousId === null || previousId < entry.id, 'snapshot keys out of order');
       previousId = entry.id;
       ks.tree.set(entry.id, entry);
       ks.byId.set(entry.id, entry);
-      for (const version of entry.history) {
-        if (version.kv.modRevision >= logBase) ks.log[version.kv.modRevision - logBase][version.sub] = version;
+      for (let v = 0; v < entry.versionCount; v++) {
+        const mod = entry.kvAt(v).modRevision;
+        assert(mod <= current, () => `version of ${JSON.stringify(entry.id)} above the current revision`);
+        if (mod >= logBase) counts[mod - logBase] += 1;
       }
     }
-    // The log's first revision may have lost earlier writes of a key to compaction: close the gaps.
-    ks.log[0] = ks.log[0].filter((version) => version !== undefined);
+    ks.rebuildLog(counts);
     ks.checkInvariants();
     return ks;
+  }
+
+  /** Places every logged version (`counts` per revision) at its sub-revision: a counting sort. */
+  private rebuildLog(counts: number[]): void {
+    this.revEnd = [];
+    let total = 0;
+    for (const count of counts) this.revEnd.push((total += count));
+    this.changes = new Array<KeyEntry>(total);
+    const base: { entry: KeyEntry; sub: number }[] = [];
+    for (const entry of this.byId.values()) {
+      for (let v = 0; v < entry.versionCount; v++) {
+        const i = entry.kvAt(v).modRevision - this.logBase;
+        if (i < 0) continue;
+        const sub = entry.subAt(v);
+        if (i === 0) {
+          base.push({ entry, sub });
+          continue;
+        }
+        const slot = this.revEnd[i - 1] + sub;
+        assert(sub < counts[i] && this.changes[slot] === undefined, () => `sub-revision ${sub} of revision ${i + this.logBase}`);
+        this.changes[slot] = entry;
+      }
+    }
+    // The log's first revision may have lost earlier writes of a key to compaction: subs with gaps.
+    base.sort((x, y) => x.sub - y.sub);
+    base.forEach(({ entry }, position) => (this.changes[position] = entry));
+    this.baseSubs = base.every(({ sub }, position) => sub === position) ? null : base.map(({ sub }) => sub);
   }
 
   /** Verifies the structure (tests and restore). Throws AssertionError on the first violation. */
   checkInvariants(): void {
     assert(this.pending === null, 'write transaction open');
-    assert(this.log.length === this.current - this.logBase + 1, 'log length');
+    assert(this.revEnd.length === this.current - this.logBase + 1, 'log length');
     assert(this.byId.size === this.tree.size, 'point index and ordered index hold the same keys');
     let previousId: string | null = null;
     for (const [id, entry] of this.tree.entries()) {
       assert(previousId === null || previousId < id, 'tree order');
       previousId = id;
-      assert(this.byId.get(id) === entry, 'point index entry');
+      assert(entry instanceof KeyEntry && entry.id === id && this.byId.get(id) === entry, 'point index entry');
       checkHistory(entry, this.compacted, this.current);
     }
-    for (let r = this.logBase; r <= this.current; r++) {
-      const changes = this.log[r - this.logBase];
-      assert(r === 1 || changes.length > 0, () => `revision ${r} logged with no changes`);
-      // Only the compacted revision may have lost writes (earlier writes of a key at it).
-      const dense = r !== this.compacted;
-      for (let i = 0; i < changes.length; i++) {
-        const version = changes[i];
-        assert(version !== undefined && version.kv.modRevision === r, () => `log entry ${r}/${i}`);
-        assert(dense ? version.sub === i : i === 0 || changes[i - 1].sub < version.sub, () => `log entry ${r}/${i} sub-revision`);
-        const history = this.byId.get(version.id)?.history;
-        assert(history !== undefined && heldAt(history, r, version), () => `log entry ${r}/${i} not in history`);
+    // Only the compacted revision may have lost writes (earlier writes of a key at it).
+    assert(this.baseSubs === null || this.logBase === this.compacted, 'sub-revision gaps only at the compacted revision');
+    let start = 0;
+    for (let i = 0; i < this.revEnd.length; i++) {
+      const r = this.logBase + i;
+      const end = this.revEnd[i];
+      assert(end >= start && (r === 1 || end > start), () => `revision ${r} logged with no changes`);
+      for (let j = start; j < end; j++) {
+        const entry = this.changes[j];
+        const sub = this.subOf(i, j - start);
+        assert(j === start || this.subOf(i, j - start - 1) < sub, () => `log entry ${r}/${j - start} sub-revision`);
+        assert(entry !== undefined && this.byId.get(entry.id) === entry, () => `log entry ${r}/${j - start} is an indexed key`);
+        versionOf(entry, r, sub); // asserts the key holds that write
       }
+      start = end;
     }
+    assert(start === this.changes.length, 'no changes past the log');
   }
 }
 
-/** Whether `version`, written at `rev`, is in `history` (among the few versions written at `rev`). */
-function heldAt(history: readonly Version[], rev: number, version: Version): boolean {
-  for (let i = indexAt(history, rev); i >= 0 && history[i].kv.modRevision === rev; i--) {
-    if (history[i] === version) return true;
+/** The Version of `entry` written at (rev, sub); asserts the entry holds it. Hot in watch replay. */
+function versionOf(entry: KeyEntry, rev: number, sub: number): Version {
+  const older = entry.older;
+  if (older === null) {
+    // The key's only version held: nothing earlier to be its prev.
+    assert(entry.kv.modRevision === rev && entry.sub === sub, 'a logged write is held');
+    return { id: entry.id, kv: entry.kv, prev: null, sub };
   }
-  return false;
+  let i = indexAt(entry, rev);
+  while (i > 0 && entry.subAt(i) > sub && older.kvs[i - 1].modRevision === rev) i--;
+  const kv = i >= 0 ? entry.kvAt(i) : null;
+  assert(kv !== null && kv.modRevision === rev && entry.subAt(i) === sub, 'a logged write is held');
+  const prev = !isTombstone(kv) && kv.createRevision === rev ? null : liveBefore(entry, i, rev);
+  return { id: entry.id, kv, prev, sub };
 }
 
-/** The key's live value at rev - 1: skips the writes the open txn already made at `rev` (a few at most). */
-function liveBefore(history: readonly Version[], rev: number): KeyValue | null {
-  let i = history.length - 1;
-  while (i >= 0 && history[i].kv.modRevision >= rev) i--;
-  assert(i === history.length - 1 || history[history.length - 1].kv.modRevision === rev, 'no write above the open revision');
+/** The key's live value at rev - 1 as seen from its version `below` (exclusive): skips the writes at
+ *  `rev` before it (a few at most); null if none is held (never written, or compacted away). */
+function liveBefore(entry: KeyEntry, below: number, rev: number): KeyValue | null {
+  let i = below - 1;
+  while (i >= 0 && entry.kvAt(i).modRevision >= rev) i--;
   if (i < 0) return null;
-  const kv = history[i].kv;
+  const kv = entry.kvAt(i);
   return isTombstone(kv) ? null : kv;
 }
 
 function checkHistory(entry: KeyEntry, compacted: number, current: number): void {
-  const history = entry.history;
-  assert(history.length > 0, () => `empty history for ${JSON.stringify(entry.id)}`);
-  let groupPrev: KeyValue | null = null; // the live value before the current revision's writes
-  for (let i = 0; i < history.length; i++) {
-    const { kv, prev, id, sub } = history[i];
-    assert(id === entry.id && kv.key === entry.key, 'version belongs to its entry');
-    const earlier = i > 0 ? history[i - 1] : null;
+  const count = entry.versionCount;
+  assert(entry.older === null || entry.older.kvs.length > 0, () => `empty older versions for ${JSON.stringify(entry.id)}`);
+  assert(entry.older === null || entry.older.kvs.length === entry.older.subs.length, 'one sub-revision per version');
+  for (let i = 0; i < count; i++) {
+    const kv = entry.kvAt(i);
+    const sub = entry.subAt(i);
+    assert(kv.key === entry.key, 'version belongs to its entry');
+    const earlier = i > 0 ? entry.kvAt(i - 1) : null;
     assert(
       kv.modRevision <= current &&
-        (earlier === null || earlier.kv.modRevision < kv.modRevision || (earlier.kv.modRevision === kv.modRevision && earlier.sub < sub)),
+        (earlier === null || earlier.modRevision < kv.modRevision || (earlier.modRevision === kv.modRevision && entry.subAt(i - 1) < sub)),
       'history order',
     );
-    if (earlier !== null && earlier.kv.modRevision < kv.modRevision) groupPrev = isTombstone(earlier.kv) ? null : earlier.kv;
     if (i > 0) assert(kv.modRevision > compacted, 'only the first version may be at or below the compacted revision');
     else if (isTombstone(kv)) assert(kv.modRevision >= compacted, 'a tombstone below the compacted revision survived');
-    const before = i > 0 ? history[i - 1].kv : null;
     if (isTombstone(kv)) {
-      assert(before === null || !isTombstone(before), 'two tombstones in a row');
+      assert(earlier === null || !isTombstone(earlier), 'two tombstones in a row');
       assert(kv.version === 0 && kv.lease === 0 && kv.value.length === 0, 'tombstone shape');
-    } else if (before !== null && !isTombstone(before)) {
-      assert(kv.version === before.version + 1 && kv.createRevision === before.createRevision, 'version chain');
+    } else if (earlier !== null && !isTombstone(earlier)) {
+      assert(kv.version === earlier.version + 1 && kv.createRevision === earlier.createRevision, 'version chain');
     } else if (i > 0 || kv.version === 1) {
       assert(kv.version === 1 && kv.createRevision === kv.modRevision, 'create after tombstone');
     }
-    const expectedPrev = !isTombstone(kv) && kv.createRevision === kv.modRevision ? null : groupPrev;
-    assert(prev === expectedPrev, () => `prev link of ${JSON.stringify(entry.id)}@${kv.modRevision}/${sub}`);
   }
 }

@@ -13,8 +13,7 @@ import { Packr, Unpackr } from 'msgpackr';
 import { EtcdError, GrpcCode, assert, invalidArgument } from '../util/index.ts';
 import type { KeyValue } from './types.ts';
 import { copyBytes, toKeyString } from './keys.ts';
-import { Keyspace, isTombstone } from './keyspace.ts';
-import type { KeyEntry, Version } from './keyspace.ts';
+import { KeyEntry, Keyspace } from './keyspace.ts';
 import type { Lease } from './leases.ts';
 
 const FORMAT = 2;
@@ -89,8 +88,8 @@ function* chunkItems(src: SnapshotSource, maxChunkBytes: number): Generator<unkn
   items = ['versions'];
   for (const [id, entry] of src.entries()) {
     keyCount += 1;
-    for (const version of entry.history) {
-      const { kv } = version;
+    for (let i = 0; i < entry.versionCount; i++) {
+      const kv = entry.kvAt(i);
       const size = kv.key.length + kv.value.length + VERSION_OVERHEAD_BYTES;
       if (items.length > 1 && rawBytes + size > rawBudget) {
         yield items;
@@ -98,7 +97,7 @@ function* chunkItems(src: SnapshotSource, maxChunkBytes: number): Generator<unkn
         rawBytes = 0;
         lastId = null;
       }
-      items.push(lastId === id ? null : kv.key, kv.modRevision, kv.createRevision, kv.version, kv.lease, kv.value, version.sub);
+      items.push(lastId === id ? null : kv.key, kv.modRevision, kv.createRevision, kv.version, kv.lease, kv.value, entry.subAt(i));
       rawBytes += size;
       lastId = id;
       versionCount += 1;
@@ -127,20 +126,13 @@ function decodeChunk(chunk: Uint8Array): unknown[] {
   return items;
 }
 
-/** Builds one KeyEntry's history from decoded versions, deriving prev links (keyspace.ts Version.prev:
- *  the live value at modRevision - 1, none for a create, none in the first revision held, which is
- *  the key's first write or the compacted one). */
-function finishEntry(id: string, key: Uint8Array, kvs: { kv: KeyValue; sub: number }[]): KeyEntry {
-  const history: Version[] = [];
-  let groupPrev: KeyValue | null = null;
-  for (let i = 0; i < kvs.length; i++) {
-    const { kv, sub } = kvs[i];
-    const before = i > 0 ? history[i - 1].kv : null;
-    if (before !== null && before.modRevision < kv.modRevision) groupPrev = isTombstone(before) ? null : before;
-    const isCreate = !isTombstone(kv) && kv.createRevision === kv.modRevision;
-    history.push({ id, kv, prev: isCreate ? null : groupPrev, sub });
-  }
-  return { id, key, history };
+/** Builds one KeyEntry from its decoded versions (prev links are derived from the history, see
+ *  keyspace.ts; fromEntries checks the order). */
+function finishEntry(id: string, kvs: { kv: KeyValue; sub: number }[]): KeyEntry {
+  assert(kvs.length > 0, 'an entry has a version');
+  const entry = new KeyEntry(id, kvs[0].kv, kvs[0].sub);
+  for (let i = 1; i < kvs.length; i++) entry.push(kvs[i].kv, kvs[i].sub);
+  return entry;
 }
 
 export interface DecodedSnapshot {
@@ -188,7 +180,7 @@ export function decodeSnapshot(chunks: Iterable<Uint8Array>): DecodedSnapshot {
           chunkKey = rawKey;
           const id = toKeyString(rawKey);
           if (open === null || open.id !== id) {
-            if (open !== null) entries.push(finishEntry(open.id, open.key, open.kvs));
+            if (open !== null) entries.push(finishEntry(open.id, open.kvs));
             open = { id, key: copyBytes(rawKey), kvs: [] };
           }
         }
@@ -201,7 +193,7 @@ export function decodeSnapshot(chunks: Iterable<Uint8Array>): DecodedSnapshot {
         versionCount += 1;
       }
     } else if (items[0] === 'end') {
-      if (open !== null) entries.push(finishEntry(open.id, open.key, open.kvs));
+      if (open !== null) entries.push(finishEntry(open.id, open.kvs));
       if (items[1] !== entries.length || items[2] !== versionCount || items[3] !== leases.length) {
         throw corruptSnapshot('counts do not match the end chunk');
       }

@@ -198,7 +198,8 @@ export interface WatchOptions {
  * Return `false` to pause the watcher (see WatchHandle.resume); anything else keeps it flowing.
  * A sink may read from the store and may pause or cancel watchers; it must not write to the store,
  * create watches or resume watchers (AssertionError). It must not throw: a throwing sink's watcher
- * is cancelled and the error is rethrown once every other watcher has its batch.
+ * is cancelled and the error is rethrown once every other watcher has its batch. The array may be
+ * shared with other watchers of the same revision: a sink may keep it but must not modify it.
  */
 export type WatchSink = (events: WatchEvent[], revision: number) => boolean | void;
 

@@ -33,6 +33,9 @@ class Watcher implements WatchHandle {
   mode: Mode = 'paused';
   /** Next revision to deliver; for a synced watcher, max(this, current + 1). */
   minRevision: number;
+  /** The hub's match() that last found this watcher, and the watcher's slot in that Matches. */
+  matchStamp = 0;
+  matchSlot = 0;
 
   constructor(
     private readonly hub: WatchHub,
@@ -85,8 +88,34 @@ export function eventsOf(changes: readonly Version[]): WatchEvent[] {
   return changes.map((version) => toEvent(version, true));
 }
 
+/**
+ * The synced watchers one revision concerns, each with its indexes into the revision's changes.
+ * Sized once for every synced watcher (each appears at most once), so filling it does not regrow.
+ */
+class Matches {
+  readonly watchers: Watcher[];
+  /** Parallel to `watchers`, in write order; arrays may be shared between watchers (read-only). */
+  readonly indexes: (readonly number[])[];
+  count = 0;
+
+  constructor(capacity: number) {
+    this.watchers = new Array<Watcher>(capacity);
+    this.indexes = new Array<readonly number[]>(capacity);
+  }
+
+  /** Returns the watcher's slot. */
+  add(watcher: Watcher, indexes: readonly number[]): number {
+    assert(this.count < this.watchers.length, 'a watcher is matched at most once per revision');
+    this.watchers[this.count] = watcher;
+    this.indexes[this.count] = indexes;
+    return this.count++;
+  }
+}
+
 export class WatchHub {
   private readonly all = new Map<number, Watcher>();
+  /** Counts match() calls, to tell a watcher already matched in this one (Watcher.matchStamp). */
+  private matchStamp = 0;
   /** Synced single-key watchers by key, and synced range watchers. */
   private readonly singles = new Map<string, Set<Watcher>>();
   private readonly ranges = new Set<Watcher>();
@@ -214,24 +243,24 @@ export class WatchHub {
     return watcher.mode === 'synced' || watcher.mode === 'catchingUp';
   }
 
-  /** Hands one committed revision to the synced watchers it concerns; one sink call each. */
+  /**
+   * Hands one committed revision to the synced watchers it concerns; one sink call each. Watchers
+   * that get every change of the revision share one events array (one with prev_kv, one without),
+   * so a fan-out to thousands of watchers allocates per watcher only what filters make different.
+   */
   notify(rev: number, changes: readonly Version[], events: readonly WatchEvent[]): void {
     assert(rev === this.ks.currentRevision && changes.length === events.length, 'notify the committed revision');
     if (this.syncedCount === 0) return;
-    const batches = this.match(changes);
-    if (batches.size === 0) return;
-    const bare: (WatchEvent | undefined)[] = [];
+    const { watchers, indexes, count } = this.match(changes);
+    if (count === 0) return;
+    const shared = new RevisionEvents(changes, events);
     let failure: unknown = null;
     this.notifying = rev;
     try {
-      for (const [watcher, indexes] of batches) {
+      for (let k = 0; k < count; k++) {
+        const watcher = watchers[k];
         if (watcher.mode !== 'synced' || watcher.minRevision > rev) continue;
-        const out: WatchEvent[] = [];
-        for (const i of indexes) {
-          if (!watcher.wants(changes[i])) continue;
-          if (watcher.prevKv || changes[i].prev === null) out.push(events[i]);
-          else out.push((bare[i] ??= toEvent(changes[i], false)));
-        }
+        const out = shared.select(watcher, indexes[k]);
         if (out.length === 0) continue;
         watcher.minRevision = rev + 1;
         try {
@@ -247,28 +276,32 @@ export class WatchHub {
     if (failure !== null) throw failure;
   }
 
-  /** Which synced watchers each change concerns, as indexes into `changes`, in write order. */
-  private match(changes: readonly Version[]): Map<Watcher, number[]> {
-    const batches = new Map<Watcher, number[]>();
-    if (this.singles.size > 0) {
-      for (let i = 0; i < changes.length; i++) {
-        const watchers = this.singles.get(changes[i].id);
-        if (watchers === undefined) continue;
-        for (const watcher of watchers) {
-          const indexes = batches.get(watcher);
-          if (indexes === undefined) batches.set(watcher, [i]);
-          else indexes.push(i);
+  /**
+   * Which synced watchers each change concerns, as indexes into `changes`, in write order. Built
+   * without a per-watcher allocation where it can: a watcher concerned by every change, or by one,
+   * gets a shared (read-only) array of indexes.
+   */
+  private match(changes: readonly Version[]): Matches {
+    const matches = new Matches(this.syncedCount);
+    if (this.singles.size > 0) this.matchSingles(changes, matches);
+    if (this.ranges.size === 0) return matches;
+    if (changes.length * this.ranges.size <= LINEAR_MATCH_LIMIT || changes.length === 1) {
+      const all = changes.map((_, i) => i);
+      // forEach, not for-of: the loop runs once per watcher, and an iterator result each is garbage.
+      this.ranges.forEach((watcher) => {
+        // Null while every change so far is in the watcher's range: then it shares `all`.
+        let indexes: number[] | null = null;
+        for (let i = 0; i < changes.length; i++) {
+          const inRange = boundsContain(watcher.bounds, changes[i].id);
+          if (indexes === null) {
+            if (!inRange) indexes = all.slice(0, i);
+          } else if (inRange) {
+            indexes.push(i);
+          }
         }
-      }
-    }
-    if (this.ranges.size === 0) return batches;
-    if (changes.length * this.ranges.size <= LINEAR_MATCH_LIMIT) {
-      for (const watcher of this.ranges) {
-        const indexes: number[] = [];
-        for (let i = 0; i < changes.length; i++) if (boundsContain(watcher.bounds, changes[i].id)) indexes.push(i);
-        if (indexes.length > 0) batches.set(watcher, indexes);
-      }
-      return batches;
+        if (indexes === null || indexes.length > 0) matches.add(watcher, indexes ?? all);
+      });
+      return matches;
     }
     // Many changes and many range watchers: sort the changes by key once, then each watcher
     // binary-searches its start, so the cost is O((E + W) log E + matches), not O(E * W).
@@ -284,9 +317,28 @@ export class WatchHub {
       }
       const indexes: number[] = [];
       for (let k = first; k < byKey.length && (hi === null || changes[byKey[k]].id < hi); k++) indexes.push(byKey[k]);
-      if (indexes.length > 0) batches.set(watcher, indexes.sort((x, y) => x - y));
+      if (indexes.length > 0) matches.add(watcher, indexes.sort((x, y) => x - y));
     }
-    return batches;
+    return matches;
+  }
+
+  /** Single-key watchers by their key; a watcher whose key changes more than once in the revision gets all its indexes. */
+  private matchSingles(changes: readonly Version[], matches: Matches): void {
+    const stamp = ++this.matchStamp;
+    for (let i = 0; i < changes.length; i++) {
+      const watchers = this.singles.get(changes[i].id);
+      if (watchers === undefined) continue;
+      const only = [i];
+      for (const watcher of watchers) {
+        if (watcher.matchStamp !== stamp) {
+          watcher.matchStamp = stamp;
+          watcher.matchSlot = matches.add(watcher, only);
+        } else {
+          assert(matches.watchers[watcher.matchSlot] === watcher, 'a matched watcher keeps its slot');
+          matches.indexes[watcher.matchSlot] = [...matches.indexes[watcher.matchSlot], i];
+        }
+      }
+    }
   }
 
   private register(watcher: Watcher): void {
@@ -312,6 +364,61 @@ export class WatchHub {
     const set = this.singles.get(watcher.bounds.lo);
     assert(set !== undefined && set.delete(watcher), 'single-key watcher was registered');
     if (set.size === 0) this.singles.delete(watcher.bounds.lo);
+  }
+}
+
+/**
+ * The events of one revision as each watcher receives them. A watcher that gets every change gets
+ * a shared array; sinks only read their batch (WatchSink), so sharing it is safe.
+ */
+class RevisionEvents {
+  /** Events without prev_kv, made on first need (a change without prev is the same event either way). */
+  private readonly bare: (WatchEvent | undefined)[] = [];
+  private allWithPrev: WatchEvent[] | null = null;
+  private allBare: WatchEvent[] | null = null;
+
+  constructor(
+    private readonly changes: readonly Version[],
+    private readonly events: readonly WatchEvent[],
+  ) {
+    assert(changes.length === events.length && changes.length > 0, 'one event per change');
+  }
+
+  select(watcher: Watcher, indexes: readonly number[]): WatchEvent[] {
+    const changes = this.changes;
+    if (indexes.length === changes.length && this.wantsEvery(watcher)) return this.all(watcher.prevKv);
+    const out: WatchEvent[] = [];
+    for (let k = 0; k < indexes.length; k++) {
+      const i = indexes[k];
+      if (watcher.wants(changes[i])) out.push(this.event(i, watcher.prevKv));
+    }
+    return out;
+  }
+
+  private wantsEvery(watcher: Watcher): boolean {
+    if (!watcher.noPut && !watcher.noDelete) return true;
+    for (let i = 0; i < this.changes.length; i++) if (!watcher.wants(this.changes[i])) return false;
+    return true;
+  }
+
+  // No closures in these: V8 would allocate their context on every call, that is per watcher.
+  private all(withPrev: boolean): WatchEvent[] {
+    if (withPrev) {
+      this.allWithPrev ??= this.events.slice();
+      return this.allWithPrev;
+    }
+    if (this.allBare === null) {
+      const bare: WatchEvent[] = [];
+      for (let i = 0; i < this.changes.length; i++) bare.push(this.event(i, false));
+      this.allBare = bare;
+    }
+    return this.allBare;
+  }
+
+  private event(i: number, withPrev: boolean): WatchEvent {
+    const version = this.changes[i];
+    if (withPrev || version.prev === null) return this.events[i];
+    return (this.bare[i] ??= toEvent(version, false));
   }
 }
 

@@ -181,3 +181,29 @@ function validForADay(certFile: string): boolean {
     return false;
   }
 }
+
+export interface JwtKeyPair {
+  privKeyFile: string;
+  pubKeyFile: string;
+}
+
+/**
+ * A JWT signing key pair for `--auth-token jwt,...`, made with openssl as etcd's docs do:
+ * `<dir>/<name>.key` (private, 0600) and `<dir>/<name>.pub`. `kind`: rsa (2048 bits, for RS256..PS512),
+ * ec-p256/ec-p384/ec-p521 (ES256/ES384/ES512, SEC1 `EC PRIVATE KEY` as `openssl ecparam` writes it),
+ * ed25519 (EdDSA).
+ */
+export function generateJwtKeyPair(dir: string, name: string, kind: 'rsa' | 'ec-p256' | 'ec-p384' | 'ec-p521' | 'ed25519'): JwtKeyPair {
+  assert(/^[A-Za-z0-9._-]+$/.test(name), () => `file name "${name}"`);
+  opensslVersion();
+  mkdirSync(dir, { recursive: true });
+  const privKeyFile = join(dir, `${name}.key`);
+  const pubKeyFile = join(dir, `${name}.pub`);
+  const curves = { 'ec-p256': 'prime256v1', 'ec-p384': 'secp384r1', 'ec-p521': 'secp521r1' } as const;
+  if (kind === 'rsa') openssl(['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', privKeyFile], dir);
+  else if (kind === 'ed25519') openssl(['genpkey', '-algorithm', 'ed25519', '-out', privKeyFile], dir);
+  else openssl(['ecparam', '-genkey', '-name', curves[kind], '-noout', '-out', privKeyFile], dir);
+  chmodSync(privKeyFile, 0o600);
+  openssl(['pkey', '-in', privKeyFile, '-pubout', '-out', pubKeyFile], dir);
+  return { privKeyFile, pubKeyFile };
+}

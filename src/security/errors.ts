@@ -33,3 +33,20 @@ export class OpensslMissingError extends SecurityError {
     );
   }
 }
+
+/**
+ * A JWT key file (--auth-token jwt,pub-key=…,priv-key=…) is missing, unreadable, not PEM, of the
+ * wrong type for the sign method, or the private key is not the half of a public key given.
+ */
+export class JwtKeyError extends SecurityError {
+  override name = 'JwtKeyError';
+}
+
+/** Authenticate on a member whose --auth-token names only a public key: it can verify tokens, not issue them. */
+export class JwtVerifyOnlyError extends SecurityError {
+  override name = 'JwtVerifyOnlyError';
+  constructor() {
+    // etcd's auth.ErrVerifyOnly.
+    super('auth: token signing attempted with verify-only key');
+  }
+}

@@ -91,9 +91,12 @@ export class TlsReloader {
   }
 }
 
-/** Size, mtime and inode of every file: a rename over the file (the usual rotation) changes the inode. */
 function fileStamp(files: TlsFiles): string {
-  const paths = [files.certFile, files.keyFile, ...(files.trustedCaFile ? [files.trustedCaFile] : [])];
+  return filesStamp([files.certFile, files.keyFile, ...(files.trustedCaFile ? [files.trustedCaFile] : [])]);
+}
+
+/** Size, mtime and inode of every file: a rename over the file (the usual rotation) changes the inode. */
+export function filesStamp(paths: readonly string[]): string {
   return paths
     .map((path) => {
       try {

@@ -2,6 +2,7 @@
 // permissions, the enabled flag and the auth revision. Deterministic: it changes only by applying
 // commands from the Raft log, and those carry password hashes made before proposing, never passwords.
 import { ApiErrors } from '../api/index.ts';
+import type { AuthNeed } from '../api/index.ts';
 import { assert } from '../util/index.ts';
 
 /** authpb.Permission.Type. */
@@ -224,6 +225,23 @@ export class AuthStore {
     const role = this.roles.get(name);
     if (role === undefined) throw ApiErrors.roleNotFound();
     return role;
+  }
+
+  /** True when `userName` may do what `need` asks (the root role may do everything). */
+  permits(userName: string, need: AuthNeed): boolean {
+    switch (need.kind) {
+      case 'read':
+      case 'write':
+        return this.isPermitted(userName, need.kind, need.key, need.rangeEnd);
+      case 'root':
+        return this.isRoot(userName);
+      case 'user':
+        return this.users.has(userName);
+      case 'self':
+        return need.user === userName || this.isRoot(userName);
+      case 'role':
+        return this.isRoot(userName) || (this.users.get(userName)?.roles.includes(need.role) ?? false);
+    }
   }
 
   /**

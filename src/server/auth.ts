@@ -1,52 +1,49 @@
 // The node's side of etcd's Auth service and of authorizing every call: the replicated auth store
-// (auth-store.ts, on the first range's replica) plus this node's simple tokens, which live only in
-// its memory as etcd's do. Passwords are hashed here, before anything is proposed.
-import { randomBytes } from 'node:crypto';
+// (auth-store.ts, on the first range's replica) plus this node's tokens (auth-tokens.ts: simple ones
+// live only in its memory as etcd's do; JWTs are good on every member holding the key). Passwords
+// are hashed here, before anything is proposed. Every change is audited with who made it.
 import type { Logger } from 'pino';
 import { ApiErrors } from '../api/index.ts';
-import type { AuthBackend, AuthNeed, AuthPermissionInfo, CallIdentity } from '../api/index.ts';
+import type { AuthBackend, AuthCaller, AuthNeed, AuthPermissionInfo, AuthStamp, CallIdentity } from '../api/index.ts';
 import { hashPassword, verifyPassword } from '../security/index.ts';
-import { assert } from '../util/index.ts';
+import type { JwtTokenKeeper } from '../security/index.ts';
 import type { AuthCommand, AuthStore } from './auth-store.ts';
+import { JwtTokens, SimpleTokens } from './auth-tokens.ts';
+import type { TokenProvider } from './auth-tokens.ts';
+import { stamped } from './commands.ts';
 import type { TesseraNode } from './node.ts';
 
 /** etcd's default --auth-token-ttl (seconds). */
 export const DEFAULT_AUTH_TOKEN_TTL_SECONDS = 300;
-/** Live tokens this node keeps; past it (after dropping expired ones) Authenticate answers "too many requests". */
+/** Live simple tokens this node keeps; past it (after dropping expired ones) Authenticate answers "too many requests". */
 export const MAX_AUTH_TOKENS = 100_000;
-const TOKEN_BYTES = 16;
-
-interface TokenEntry {
-  user: string;
-  /** The user's epoch when issued: a password change or role revocation bumps it. */
-  epoch: number;
-  expiresAtMs: number;
-}
 
 export interface AuthServiceOptions {
+  /** Simple tokens' TTL (renewed on use). */
   tokenTtlMs: number;
+  /** `--auth-token jwt,...`: the keys that sign and verify; simple tokens without it. */
+  jwt?: JwtTokenKeeper | null;
   /** Audit lines go here (component 'audit'); never passwords or tokens. */
   logger: Logger;
+  /** Wall-clock milliseconds (JWT expiry is absolute time). */
   now?: () => number;
   maxTokens?: number;
 }
 
 export class AuthService implements AuthBackend {
-  private readonly tokens = new Map<string, TokenEntry>();
+  private readonly tokens: TokenProvider;
   private readonly audit: Logger;
-  private readonly now: () => number;
-  private readonly maxTokens: number;
-  private readonly tokenTtlMs: number;
 
   constructor(
     private readonly node: TesseraNode,
     options: AuthServiceOptions,
   ) {
-    assert(Number.isSafeInteger(options.tokenTtlMs) && options.tokenTtlMs > 0, 'token TTL is positive');
-    this.tokenTtlMs = options.tokenTtlMs;
+    const now = options.now ?? Date.now;
     this.audit = options.logger.child({ component: 'audit' });
-    this.now = options.now ?? Date.now;
-    this.maxTokens = options.maxTokens ?? MAX_AUTH_TOKENS;
+    this.tokens =
+      options.jwt === undefined || options.jwt === null
+        ? new SimpleTokens(options.tokenTtlMs, options.maxTokens ?? MAX_AUTH_TOKENS, now)
+        : new JwtTokens(options.jwt, now);
   }
 
   private get store(): AuthStore {
@@ -61,39 +58,41 @@ export class AuthService implements AuthBackend {
     return this.node.firstReplica().store.currentRevision;
   }
 
-  authorize(identity: CallIdentity, needs: readonly AuthNeed[], method: string): string {
+  prepare(identity: CallIdentity): Promise<void> | undefined {
+    return this.tokens.prepare(identity);
+  }
+
+  authorize(identity: CallIdentity, needs: readonly AuthNeed[], method: string): AuthStamp {
     const store = this.store;
-    if (!store.enabled) return '';
-    const user = this.resolve(store, identity, method);
+    const stamp = this.resolve(store, identity, method);
     for (const need of needs) {
-      if (!permits(store, user, need)) {
-        this.audit.warn({ event: 'permission_denied', user, method, need: describeNeed(need) }, 'audit');
+      if (!store.permits(stamp.user, need)) {
+        this.audit.warn({ event: 'permission_denied', user: stamp.user, method, need: describeNeed(need) }, 'audit');
         throw ApiErrors.permissionDenied();
       }
     }
-    return user;
+    return stamp;
   }
 
-  /** The user behind a token (renewing its TTL, as etcd's simple tokens), else the certificate CN. */
-  private resolve(store: AuthStore, identity: CallIdentity, method: string): string {
-    if (identity.token !== null) {
-      const entry = this.tokens.get(identity.token);
-      const user = entry === undefined ? undefined : store.user(entry.user);
-      if (entry === undefined || user === undefined || user.epoch !== entry.epoch || entry.expiresAtMs <= this.now()) {
-        if (entry !== undefined) this.tokens.delete(identity.token);
-        this.audit.warn({ event: 'invalid_token', method, user: entry?.user }, 'audit');
+  /** The user behind a token, else the certificate CN, with the auth revision checked against. */
+  private resolve(store: AuthStore, identity: CallIdentity, method: string): AuthStamp {
+    const token = identity.token;
+    if (token !== null) {
+      const user = this.tokens.resolve(identity as CallIdentity & { token: string }, store);
+      if (typeof user !== 'string') {
+        this.audit.warn({ event: 'invalid_token', method, user: user.user, reason: user.reason }, 'audit');
         throw ApiErrors.invalidAuthToken();
       }
-      entry.expiresAtMs = this.now() + this.tokenTtlMs;
-      return entry.user;
+      return { user, revision: store.revision };
     }
-    if (identity.commonName !== null) return identity.commonName;
+    if (identity.commonName !== null) return { user: identity.commonName, revision: store.revision, cert: true };
     this.audit.warn({ event: 'no_identity', method }, 'audit');
     throw ApiErrors.userEmpty();
   }
 
   async authenticate(name: string, password: string): Promise<string> {
     if (!this.store.enabled) throw ApiErrors.authNotEnabled();
+    this.tokens.checkCanIssue();
     const before = this.store.user(name);
     // An unknown user costs a hash too, so timing does not tell which names exist.
     const matches =
@@ -105,34 +104,27 @@ export class AuthService implements AuthBackend {
       this.audit.warn({ event: 'authentication_failed', user: name }, 'audit');
       throw ApiErrors.authFailed();
     }
-    const token = this.issue(name, after.epoch);
-    this.audit.info({ event: 'authenticated', user: name }, 'audit');
+    const token = await this.tokens.issue(after, this.store.revision);
+    this.audit.info({ event: 'authenticated', user: name, tokenKind: this.tokens.kind }, 'audit');
     return token;
   }
 
-  private issue(user: string, epoch: number): string {
-    if (this.tokens.size >= this.maxTokens) {
-      const now = this.now();
-      for (const [token, entry] of this.tokens) if (entry.expiresAtMs <= now) this.tokens.delete(token);
-      if (this.tokens.size >= this.maxTokens) throw ApiErrors.authStoreFull();
-    }
-    const token = randomBytes(TOKEN_BYTES).toString('hex');
-    this.tokens.set(token, { user, epoch, expiresAtMs: this.now() + this.tokenTtlMs });
-    return token;
-  }
-
-  /** Proposes one auth change and waits for it to apply on this node; audits the outcome. */
-  private async change(cmd: AuthCommand, subject: Record<string, string>): Promise<void> {
+  /**
+   * Proposes one auth change (stamped, so the applying replica checks root again if the auth store
+   * moved meanwhile) and waits for it to apply on this node; audits who did what, and the outcome.
+   */
+  private async change(cmd: AuthCommand, subject: Record<string, string>, caller: AuthCaller): Promise<void> {
     const replica = this.node.firstReplica();
-    const pending = replica.propose({ op: 'auth', req: cmd });
+    const pending = replica.propose(stamped({ op: 'auth', req: cmd }, caller.stamp));
     this.node.schedule();
+    const line = { event: cmd.action, actor: caller.actor, ...subject };
     try {
       await pending;
     } catch (error) {
-      this.audit.info({ event: cmd.action, ...subject, result: (error as Error).message }, 'audit');
+      this.audit.warn({ ...line, result: (error as Error).message }, 'audit');
       throw error;
     }
-    this.audit.info({ event: cmd.action, ...subject, result: 'ok' }, 'audit');
+    this.audit.info({ ...line, result: 'ok' }, 'audit');
   }
 
   private read<T>(run: (store: AuthStore) => T): Promise<T> {
@@ -142,12 +134,12 @@ export class AuthService implements AuthBackend {
     return pending;
   }
 
-  async authEnable(): Promise<void> {
-    await this.change({ action: 'enable' }, {});
+  async authEnable(caller: AuthCaller): Promise<void> {
+    await this.change({ action: 'enable' }, {}, caller);
   }
 
-  async authDisable(): Promise<void> {
-    await this.change({ action: 'disable' }, {});
+  async authDisable(caller: AuthCaller): Promise<void> {
+    await this.change({ action: 'disable' }, {}, caller);
     // As etcd: disabling drops the simple tokens (this node's; others' fail once auth is back on only if expired).
     this.tokens.clear();
   }
@@ -156,9 +148,9 @@ export class AuthService implements AuthBackend {
     return this.read((store) => ({ enabled: store.enabled, authRevision: store.revision }));
   }
 
-  async userAdd(req: { name: string; password: string; noPassword: boolean }): Promise<void> {
+  async userAdd(req: { name: string; password: string; noPassword: boolean }, caller: AuthCaller): Promise<void> {
     const passwordHash = req.noPassword ? '' : await hashPassword(req.password);
-    await this.change({ action: 'userAdd', name: req.name, passwordHash, noPassword: req.noPassword }, { user: req.name });
+    await this.change({ action: 'userAdd', name: req.name, passwordHash, noPassword: req.noPassword }, { user: req.name }, caller);
   }
 
   userGet(name: string): Promise<{ roles: string[] }> {
@@ -173,28 +165,28 @@ export class AuthService implements AuthBackend {
     return this.read((store) => store.userNames());
   }
 
-  async userDelete(name: string): Promise<void> {
-    await this.change({ action: 'userDelete', name }, { user: name });
-    this.dropTokens(name);
+  async userDelete(name: string, caller: AuthCaller): Promise<void> {
+    await this.change({ action: 'userDelete', name }, { user: name }, caller);
+    this.tokens.dropUser(name);
   }
 
-  async userChangePassword(req: { name: string; password: string }): Promise<void> {
+  async userChangePassword(req: { name: string; password: string }, caller: AuthCaller): Promise<void> {
     const passwordHash = await hashPassword(req.password);
-    await this.change({ action: 'userChangePassword', name: req.name, passwordHash }, { user: req.name });
-    this.dropTokens(req.name);
+    await this.change({ action: 'userChangePassword', name: req.name, passwordHash }, { user: req.name }, caller);
+    this.tokens.dropUser(req.name);
   }
 
-  async userGrantRole(req: { user: string; role: string }): Promise<void> {
-    await this.change({ action: 'userGrantRole', user: req.user, role: req.role }, { user: req.user, role: req.role });
+  async userGrantRole(req: { user: string; role: string }, caller: AuthCaller): Promise<void> {
+    await this.change({ action: 'userGrantRole', user: req.user, role: req.role }, { user: req.user, role: req.role }, caller);
   }
 
-  async userRevokeRole(req: { name: string; role: string }): Promise<void> {
-    await this.change({ action: 'userRevokeRole', name: req.name, role: req.role }, { user: req.name, role: req.role });
-    this.dropTokens(req.name);
+  async userRevokeRole(req: { name: string; role: string }, caller: AuthCaller): Promise<void> {
+    await this.change({ action: 'userRevokeRole', name: req.name, role: req.role }, { user: req.name, role: req.role }, caller);
+    this.tokens.dropUser(req.name);
   }
 
-  async roleAdd(name: string): Promise<void> {
-    await this.change({ action: 'roleAdd', name }, { role: name });
+  async roleAdd(name: string, caller: AuthCaller): Promise<void> {
+    await this.change({ action: 'roleAdd', name }, { role: name }, caller);
   }
 
   roleGet(role: string): Promise<{ perms: AuthPermissionInfo[] }> {
@@ -213,41 +205,21 @@ export class AuthService implements AuthBackend {
     return this.read((store) => store.roleNames());
   }
 
-  async roleDelete(role: string): Promise<void> {
-    await this.change({ action: 'roleDelete', role }, { role });
+  async roleDelete(role: string, caller: AuthCaller): Promise<void> {
+    await this.change({ action: 'roleDelete', role }, { role }, caller);
   }
 
-  async roleGrantPermission(req: { name: string; perm: AuthPermissionInfo }): Promise<void> {
+  async roleGrantPermission(req: { name: string; perm: AuthPermissionInfo }, caller: AuthCaller): Promise<void> {
     const perm = { permType: req.perm.permType, key: req.perm.key, rangeEnd: req.perm.rangeEnd };
-    await this.change({ action: 'roleGrantPermission', name: req.name, perm }, { role: req.name, permission: describePerm(perm) });
+    await this.change({ action: 'roleGrantPermission', name: req.name, perm }, { role: req.name, permission: describePerm(perm) }, caller);
   }
 
-  async roleRevokePermission(req: { role: string; key: Uint8Array; rangeEnd: Uint8Array }): Promise<void> {
+  async roleRevokePermission(req: { role: string; key: Uint8Array; rangeEnd: Uint8Array }, caller: AuthCaller): Promise<void> {
     await this.change(
       { action: 'roleRevokePermission', role: req.role, key: req.key, rangeEnd: req.rangeEnd },
-      { role: req.role, permission: describePerm({ permType: 2, key: req.key, rangeEnd: req.rangeEnd }) },
+      { role: req.role, permission: describeRange(req.key, req.rangeEnd) },
+      caller,
     );
-  }
-
-  /** This node's tokens for `user` (others' fail on the epoch check). */
-  private dropTokens(user: string): void {
-    for (const [token, entry] of this.tokens) if (entry.user === user) this.tokens.delete(token);
-  }
-}
-
-function permits(store: AuthStore, user: string, need: AuthNeed): boolean {
-  switch (need.kind) {
-    case 'read':
-    case 'write':
-      return store.isPermitted(user, need.kind, need.key, need.rangeEnd);
-    case 'root':
-      return store.isRoot(user);
-    case 'user':
-      return store.user(user) !== undefined;
-    case 'self':
-      return need.user === user || store.isRoot(user);
-    case 'role':
-      return store.isRoot(user) || (store.user(user)?.roles.includes(need.role) ?? false);
   }
 }
 
@@ -260,6 +232,10 @@ function describeNeed(need: AuthNeed): string {
   return need.kind;
 }
 
+function describeRange(key: Uint8Array, rangeEnd: Uint8Array): string {
+  return `[${printable(key)}, ${printable(rangeEnd)})`;
+}
+
 function describePerm(perm: AuthPermissionInfo): string {
-  return `${['READ', 'WRITE', 'READWRITE'][perm.permType]} [${printable(perm.key)}, ${printable(perm.rangeEnd)})`;
+  return `${['READ', 'WRITE', 'READWRITE'][perm.permType]} ${describeRange(perm.key, perm.rangeEnd)}`;
 }

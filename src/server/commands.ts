@@ -3,21 +3,37 @@
 import { Packr } from 'msgpackr';
 import type { CompactionRequest, DeleteRangeRequest, PutRequest, RequestOp, TxnRequest } from '../mvcc/index.ts';
 import { assert } from '../util/index.ts';
+import type { AuthStamp } from '../api/index.ts';
 import type { AuthCommand } from './auth-store.ts';
 
+/**
+ * `stamp`: only on commands from calls authorized while auth was enabled (absent otherwise, so auth
+ * off costs nothing): the user and auth revision they were checked at. The replica that applies
+ * the command checks it again if the auth store changed since (auth-apply.ts).
+ */
 export type Command =
-  | { op: 'put'; req: PutRequest }
-  | { op: 'deleteRange'; req: DeleteRangeRequest }
-  | { op: 'txn'; req: TxnRequest }
-  | { op: 'compact'; req: CompactionRequest }
+  | { op: 'put'; req: PutRequest; stamp?: AuthStamp }
+  | { op: 'deleteRange'; req: DeleteRangeRequest; stamp?: AuthStamp }
+  | { op: 'txn'; req: TxnRequest; stamp?: AuthStamp }
+  | { op: 'compact'; req: CompactionRequest; stamp?: AuthStamp }
   | { op: 'leaseGrant'; id: number; ttlSeconds: number }
   /** `decidedAt`: the leader's applied index when it found the lease expired (absent for client revokes). */
-  | { op: 'leaseRevoke'; id: number; decidedAt?: number }
+  | { op: 'leaseRevoke'; id: number; decidedAt?: number; stamp?: AuthStamp }
   | { op: 'leaseKeepAlive'; id: number }
   | { op: 'memberAttrs'; id: number; attrs: { name?: string; clientUrls?: string[]; peerUrls?: string[] } }
   | { op: 'alarm'; action: 'get' | 'activate' | 'deactivate'; memberId: string; alarm: 'none' | 'nospace' | 'corrupt' }
   /** Users, roles and permissions; passwords arrive hashed (auth.ts hashes before proposing). */
-  | { op: 'auth'; req: AuthCommand };
+  | { op: 'auth'; req: AuthCommand; stamp?: AuthStamp };
+
+/** The command's auth stamp, if it has one. */
+export function stampOf(cmd: Command): AuthStamp | undefined {
+  return 'stamp' in cmd ? cmd.stamp : undefined;
+}
+
+/** `cmd` with `stamp` attached, or `cmd` itself when there is none (no field at all: auth off stays free). */
+export function stamped<C extends Command>(cmd: C, stamp: AuthStamp | undefined): C {
+  return stamp === undefined ? cmd : { ...cmd, stamp };
+}
 
 export interface ProposedCommand {
   /** Node-local sequence number; with `origin` it names the waiting client request. */
@@ -73,6 +89,11 @@ function txnBytes(txn: TxnRequest): number {
 
 /** A cheap upper estimate of a command's encoded size, to cut entries at maxEntryBytes without encoding twice. */
 export function estimateBytes(cmd: Command): number {
+  const stamp = stampOf(cmd);
+  return stamp === undefined ? commandBytes(cmd) : commandBytes(cmd) + opOverheadBytes + stamp.user.length * 3;
+}
+
+function commandBytes(cmd: Command): number {
   switch (cmd.op) {
     case 'put':
       return opOverheadBytes + cmd.req.key.length + cmd.req.value.length;

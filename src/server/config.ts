@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { parseAuthTokenSpec, SecurityError } from '../security/index.ts';
 
 /** Every bound in one place. Past each one the caller gets a clear error (see docs/ARCHITECTURE.md). */
 export const LimitsSchema = z.object({
@@ -20,7 +21,7 @@ export const LimitsSchema = z.object({
   /** Time a request waits for its proposal to apply before "etcdserver: request timed out". */
   requestTimeoutMs: z.number().int().positive().default(7_000),
   /** Applied entries between two state-machine snapshots (etcd's --snapshot-count). */
-  snapshotCount: z.number().int().positive().default(10_000),
+  snapshotCount: z.number().int().positive().default(100_000),
   /** Entries kept behind a snapshot so a slightly lagging follower catches up from the log. */
   snapshotCatchupEntries: z.number().int().nonnegative().default(5_000),
 });
@@ -51,6 +52,11 @@ const SecurityConfigShape = {
   encryptionKeyFile: z.string().min(1).optional(),
   /** etcd's --auth-token-ttl: seconds a simple token lives after its last use. */
   authTokenTtl: z.number().int().positive().default(300),
+  /**
+   * etcd's --auth-token: `simple` (node-local random tokens) or
+   * `jwt,pub-key=<path>,priv-key=<path>,sign-method=<RS256|…|EdDSA>[,ttl=5m]` (docs/SECURITY.md).
+   */
+  authToken: z.string().min(1).default('simple'),
 };
 
 /** Rules across security flags that zod's per-field checks cannot express. */
@@ -67,6 +73,14 @@ function checkSecurityConfig(config: z.output<typeof NodeConfigSchema>): string[
   const httpsPeer = config.listenPeerUrls.some((u) => u.startsWith('https://'));
   if (httpsClient && config.certFile === undefined) problems.push('https:// client URLs need --cert-file and --key-file');
   if (httpsPeer && config.peerCertFile === undefined) problems.push('https:// peer URLs need --peer-cert-file and --peer-key-file');
+  const httpsMetrics = (config.listenMetricsUrls ?? []).some((u) => u.startsWith('https://'));
+  if (httpsMetrics && config.certFile === undefined) problems.push('https:// metrics URLs need --cert-file and --key-file (they serve the client certificate, as etcd)');
+  try {
+    parseAuthTokenSpec(config.authToken);
+  } catch (error) {
+    if (!(error instanceof SecurityError)) throw error;
+    problems.push(error.message);
+  }
   if (config.peerCertAllowedCn !== undefined && config.peerCertAllowedHostname !== undefined) {
     problems.push('set --peer-cert-allowed-cn or --peer-cert-allowed-hostname, not both');
   }

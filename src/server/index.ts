@@ -5,6 +5,9 @@ export type { NodeConfig, NodeConfigInput, Limits } from './config.ts';
 export { memberId, parseInitialCluster } from './members.ts';
 export { restoreBackup } from './restore.ts';
 export type { Member } from './members.ts';
+// TEST-ONLY planted bugs (TESSERA_PLANTED_BUG), for proving that the chaos harness catches them.
+export { PLANTED_BUGS, PLANTED_BUG_ENV } from './planted.ts';
+export type { PlantedBug } from './planted.ts';
 // For the whole-node simulator (src/simnode): the multi-Raft loop with injected I/O and its replicas.
 export { ReplicaHost } from './host.ts';
 export type { HostOptions, HostStorage, HostTransport } from './host.ts';

@@ -1,6 +1,7 @@
 // The etcd KV service on top of the replicas: every request finds its Raft group in the range
 // table; writes are proposed, linearizable reads wait for a ReadIndex, serializable reads are local.
-import type { KvBackend } from '../api/index.ts';
+import { rangeNeeds, txnNeeds } from '../api/index.ts';
+import type { AuthStamp, KvBackend } from '../api/index.ts';
 import type {
   CompactionRequest,
   CompactionResponse,
@@ -15,7 +16,8 @@ import type {
   TxnResponse,
 } from '../mvcc/index.ts';
 import { invalidArgument } from '../util/index.ts';
-import { isReadOnlyTxn } from './commands.ts';
+import { recheckAuth } from './auth-apply.ts';
+import { isReadOnlyTxn, stamped } from './commands.ts';
 import type { TesseraNode } from './node.ts';
 
 function opSpan(op: RequestOp): [Uint8Array, Uint8Array][] {
@@ -46,45 +48,52 @@ export class KvService implements KvBackend {
     return this.node.replicaFor(this.node.rangeTable.groupForSpan(key, rangeEnd));
   }
 
-  async range(req: RangeRequest): Promise<RangeResponse> {
+  async range(req: RangeRequest, stamp?: AuthStamp): Promise<RangeResponse> {
     const replica = this.replicaForSpan(req.key, req.rangeEnd);
     if (req.serializable) return replica.store.range(req);
-    const response = replica.linearizableRead(() => replica.store.range(req));
+    const response = replica.linearizableRead(() => {
+      // Served once this node applied the leader's commit index: check again if the auth store moved since.
+      if (stamp !== undefined) recheckAuth(replica.auth, stamp, () => rangeNeeds(req));
+      return replica.store.range(req);
+    });
     this.node.schedule();
     return response;
   }
 
-  async put(req: PutRequest): Promise<PutResponse> {
+  async put(req: PutRequest, stamp?: AuthStamp): Promise<PutResponse> {
     const replica = this.replicaForSpan(req.key, new Uint8Array(0));
-    const response = replica.propose({ op: 'put', req });
+    const response = replica.propose(stamped({ op: 'put', req }, stamp));
     this.node.schedule();
     return (await response) as PutResponse;
   }
 
-  async deleteRange(req: DeleteRangeRequest): Promise<DeleteRangeResponse> {
+  async deleteRange(req: DeleteRangeRequest, stamp?: AuthStamp): Promise<DeleteRangeResponse> {
     const replica = this.replicaForSpan(req.key, req.rangeEnd);
-    const response = replica.propose({ op: 'deleteRange', req });
+    const response = replica.propose(stamped({ op: 'deleteRange', req }, stamp));
     this.node.schedule();
     return (await response) as DeleteRangeResponse;
   }
 
-  async txn(req: TxnRequest): Promise<TxnResponse> {
+  async txn(req: TxnRequest, stamp?: AuthStamp): Promise<TxnResponse> {
     const groups = new Set(txnSpans(req).map(([key, end]) => this.node.rangeTable.groupForSpan(key, end)));
     if (groups.size > 1) throw invalidArgument('etcdserver: a txn across several ranges is not supported yet');
     const replica = this.node.replicaFor(groups.size === 1 ? [...groups][0] : this.node.rangeTable.all()[0].groupId);
     const response = isReadOnlyTxn(req)
-      ? replica.linearizableRead(() => replica.store.txn(req).response)
-      : (replica.propose({ op: 'txn', req }) as Promise<TxnResponse>);
+      ? replica.linearizableRead(() => {
+          if (stamp !== undefined) recheckAuth(replica.auth, stamp, () => txnNeeds(req));
+          return replica.store.txn(req).response;
+        })
+      : (replica.propose(stamped({ op: 'txn', req }, stamp)) as Promise<TxnResponse>);
     this.node.schedule();
     return response;
   }
 
-  async compact(req: CompactionRequest): Promise<CompactionResponse> {
+  async compact(req: CompactionRequest, stamp?: AuthStamp): Promise<CompactionResponse> {
     // Every group shares the revision sequence while there is one range; with sharding the
     // compaction goes to each group at the cluster-wide revision.
     const responses = this.node.rangeTable
       .all()
-      .map((range) => this.node.replicaFor(range.groupId).propose({ op: 'compact', req }));
+      .map((range) => this.node.replicaFor(range.groupId).propose(stamped({ op: 'compact', req }, stamp)));
     this.node.schedule();
     const [first] = (await Promise.all(responses)) as CompactionResponse[];
     return first;

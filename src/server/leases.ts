@@ -1,7 +1,10 @@
 // Lease time, which the deterministic MVCC store does not own: when each lease expires on this
-// replica. Grants and keepalives are Raft entries, so every replica tracks deadlines; only the
-// leader acts on them, by proposing a revoke. A new leader restarts every countdown (as etcd's
-// lessor does on promotion), so a leader change never expires a lease early.
+// replica. Grants are Raft entries, so every replica tracks deadlines; keepalives renew on the
+// leader only, in memory (Replica.renewLeaseOnLeader), as etcd's lessor does; only the leader acts
+// on deadlines, by proposing a revoke. A new leader restarts every countdown (as etcd's lessor does
+// on promotion), so a leader change never expires a lease early. (Keepalives that arrive through
+// the log — a node without a reachable leader, or entries written by older versions — renew on
+// every replica.)
 import type { MvccStore } from '../mvcc/index.ts';
 
 /** A revoke that has not applied after this long is proposed again. */
@@ -17,6 +20,19 @@ export class LeaseClock {
   renewed(id: number, ttlSeconds: number): void {
     this.deadlines.set(id, this.now() + ttlSeconds * 1000);
     this.revoking.delete(id);
+  }
+
+  /**
+   * The leader's in-memory renewal (a keepalive that is not a log entry): restarts the countdown of
+   * a lease still counting down. False once the deadline passed or the expiry was decided (a
+   * revoke proposed): from then on the lease is dying and a keepalive answers "not found", so a
+   * revoke decided here is never contradicted by an answer given here.
+   */
+  renewIfLive(id: number, ttlSeconds: number): boolean {
+    const deadline = this.deadlines.get(id);
+    if (deadline === undefined || this.revoking.has(id) || deadline <= this.now()) return false;
+    this.deadlines.set(id, this.now() + ttlSeconds * 1000);
+    return true;
   }
 
   revoked(id: number): void {

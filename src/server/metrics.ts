@@ -1,6 +1,19 @@
 // Prometheus metrics for one node, named like etcd's where the concept is the same so existing
 // dashboards and alerts keep working; Tessera-only ones are prefixed `tessera_`.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { TransportStats } from '../transport/index.ts';
+
+/** The peer transport's running totals, read when Prometheus scrapes (etcd_network_* where etcd has one). */
+const TRANSPORT_COUNTERS: [name: string, help: string, read: (s: TransportStats) => number][] = [
+  ['etcd_network_peer_sent_bytes_total', 'bytes sent to peers', (s) => s.bytesSent],
+  ['etcd_network_peer_received_bytes_total', 'bytes received from peers', (s) => s.bytesReceived],
+  ['tessera_network_peer_frames_sent_total', 'frames (socket writes of batched messages) sent to peers', (s) => s.framesSent],
+  ['tessera_network_peer_frames_received_total', 'frames received from peers', (s) => s.framesReceived],
+  ['tessera_network_peer_messages_sent_total', 'Raft messages sent to peers', (s) => s.messagesSent],
+  ['tessera_network_peer_messages_received_total', 'Raft messages received from peers', (s) => s.messagesReceived],
+  ['tessera_network_peer_dropped_total', 'messages dropped by bounds (full peer queue, unknown peer, oversized)', (s) => s.dropped],
+  ['tessera_network_peer_protocol_errors_total', 'peer connections closed for a malformed frame or a failed handshake', (s) => s.protocolErrors],
+];
 
 export class NodeMetrics {
   readonly registry = new Registry();
@@ -27,5 +40,28 @@ export class NodeMetrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Exposes the transport's counters (read at scrape time, never on the hot path). */
+  trackTransport(stats: () => TransportStats): void {
+    for (const [name, help, read] of TRANSPORT_COUNTERS) {
+      new Counter({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          this.reset();
+          this.inc(read(stats()));
+        },
+      });
+    }
+    new Gauge({
+      name: 'tessera_network_peer_connections',
+      help: 'peer sockets open now (both directions, message and snapshot streams)',
+      registers: [this.registry],
+      collect() {
+        this.set(stats().connections);
+      },
+    });
   }
 }

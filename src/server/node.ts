@@ -8,12 +8,15 @@ import { ApiServer } from '../api/index.ts';
 import { RangeTable } from '../cluster/index.ts';
 import { defaultRaftConfig, seededRng } from '../raft/index.ts';
 import type { RaftConfig } from '../raft/index.ts';
-import { NodeStorage } from '../storage/index.ts';
+import { NodeStorage, StorageFailedError } from '../storage/index.ts';
 import { Transport } from '../transport/index.ts';
 import { Errors } from '../util/index.ts';
 import { parseHostPort } from './config.ts';
 import type { NodeConfig } from './config.ts';
-import { HttpEndpoint } from './http.ts';
+import { NodeClock } from './clock.ts';
+import { HttpEndpoint, serveOpsRoute } from './http.ts';
+import { ackBeforeFsync, plantedBugFromEnv, plantStaleReads, PLANTED_BUG_ENV } from './planted.ts';
+import type { PlantedBug } from './planted.ts';
 import { NodeSecurity } from './security.ts';
 import { AuthService } from './auth.ts';
 import { KvService } from './kv.ts';
@@ -25,6 +28,13 @@ import { bootstrapEntries } from './replica.ts';
 import type { Replica } from './replica.ts';
 import { ClusterService, LeaseService, MaintenanceService, WatchService } from './services.ts';
 import { ElectionService, LockService } from './concurrency.ts';
+
+/**
+ * A node stopping on its own (a fatal error, its removal) waits this long for a clean stop, then
+ * exits anyway: a graceful API shutdown waits for in-flight calls (Lock waiters, watches) for
+ * seconds, and a fail-stop must not leave a process that holds its ports but serves nothing.
+ */
+const selfStopGraceMs = 1_000;
 
 interface ClusterMeta {
   clusterId: number;
@@ -40,6 +50,10 @@ export class TesseraNode {
   private readonly host: ReplicaHost;
   private readonly storage: NodeStorage;
   private readonly transport: Transport;
+  /** The node's clock: Raft ticks, lease clocks and request deadlines (skewable by fault injection). */
+  private readonly clock = new NodeClock();
+  /** TEST-ONLY: the bug TESSERA_PLANTED_BUG planted in this node (src/server/planted.ts), or null. */
+  private readonly plantedBug: PlantedBug | null;
   private api: ApiServer | null = null;
   private http: HttpEndpoint | null = null;
   readonly metrics = new NodeMetrics();
@@ -55,8 +69,16 @@ export class TesseraNode {
   /** Called after the node stopped itself on an unrecoverable error (the CLI exits non-zero). */
   onFatal: (error: unknown) => void = () => {};
 
-  private constructor(config: NodeConfig, logger: Logger, storage: NodeStorage, meta: ClusterMeta, security: NodeSecurity) {
+  private constructor(
+    config: NodeConfig,
+    logger: Logger,
+    storage: NodeStorage,
+    meta: ClusterMeta,
+    security: NodeSecurity,
+    plantedBug: PlantedBug | null,
+  ) {
     this.config = config;
+    this.plantedBug = plantedBug;
     this.security = security;
     this.logger = logger;
     this.storage = storage;
@@ -70,14 +92,15 @@ export class TesseraNode {
       logger: logger.child({ component: 'transport' }),
       tls: security.transportTls(),
     });
+    this.metrics.trackTransport(() => this.transport.stats());
     this.host = new ReplicaHost({
       nodeId: meta.selfId,
-      storage,
+      storage: plantedBug === 'ack-before-fsync' ? ackBeforeFsync(storage) : storage,
       transport: this.transport,
       limits: config.limits,
       logger,
       metrics: this.metrics,
-      now: () => performance.now(),
+      now: () => this.clock.now(),
       raftConfig: () => this.raftConfig(),
       onStoreReplaced: (r) => this.watchService.storeReplaced(r),
       onMembershipChanged: (r) => this.membershipChanged(r),
@@ -93,11 +116,18 @@ export class TesseraNode {
 
   /** Opens (or recovers) the data directory, starts peer and client listeners and the Raft loop. */
   static async start(config: NodeConfig, logger: Logger): Promise<TesseraNode> {
+    const plantedBug = plantedBugFromEnv();
+    if (plantedBug !== null) {
+      logger.error(
+        { plantedBug, env: PLANTED_BUG_ENV },
+        `PLANTED BUG "${plantedBug}" IS ON: this node is deliberately incorrect (test-only; unset ${PLANTED_BUG_ENV})`,
+      );
+    }
     mkdirSync(config.dataDir, { recursive: true });
     const security = new NodeSecurity(config, logger.child({ component: 'security' }));
     const storage = await NodeStorage.open({ dataDir: config.dataDir, sync: !config.unsafeNoFsync, encryption: security.keyring });
     const meta = TesseraNode.loadOrCreateMeta(config, storage);
-    const node = new TesseraNode(config, logger, storage, meta, security);
+    const node = new TesseraNode(config, logger, storage, meta, security, plantedBug);
     await node.startServing();
     return node;
   }
@@ -117,9 +147,14 @@ export class TesseraNode {
     return meta;
   }
 
-  /** Loads the TLS certificate files again (SIGHUP); new connections use them. */
+  /** Loads the TLS certificate files and the JWT key files again (SIGHUP); new connections and tokens use them. */
   reloadCertificates(): void {
     this.security.reload();
+  }
+
+  /** Request/reply with peers beside Raft (lease keepalives and TTLs forwarded to the leader). */
+  get peerCalls(): Pick<Transport, 'call' | 'onCall'> {
+    return this.transport;
   }
 
   get id(): number {
@@ -131,7 +166,10 @@ export class TesseraNode {
   }
 
   private async startServing(): Promise<void> {
-    for (const range of this.rangeTable.all()) this.host.openReplica(range.groupId);
+    for (const range of this.rangeTable.all()) {
+      const replica = this.host.openReplica(range.groupId);
+      if (this.plantedBug === 'stale-reads') plantStaleReads(replica);
+    }
     this.transport.onMessage((groupId, msg) => {
       this.host.receive(groupId, msg);
       this.schedule();
@@ -158,6 +196,7 @@ export class TesseraNode {
       election: new ElectionService(this, this.watchService),
       auth: new AuthService(this, {
         tokenTtlMs: this.config.authTokenTtl * 1000,
+        jwt: this.security.jwt,
         logger: this.logger,
       }),
       host: client.host,
@@ -167,17 +206,29 @@ export class TesseraNode {
       logger: this.logger.child({ component: 'api' }),
       tls: this.security.apiTls(),
       grpcServer: this.config.experimentalGrpcServer,
+      opsRoutes: (req, res) => serveOpsRoute(req, res, { metrics: this.metrics, health: () => this.health() }),
     });
     this.clientPort = await this.api.start();
-    this.security.attach({ api: this.api, transport: this.transport });
     await this.startHttp();
-    this.tickTimer = setInterval(() => {
-      this.host.tick();
-      this.schedule();
-    }, this.config.heartbeatInterval);
+    this.security.attach({ api: this.api, transport: this.transport, metrics: this.http });
+    this.startTicking();
+    this.clock.onRateChange(() => this.startTicking());
     this.logger.info(
       { name: this.config.name, id: this.id.toString(16), client: this.clientAddress, peer: this.config.listenPeerUrls[0] },
       'tessera node serving',
+    );
+  }
+
+  /** One Raft tick per heartbeat interval of the node's clock (a skewed clock ticks faster or slower). */
+  private startTicking(): void {
+    if (this.stopped) return;
+    if (this.tickTimer) clearInterval(this.tickTimer);
+    this.tickTimer = setInterval(
+      () => {
+        this.host.tick();
+        this.schedule();
+      },
+      Math.max(1, Math.round(this.config.heartbeatInterval / this.clock.rate)),
     );
   }
 
@@ -190,8 +241,9 @@ export class TesseraNode {
       port,
       metrics: this.metrics,
       health: () => this.health(),
-      faults: this.config.experimentalFaultInjection ? this.transport.faults : null,
+      faults: this.config.experimentalFaultInjection ? { transport: this.transport.faults, storage: this.storage.faults, clock: this.clock } : null,
       logger: this.logger.child({ component: 'http' }),
+      tls: this.security.metricsTls(),
     });
     await this.http.start();
   }
@@ -291,8 +343,14 @@ export class TesseraNode {
         // keep turning while a turn produced work for the next
       }
     } catch (error) {
-      this.logger.fatal({ err: error }, 'raft loop failed; stopping the node to protect the data');
-      void this.stop().finally(() => this.onFatal(error));
+      if (error instanceof StorageFailedError) {
+        // etcd panics when its WAL fsync fails: nothing after it may be acknowledged, and memory
+        // may now be ahead of the disk. Stop and let a restart recover from what is durable.
+        this.logger.fatal({ err: error, fatal: 'storage' }, 'storage commit (fsync) failed; stopping the node (fail-stop)');
+      } else {
+        this.logger.fatal({ err: error }, 'raft loop failed; stopping the node to protect the data');
+      }
+      this.stopThenExit(error);
     } finally {
       this.turnRunning = null;
     }
@@ -302,7 +360,13 @@ export class TesseraNode {
   private removedFromCluster(how: string): void {
     if (this.stopped) return;
     this.logger.warn({ id: this.id.toString(16), how }, 'this member was removed from the cluster; stopping');
-    void this.stop().finally(() => this.onFatal(new Error('member removed')));
+    this.stopThenExit(new Error('member removed'));
+  }
+
+  /** Stops (at most selfStopGraceMs of it), then onFatal: the CLI exits non-zero. */
+  private stopThenExit(error: unknown): void {
+    const grace = new Promise<void>((resolve) => setTimeout(resolve, selfStopGraceMs).unref());
+    void Promise.race([this.stop().catch(() => undefined), grace]).then(() => this.onFatal(error));
   }
 
   /** etcd's quota: a member whose data outgrows --quota-backend-bytes raises NOSPACE for itself. */

@@ -3,13 +3,14 @@
 import { Packr } from 'msgpackr';
 import type { Logger } from 'pino';
 import { MvccStore } from '../mvcc/index.ts';
-import type { RequestOp, TxnRequest } from '../mvcc/index.ts';
+import type { RequestOp, ResponseHeader, TxnRequest } from '../mvcc/index.ts';
 import { decodeConfChange, encodeConfChange, ProposalDroppedError, RawNode } from '../raft/index.ts';
 import type { ConfChange, ConfState, Entry, HardState, LogStorage, RaftConfig, Ready, Snapshot } from '../raft/index.ts';
 import { assert, EtcdError, Errors, unreachable } from '../util/index.ts';
 import { AuthStore } from './auth-store.ts';
 import type { AuthImage } from './auth-store.ts';
-import { decodeBatch, encodeBatch, estimateBytes, isReadOnlyTxn } from './commands.ts';
+import { commandNeeds, recheckAuth } from './auth-apply.ts';
+import { decodeBatch, encodeBatch, estimateBytes, isReadOnlyTxn, stampOf } from './commands.ts';
 import type { Command, ProposedCommand } from './commands.ts';
 import type { Limits } from './config.ts';
 import { LeaseClock } from './leases.ts';
@@ -272,6 +273,24 @@ export class Replica {
     });
   }
 
+  /**
+   * A LeaseKeepAlive on the leader: renewed in memory, without a log entry, once a quorum has
+   * confirmed this replica still leads (a ReadIndex round, as etcd's LeaseRenew ensures its
+   * leadership first). The read also makes every entry of earlier terms applied before the renewal,
+   * so a revoke decided by a previous leader can never apply after this answer. Resolves to the
+   * granted TTL, or null when this replica does not lead (the caller forwards the keepalive or
+   * proposes it); rejects with leaseNotFound for a lease that is gone or whose expiry was decided.
+   */
+  renewLeaseOnLeader(id: number): Promise<{ header: ResponseHeader; id: number; ttl: number } | null> {
+    if (!this.isLeader) return Promise.resolve(null);
+    return this.linearizableRead(() => {
+      if (this.raft.status().softState.role !== 'leader') return null;
+      const lease = this.store.leaseTimeToLive(id, false);
+      if (!this.leaseClock.renewIfLive(id, lease.grantedTtl)) throw Errors.leaseNotFound();
+      return { header: lease.header, id, ttl: lease.grantedTtl };
+    });
+  }
+
   /** Queues a command nobody waits for (lease revokes decided by this leader). */
   proposeInternal(cmd: Command): void {
     if (this.queuedCommands.length >= this.limits.maxPendingProposals) return; // retried on a later tick
@@ -457,6 +476,9 @@ export class Replica {
   }
 
   private execute(cmd: Command): unknown {
+    // As etcd's appliers: authorization first (its outcome depends only on replicated state), then the quota.
+    const stamp = stampOf(cmd);
+    if (stamp !== undefined) recheckAuth(this.auth, stamp, () => commandNeeds(cmd, this.store));
     if (this.noSpace && writesSpace(cmd)) throw Errors.noSpace();
     switch (cmd.op) {
       case 'put':

@@ -1,12 +1,15 @@
-// A node's security wiring: TLS for the client port and the peer port built from the configured
-// files, reloaded when they change (or on SIGHUP), the allowed-peer-name check, and the key ring
-// for encryption at rest. node.ts asks this for options and hands it the servers to update.
+// A node's security wiring: TLS for the client port, the metrics port and the peer port built from
+// the configured files, reloaded when they change (or on SIGHUP), the allowed-peer-name check, the
+// key ring for encryption at rest and the JWT keys of --auth-token jwt (reloaded the same way).
+// node.ts asks this for options and hands it the servers to update.
 import type * as tls from 'node:tls';
 import type { Logger } from 'pino';
 import {
+  JwtTokenKeeper,
   TlsReloader,
   checkPeerName,
   clientTlsOptions,
+  parseAuthTokenSpec,
   readKeyFile,
   serverTlsOptions,
 } from '../security/index.ts';
@@ -14,14 +17,17 @@ import type { Keyring, TlsMaterial, TlsMinVersion } from '../security/index.ts';
 import type { TransportTlsOptions } from '../transport/index.ts';
 import type { NodeConfig } from './config.ts';
 
-/** What a reload updates (ApiServer#setSecureContext, Transport#updateTls). */
+/** What a reload updates (ApiServer#setSecureContext, Transport#updateTls, the metrics server). */
 export interface TlsTargets {
   api: { setSecureContext(options: tls.TlsOptions): void } | null;
   transport: { updateTls(options: TransportTlsOptions): void };
+  metrics?: { setSecureContext(options: tls.TlsOptions): void } | null;
 }
 
 export class NodeSecurity {
   readonly keyring: Keyring | undefined;
+  /** --auth-token jwt,...: the keys that sign and verify tokens; null for simple tokens. */
+  readonly jwt: JwtTokenKeeper | null;
   private readonly client: TlsReloader | null;
   private readonly peer: TlsReloader | null;
   private readonly minVersion: TlsMinVersion;
@@ -37,22 +43,35 @@ export class NodeSecurity {
     const options = (label: string) => ({ label, minVersion: this.minVersion, intervalMs, logger });
     const httpsClient = config.listenClientUrls[0].startsWith('https://');
     const httpsPeer = config.listenPeerUrls[0].startsWith('https://');
+    const httpsMetrics = config.listenMetricsUrls?.[0]?.startsWith('https://') === true;
+    // As etcd: an https:// metrics URL serves with the client certificate (and its client-cert rules).
     this.client =
-      httpsClient && config.certFile && config.keyFile
+      (httpsClient || httpsMetrics) && config.certFile && config.keyFile
         ? new TlsReloader({ certFile: config.certFile, keyFile: config.keyFile, trustedCaFile: config.trustedCaFile }, options('client'))
         : null;
     this.peer =
       httpsPeer && config.peerCertFile && config.peerKeyFile
         ? new TlsReloader({ certFile: config.peerCertFile, keyFile: config.peerKeyFile, trustedCaFile: config.peerTrustedCaFile }, options('peer'))
         : null;
-    if (!httpsClient && config.certFile) logger.warn('--cert-file is set but the client URL is http://; serving plaintext (as etcd does)');
+    if (!httpsClient && !httpsMetrics && config.certFile) logger.warn('--cert-file is set but the client URL is http://; serving plaintext (as etcd does)');
     if (!httpsPeer && config.peerCertFile) logger.warn('--peer-cert-file is set but the peer URL is http://; peers talk plaintext (as etcd does)');
     if (this.keyring) logger.info({ keys: this.keyring.ids, sealingKey: this.keyring.newest.id }, 'encryption at rest on');
+    const tokens = parseAuthTokenSpec(config.authToken);
+    this.jwt = tokens.kind === 'jwt' ? new JwtTokenKeeper(tokens, { logger, reloadIntervalMs: intervalMs }) : null;
+    if (this.jwt !== null) {
+      logger.info({ signMethod: this.jwt.signMethod, keyIds: this.jwt.keyIds, verifyOnly: this.jwt.verifyOnly }, 'auth tokens are JWTs');
+    }
   }
 
   /** Options for the client port, or undefined for plaintext. */
   apiTls(): tls.TlsOptions | undefined {
     return this.client === null ? undefined : this.apiOptions(this.client.current);
+  }
+
+  /** Options for an https:// metrics URL (the client port's certificate and client rules), or undefined for http://. */
+  metricsTls(): tls.TlsOptions | undefined {
+    const https = this.config.listenMetricsUrls?.[0]?.startsWith('https://') === true;
+    return https && this.client !== null ? this.apiOptions(this.client.current) : undefined;
   }
 
   /** Options for the peer transport, or undefined for plaintext. */
@@ -62,21 +81,27 @@ export class NodeSecurity {
 
   /** Swaps reloaded certificates into the running servers from now on; starts the file checks. */
   attach(targets: TlsTargets): void {
-    this.client?.onReload((material) => targets.api?.setSecureContext(this.apiOptions(material)));
+    this.client?.onReload((material) => {
+      if (this.config.listenClientUrls[0].startsWith('https://')) targets.api?.setSecureContext(this.apiOptions(material));
+      targets.metrics?.setSecureContext(this.apiOptions(material));
+    });
     this.peer?.onReload((material) => targets.transport.updateTls(this.transportOptions(material)));
     this.client?.start();
     this.peer?.start();
+    this.jwt?.start();
   }
 
-  /** Reloads every certificate file now (SIGHUP). */
+  /** Reloads every certificate file and the JWT key files now (SIGHUP). */
   reload(): void {
     this.client?.reload();
     this.peer?.reload();
+    this.jwt?.reload();
   }
 
   close(): void {
     this.client?.stop();
     this.peer?.stop();
+    this.jwt?.stop();
   }
 
   private apiOptions(material: TlsMaterial): tls.TlsOptions {

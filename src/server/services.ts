@@ -5,6 +5,7 @@ import { Client, credentials } from '@grpc/grpc-js';
 import type {
   AlarmMember,
   AlarmRequest,
+  AuthStamp,
   ClusterBackend,
   LeaseBackend,
   SnapshotStream,
@@ -30,12 +31,14 @@ import type {
 } from '../mvcc/index.ts';
 import { ApiErrors } from '../api/index.ts';
 import { ProposalDroppedError } from '../raft/index.ts';
+import { PeerCallError } from '../transport/index.ts';
 import type { ConfChangeSingle } from '../raft/index.ts';
 import { EtcdError, Errors, GrpcCode } from '../util/index.ts';
 import type { GrpcCodeValue } from '../util/index.ts';
 import { memberId } from './members.ts';
 import type { Member } from './members.ts';
 import { encodeBackup } from './backup.ts';
+import { stamped } from './commands.ts';
 import type { Command } from './commands.ts';
 import { encodeConfContext, encodeSnapshotData } from './replica.ts';
 import type { TesseraNode } from './node.ts';
@@ -364,12 +367,56 @@ function randomLeaseId(): number {
   return randomInt(1, 2 ** 47) * 64 + randomInt(64);
 }
 
+/** How long a follower waits for the leader's answer to a forwarded keepalive or TTL lookup. */
+const LEASE_FORWARD_TIMEOUT_MS = 2_000;
+
 /**
- * etcd's Lease service. Grants, keepalives and revokes are Raft entries (every replica restarts
- * the countdown when one applies); the leader's clock decides expiry.
+ * etcd's Lease service. Grants and revokes are Raft entries; keepalives renew on the leader in
+ * memory (etcd's lessor), a follower forwards them to the leader over the peer transport (etcd
+ * uses its peer HTTP API), and only when the leader cannot be asked does a keepalive go through
+ * the log. TimeToLive is answered by the leader, whose clock holds the deadlines.
  */
 export class LeaseService implements LeaseBackend {
-  constructor(private readonly node: TesseraNode) {}
+  constructor(private readonly node: TesseraNode) {
+    node.peerCalls.onCall((from, method, body) => this.onPeerCall(from, method, body));
+  }
+
+  /** A follower's forwarded request. Anything but an answer from the leader itself is an error. */
+  private async onPeerCall(_from: number, method: string, body: unknown): Promise<unknown> {
+    const id = (body as { id?: unknown } | null)?.id;
+    if (typeof id !== 'number' || !Number.isSafeInteger(id)) throw Errors.leaseNotFound();
+    switch (method) {
+      case 'leaseKeepAlive': {
+        const replica = this.replica();
+        const renewed = replica.renewLeaseOnLeader(id);
+        this.node.schedule();
+        const result = await renewed;
+        if (result === null) throw Errors.notLeader();
+        return result.ttl;
+      }
+      case 'leaseTimeToLive': {
+        const replica = this.replica();
+        if (!replica.isLeader) throw Errors.notLeader();
+        return this.localTimeToLive(id, (body as { keys?: unknown }).keys === true);
+      }
+      default:
+        throw new Error(`unknown peer call ${method}`);
+    }
+  }
+
+  /** Asks the leader (not this node) over the peer transport; null when it cannot be asked or is not the leader any more. */
+  private async askLeader<T>(method: string, body: unknown): Promise<T | null> {
+    const leader = this.replica().leaderId;
+    if (leader === 0 || leader === this.node.id) return null;
+    try {
+      return (await this.node.peerCalls.call(leader, method, body, LEASE_FORWARD_TIMEOUT_MS)) as T;
+    } catch (error) {
+      if (error instanceof PeerCallError && error.reason === 'remote' && error.message === Errors.leaseNotFound().message) {
+        throw Errors.leaseNotFound();
+      }
+      return null; // not the leader any more, unreachable, timed out, overloaded: answer without it
+    }
+  }
 
   private replica(): Replica {
     return firstReplica(this.node);
@@ -389,21 +436,38 @@ export class LeaseService implements LeaseBackend {
     return this.propose({ op: 'leaseGrant', id: req.id === 0 ? randomLeaseId() : req.id, ttlSeconds: req.ttl });
   }
 
-  leaseRevoke(id: number): Promise<LeaseRevokeResponse> {
-    return this.propose({ op: 'leaseRevoke', id });
+  leaseRevoke(id: number, stamp?: AuthStamp): Promise<LeaseRevokeResponse> {
+    return this.propose(stamped({ op: 'leaseRevoke', id }, stamp));
   }
 
   async leaseKeepAlive(id: number): Promise<number> {
+    const replica = this.replica();
+    const renewed = replica.renewLeaseOnLeader(id);
+    this.node.schedule();
+    const local = await renewed;
+    if (local !== null) return local.ttl;
+    const forwarded = await this.askLeader<number>('leaseKeepAlive', { id });
+    if (forwarded !== null) return forwarded;
+    // No leader this node can ask: through the log, which renews on every replica when it applies.
     const response = await this.propose<{ ttl: number }>({ op: 'leaseKeepAlive', id });
     return response.ttl;
   }
 
   async leaseTimeToLive(req: { id: number; keys: boolean }): Promise<LeaseTimeToLiveResponse> {
+    if (!this.replica().isLeader) {
+      const answer = await this.askLeader<LeaseTimeToLiveResponse>('leaseTimeToLive', { id: req.id, keys: req.keys });
+      if (answer !== null) return answer;
+    }
+    // The leader, or no leader to ask: this replica's clock (a follower's is only as new as the last grant).
+    return this.localTimeToLive(req.id, req.keys);
+  }
+
+  private async localTimeToLive(id: number, keys: boolean): Promise<LeaseTimeToLiveResponse> {
     const replica = this.replica();
-    const read = replica.linearizableRead(() => replica.store.leaseTimeToLive(req.id, req.keys));
+    const read = replica.linearizableRead(() => replica.store.leaseTimeToLive(id, keys));
     this.node.schedule();
     const response = await read;
-    const remaining = replica.leaseClock.remainingSeconds(req.id);
+    const remaining = replica.leaseClock.remainingSeconds(id);
     return { ...response, ttl: remaining >= 0 ? remaining : response.ttl };
   }
 

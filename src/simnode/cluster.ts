@@ -79,8 +79,8 @@ export interface LeaseClockEvent {
 }
 
 /** A planted bug, to prove the checks catch it (never on in a normal run). */
-export type PlantedFault = 'stale-reads' | 'no-fsync';
-export const PLANTED_FAULTS: readonly PlantedFault[] = ['stale-reads', 'no-fsync'];
+export type PlantedFault = 'stale-reads' | 'no-fsync' | 'renew-after-expiry';
+export const PLANTED_FAULTS: readonly PlantedFault[] = ['stale-reads', 'no-fsync', 'renew-after-expiry'];
 
 /** What the checks and the report need to know about a failure. */
 export class SimFailure extends Error {
@@ -288,6 +288,7 @@ export class SimCluster {
     });
     const replica = host.openReplica(GROUP_ID);
     if (this.options.fault === 'stale-reads') plantStaleReads(replica);
+    if (this.options.fault === 'renew-after-expiry') plantRenewAfterExpiry(replica);
     this.observeLeaseClock(node, replica);
     this.applied.follow(node.id, replica.store);
     node.host = host;
@@ -663,6 +664,20 @@ export class SimCluster {
     }
     this.checker.crossCheckLogs(logs);
   }
+}
+
+/**
+ * The planted bug of `--fault renew-after-expiry`: the leader's in-memory keepalive renews a lease
+ * even after its deadline passed and its revoke was proposed, so a client is told "alive" about a
+ * lease that is about to be revoked.
+ */
+function plantRenewAfterExpiry(replica: Replica): void {
+  const clock = replica.leaseClock;
+  clock.renewIfLive = (id: number, ttlSeconds: number): boolean => {
+    if (clock.remainingSeconds(id) < 0) return false;
+    clock.renewed(id, ttlSeconds);
+    return true;
+  };
 }
 
 /**

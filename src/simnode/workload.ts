@@ -519,7 +519,9 @@ export class Workload {
       case 'grant':
         return replica.propose({ op: 'leaseGrant', id: input.id, ttlSeconds: input.ttlSeconds });
       case 'keepalive':
-        return replica.propose({ op: 'leaseKeepAlive', id: input.id });
+        // As the Lease service: renewed in memory on the leader, else through the log (the sim has
+        // no peer calls, so a follower's keepalive takes the path a node without its leader takes).
+        return replica.renewLeaseOnLeader(input.id).then((renewed) => renewed ?? replica.propose({ op: 'leaseKeepAlive', id: input.id }));
       case 'revoke':
         return replica.propose({ op: 'leaseRevoke', id: input.id });
       case 'put':

@@ -3,6 +3,8 @@
 export { NodeStorage } from './node-storage.ts';
 export type { NodeStorageOptions, StorageStats } from './node-storage.ts';
 export { GroupStorage } from './group-storage.ts';
+export { StorageFaults, InjectedFsyncError, MAX_FSYNC_DELAY_MS } from './faults.ts';
+export type { StorageFaultState } from './faults.ts';
 export { DEFAULT_STORAGE_LIMITS } from './limits.ts';
 export type { StorageLimits } from './limits.ts';
 export {

@@ -10,6 +10,7 @@ import { openDbs } from './dbs.ts';
 import type { StorageDbs } from './dbs.ts';
 import { AtRestCodec, ENCRYPTION_RECORD_KEY, keyRecord, verifyKeys } from './encryption.ts';
 import { StorageClosedError, StorageCorruptionError, StorageFailedError, StorageLimitError } from './errors.ts';
+import { InjectedFsyncError, StorageFaults } from './faults.ts';
 import { GroupStorage } from './group-storage.ts';
 import type { GroupHost } from './group-storage.ts';
 import { DEFAULT_STORAGE_LIMITS } from './limits.ts';
@@ -55,6 +56,8 @@ export interface StorageStats {
 
 export class NodeStorage {
   readonly limits: Readonly<StorageLimits>;
+  /** Injected disk faults (chaos tests only; inert unless driven, see faults.ts). */
+  readonly faults = new StorageFaults();
   private readonly dbs: StorageDbs;
   /** What groups see of this node: the databases, the limits, staging and durability. */
   private readonly host: GroupHost;
@@ -172,6 +175,11 @@ export class NodeStorage {
     if (this.closed) return Promise.reject(new StorageClosedError());
     if (this.failure !== null) return Promise.reject(this.failure);
     if (this.dirtyGroups.size === 0 && this.stagedMeta.size === 0) return this.lastCommit;
+    if (this.faults.takeFsyncFailure()) {
+      // As a failed fsync: this batch never reaches the disk, and nothing after it may be written.
+      this.failure = new StorageFailedError(new InjectedFsyncError());
+      return Promise.reject(this.failure);
+    }
     const seq = ++this.batchSeq;
     const groups = [...this.dirtyGroups];
     let flushed: Promise<void>;
@@ -180,6 +188,8 @@ export class NodeStorage {
     } catch (error) {
       return Promise.reject(error);
     }
+    const delayMs = this.faults.nextFsyncDelayMs();
+    if (delayMs > 0) flushed = flushed.then(() => new Promise<void>((resolveLater) => setTimeout(resolveLater, delayMs)));
     this.stagedBytes = 0;
     this.commitCount++;
     // Chained on the previous commit, so commits become durable (and release memory) in order.

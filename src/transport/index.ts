@@ -1,6 +1,8 @@
 // Peer links between Tessera nodes: framed, batched per event-loop turn, reconnecting, with
 // snapshot streaming, TLS and fault injection. See docs/transport.md for the wire format and limits.
 export { Transport } from './transport.ts';
+export { PeerCallError } from './calls.ts';
+export type { CallHandler } from './calls.ts';
 export type {
   MessageHandler,
   SnapshotStatus,

@@ -30,6 +30,10 @@ export interface TransportLimits {
   handshakeTimeoutMs: number;
   /** A snapshot stream with no progress for this long is failed (both sides). */
   snapshotIdleTimeoutMs: number;
+  /** Peer calls (call()) awaiting a reply, all peers. Past it: the call fails at once (PeerCallError). */
+  maxPendingCalls: number;
+  /** Bytes of one call's or reply's body. Past it: the call fails (sender) or the connection closes (receiver). */
+  maxCallBytes: number;
 }
 
 export const DEFAULT_TRANSPORT_LIMITS: Readonly<TransportLimits> = Object.freeze({
@@ -46,6 +50,8 @@ export const DEFAULT_TRANSPORT_LIMITS: Readonly<TransportLimits> = Object.freeze
   dialTimeoutMs: 2000,
   handshakeTimeoutMs: 5000,
   snapshotIdleTimeoutMs: 10_000,
+  maxPendingCalls: 10_000,
+  maxCallBytes: 4 * MIB,
 });
 
 /** Merges overrides onto the defaults and rejects combinations that cannot work. */

@@ -42,6 +42,8 @@ export class PeerLink {
   private overflowing = false;
   /** Messages held by an injected delay (bounded like the queue). */
   delayedMessages = 0;
+  /** Encoded call and reply frames waiting for the next flush (bounded by maxPeerQueueMessages). */
+  private controlFrames: Buffer[] = [];
 
   constructor(
     public address: PeerAddress,
@@ -88,20 +90,35 @@ export class PeerLink {
     return true;
   }
 
+  /**
+   * Queues an encoded call or reply frame for the next flush; false when the link is not connected
+   * (a call is not worth holding: its caller has a deadline) or too much is waiting already.
+   */
+  enqueueFrame(frame: Buffer): boolean {
+    if (this.state !== 'ready' || this.controlFrames.length >= this.host.limits.maxPeerQueueMessages) return false;
+    this.controlFrames.push(frame);
+    return true;
+  }
+
   /** Writes everything queued as one socket write (one frame unless it exceeds maxFrameBytes). */
   flush(): void {
     const conn = this.conn;
-    if (this.state !== 'ready' || conn === null || this.queue.length === 0) return;
+    if (this.state !== 'ready' || conn === null || (this.queue.length === 0 && this.controlFrames.length === 0)) return;
     if (conn.socket.writableNeedDrain) return; // 'drain' marks the link dirty again
     const items = this.queue;
     const estimatedBytes = this.queueBytes;
     this.queue = [];
     this.queueBytes = 0;
     this.overflowing = false;
-    const frames = this.encodeFrames(items, estimatedBytes);
+    const frames = items.length === 0 ? [] : this.encodeFrames(items, estimatedBytes);
+    const messageFrames = frames.length;
+    if (this.controlFrames.length > 0) {
+      frames.push(...this.controlFrames);
+      this.controlFrames = [];
+    }
     if (frames.length === 0) return;
     conn.send(frames.length === 1 ? frames[0] : Buffer.concat(frames), frames.length);
-    this.host.counters.messagesSent += items.length;
+    if (messageFrames > 0) this.host.counters.messagesSent += items.length;
   }
 
   /** Points the link at a new address (membership update); redials at once if it changed. */
@@ -127,6 +144,7 @@ export class PeerLink {
     this.host.counters.dropped += this.queue.length;
     this.queue = [];
     this.queueBytes = 0;
+    this.controlFrames = [];
   }
 
   private async dial(): Promise<void> {
@@ -163,6 +181,7 @@ export class PeerLink {
   private onDisconnected(conn: FrameConn, reason: string): void {
     if (this.conn !== conn || this.state === 'closed') return;
     this.conn = null;
+    this.controlFrames = []; // their callers time out; a late reply to a retried call would only confuse
     this.host.logger.warn(
       { event: 'peer_disconnected', peer: this.id, reason },
       'transport: lost connection to peer',

@@ -7,6 +7,8 @@ import { pino } from 'pino';
 import type { Logger } from 'pino';
 import type { Message, SnapshotMsg } from '../raft/index.ts';
 import { assert } from '../util/index.ts';
+import { PeerCallError, PendingCalls, readCall, readReply } from './calls.ts';
+import type { CallHandler } from './calls.ts';
 import { readBatch, readHello } from './codec.ts';
 import type { Hello, StreamKind } from './codec.ts';
 import { FrameConn, newCounters } from './conn.ts';
@@ -82,6 +84,8 @@ export class Transport implements LinkHost, SnapshotHost {
   private messageHandler: MessageHandler = () => {};
   private unreachableHandler: UnreachableHandler = () => {};
   private snapshotStatusHandler: SnapshotStatusHandler = () => {};
+  private peerCallHandler: CallHandler = (_from, method) => Promise.reject(new Error(`no handler for peer call ${method}`));
+  private readonly calls: PendingCalls;
 
   constructor(options: TransportOptions) {
     assert(
@@ -98,6 +102,7 @@ export class Transport implements LinkHost, SnapshotHost {
     this.clusterId = options.clusterId;
     this.logger = options.logger ?? pino({ level: 'silent' });
     this.limits = resolveLimits(options.limits);
+    this.calls = new PendingCalls(this.limits.maxPendingCalls);
   }
 
   /** Starts listening; resolves once bound. */
@@ -202,6 +207,31 @@ export class Transport implements LinkHost, SnapshotHost {
     else this.enqueue(link, groupId, msg);
   }
 
+  /**
+   * Asks peer `peerId` (its onCall handler) and resolves with its answer. Sent with this turn's
+   * messages; never retried. Rejects with PeerCallError: 'unreachable' (not connected, or cut by an
+   * injected fault), 'timeout', 'remote' (the handler threw; its message), 'overloaded', 'closed'.
+   */
+  call(peerId: number, method: string, body: unknown, timeoutMs: number): Promise<unknown> {
+    if (this.closed) return Promise.reject(new PeerCallError('closed', 'transport: closed'));
+    const link = this.links.get(peerId);
+    if (link === undefined || this.faults.isOutboundBlocked(peerId)) {
+      return Promise.reject(new PeerCallError('unreachable', `transport: peer ${peerId.toString(16)} is unreachable`));
+    }
+    return this.calls.start(peerId, timeoutMs, (id) => {
+      const frame = encodeFrame(FrameKind.call, { id, method, body });
+      if (frame.length - 4 > this.limits.maxCallBytes) return false;
+      if (!link.enqueueFrame(frame)) return false;
+      this.markDirty(link);
+      return true;
+    });
+  }
+
+  /** Sets the handler answering peers' calls (replaces the previous one). */
+  onCall(handler: CallHandler): void {
+    this.peerCallHandler = handler;
+  }
+
   /** Sets the handler for every message received (replaces the previous one). */
   onMessage(handler: MessageHandler): void {
     this.messageHandler = handler;
@@ -227,6 +257,7 @@ export class Transport implements LinkHost, SnapshotHost {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.calls.failAll('transport: closed');
     if (this.flushHandle !== null) clearImmediate(this.flushHandle);
     this.flushHandle = null;
     for (const timer of this.delayTimers) clearTimeout(timer);
@@ -487,6 +518,7 @@ export class Transport implements LinkHost, SnapshotHost {
   }
 
   private onBatchFrame(conn: FrameConn, kind: number, body: Buffer): void {
+    if (kind === FrameKind.call || kind === FrameKind.reply) return this.onCallFrame(conn.peerId, kind, body);
     if (kind !== FrameKind.batch) throw new WireError(`unexpected frame kind ${kind} on a message stream`);
     const items = readBatch(decodeBody(body));
     const peerId = conn.peerId;
@@ -501,6 +533,36 @@ export class Transport implements LinkHost, SnapshotHost {
     }
     this.counters.messagesReceived += items.length;
     for (const { groupId, msg } of items) this.messageHandler(groupId, msg);
+  }
+
+  /** A call from `peerId` (answered on our outbound stream to it) or a reply to one of ours. */
+  private onCallFrame(peerId: number, kind: number, body: Buffer): void {
+    if (body.length > this.limits.maxCallBytes) throw new WireError(`call frame of ${body.length} bytes exceeds maxCallBytes`);
+    if (this.faults.isInboundBlocked(peerId)) {
+      this.counters.faultDropped += 1;
+      return;
+    }
+    if (kind === FrameKind.reply) return this.calls.settle(peerId, readReply(decodeBody(body)));
+    const call = readCall(decodeBody(body));
+    const answer = (ok: boolean, result: unknown): void => {
+      const link = this.links.get(peerId);
+      if (this.closed || link === undefined || this.faults.isOutboundBlocked(peerId)) return;
+      let frame = encodeFrame(FrameKind.reply, { id: call.id, ok, body: result });
+      if (frame.length - 4 > this.limits.maxCallBytes) {
+        frame = encodeFrame(FrameKind.reply, { id: call.id, ok: false, body: 'reply exceeds maxCallBytes' });
+      }
+      if (link.enqueueFrame(frame)) this.markDirty(link);
+    };
+    let pending: Promise<unknown>;
+    try {
+      pending = this.peerCallHandler(peerId, call.method, call.body);
+    } catch (error) {
+      pending = Promise.reject(error);
+    }
+    pending.then(
+      (result) => answer(true, result),
+      (error: unknown) => answer(false, error instanceof Error ? error.message : String(error)),
+    );
   }
 
   /** Checks the first frame of a connection is a hello from our cluster and not from ourselves. */

@@ -4,7 +4,7 @@ import { Packr, RESERVE_START_SPACE } from 'msgpackr';
 import { assert } from '../util/index.ts';
 
 /** Bumped whenever frames, kinds or RECORD_STRUCTURES change; peers with another version are refused. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 /** Bytes before the body: the u32 length and the kind byte. The length counts kind + body. */
 export const FRAME_HEADER_BYTES = 5;
@@ -20,6 +20,10 @@ export const FrameKind = {
   snapshotChunk: 4,
   /** Acceptor → dialer on a snapshot stream: the snapshot was delivered (or not). */
   snapshotAck: 5,
+  /** Dialer → acceptor on a message stream: a request to the peer (`{ id, method, body }`); since version 2. */
+  call: 6,
+  /** Dialer → acceptor on a message stream: the answer to a call the acceptor made (`{ id, ok, body }`). */
+  reply: 7,
 } as const;
 export type FrameKindValue = (typeof FrameKind)[keyof typeof FrameKind];
 

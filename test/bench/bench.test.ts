@@ -2,7 +2,7 @@
 // --json result checked for its shape and for exactly --total operations.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { ProcessCluster } from '../support/cluster.ts';
 
@@ -58,5 +58,26 @@ test('bench against an address where nothing listens fails with a clear message'
   await assert.rejects(
     bench(['put', '--endpoints', '127.0.0.1:1', '--total', '10', '--wait', '500', '--json']),
     /endpoint not serving: 127\.0\.0\.1:1/,
+  );
+});
+
+test('bench load writes the key space once in Txns of --batch puts, and refuses batches etcd would refuse', async () => {
+  const { stdout } = await bench(['load', '--endpoints', cluster.endpoint(0), '--key-space', '250', '--batch', '100', '--clients', '2', '--conns', '2', '--key-prefix', 'load/', '--json']);
+  const result = JSON.parse(stdout);
+  assert.equal(result.workload, 'load');
+  assert.equal(result.ops, 3, 'ceil(250 / 100) Txns');
+  assert.equal(result.errors, 0);
+  assert.deepEqual(result.load, { batch: 100, keys: 250, keysPerSec: result.load.keysPerSec });
+  assert.ok(result.load.keysPerSec > 0);
+  assert.equal(result.settings.warmupSec, 0);
+  const count = spawnSync('etcdctl', ['--endpoints', cluster.endpoint(0), 'get', 'load/', '--prefix', '--keys-only', '-w', 'json'], {
+    encoding: 'utf8',
+    env: { ...process.env, ETCDCTL_API: '3' },
+  });
+  if (count.status === 0) assert.equal(JSON.parse(count.stdout).count, 250, 'every key written once (etcdctl)');
+  await assert.rejects(bench(['load', '--endpoints', cluster.endpoint(0), '--batch', '129', '--json']), /--batch between 1 and 128/);
+  await assert.rejects(
+    bench(['load', '--endpoints', cluster.endpoint(0), '--batch', '100', '--val-size', '100000', '--json']),
+    /within 1572864 bytes per Txn/,
   );
 });

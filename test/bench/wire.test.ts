@@ -13,6 +13,7 @@ import {
   encodeLeaseGrant,
   encodeLeaseKeepAlive,
   encodePut,
+  encodePutTxn,
   encodeRange,
   encodeWatchCreate,
   prefixRangeEnd,
@@ -63,6 +64,14 @@ test('requests decode with etcd protos', () => {
     requestUnion: 'createRequest',
   });
   assert.deepEqual(grant.requestDeserialize(encodeLeaseGrant(60)), { TTL: '60' });
+});
+
+test('a load Txn decodes with etcd protos as puts only, no compares', () => {
+  const keys = [Buffer.from('bench/0000000000'), Buffer.from('bench/0000000001'), Buffer.from('bench/0000000002')];
+  const values = keys.map((_, i) => Buffer.alloc(256, i));
+  assert.deepEqual(txn.requestDeserialize(encodePutTxn(keys, values)), {
+    success: keys.map((key, i) => ({ requestPut: { key, value: values[i] }, request: 'requestPut' })),
+  });
 });
 
 test('prefix range end increments the last byte below 0xff', () => {

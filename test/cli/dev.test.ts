@@ -53,12 +53,14 @@ function etcdctl(endpoints: string[], args: string[], input?: string): string {
 
 describe('tessera dev', { timeout: 180_000 }, () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'tessera-dev-'));
-  const port = 13379;
+  // Every derived port (base, +20000, +30000, peers +1) stays below Linux's ephemeral range
+  // (32768+), where an outgoing connection could hold one of them by chance.
+  const port = 2579;
   after(() => rmSync(dataDir, { recursive: true, force: true }));
 
   it('starts a 3-node cluster, serves etcd clients, stops on Ctrl-C and recovers its data', async () => {
     const first = await startDev(dataDir, port);
-    assert.deepEqual(first.endpoints, ['127.0.0.1:13379', '127.0.0.1:33379', '127.0.0.1:43379']);
+    assert.deepEqual(first.endpoints, ['127.0.0.1:2579', '127.0.0.1:22579', '127.0.0.1:32579']);
     const client = new Etcd3({ hosts: first.endpoints.map((e) => `http://${e}`) });
     await client.put('foo').value('bar');
     assert.equal(await client.get('foo').string(), 'bar');

@@ -146,6 +146,19 @@ describe('snapshot format', () => {
     assert.throws(() => MvccStore.restore([chunk(['header', 3, 3, 0, 1]), versions(0), chunk(['end', 1, 2, 0])]), isDataLoss);
     // a compacted revision below -1
     assert.throws(() => MvccStore.restore([chunk(['header', 2, 3, -2, 1]), versions(0), chunk(['end', 1, 2, 0])]), isDataLoss);
+    // the revision log: a version above the current revision, two writes at one sub-revision, a
+    // gap in the sub-revisions of a revision that was not compacted
+    const twoKeys = (subA: number, subB: number) =>
+      chunk(['versions', b('a'), 2, 2, 1, 0, b('1'), subA, b('b'), 2, 2, 1, 0, b('2'), subB]);
+    assert.throws(() => MvccStore.restore([chunk(['header', 2, 2, -1, 1]), versions(0), chunk(['end', 1, 2, 0])]), isDataLoss);
+    assert.throws(() => MvccStore.restore([chunk(['header', 2, 2, -1, 1]), twoKeys(0, 0), chunk(['end', 2, 2, 0])]), isDataLoss);
+    assert.throws(() => MvccStore.restore([chunk(['header', 2, 2, -1, 1]), twoKeys(0, 2), chunk(['end', 2, 2, 0])]), isDataLoss);
+    assert.equal(MvccStore.restore([chunk(['header', 2, 2, -1, 1]), twoKeys(1, 0), chunk(['end', 2, 2, 0])]).keyCount, 2, 'subs 1, 0 are fine');
+    // at the compacted revision a gap is what compaction leaves: b's write 0 there was dropped
+    const compactedGap = MvccStore.restore([chunk(['header', 2, 2, 2, 2]), twoKeys(1, 2), chunk(['end', 2, 2, 0])]);
+    const events: string[] = [];
+    compactedGap.watch(watchOpts('', { ...all, startRevision: 2 }), (evs) => void events.push(...evs.map(evStr))).cancel();
+    assert.deepEqual(events, ['PUT a=1@2', 'PUT b=2@2']);
   });
 
   it('reads format 1, where compacted revision 0 meant never compacted; format 2 keeps -1 and 0 apart', () => {

@@ -75,6 +75,42 @@ describe('watch: live', () => {
     assert.deepEqual(w.batches, ['3: PUT c=1@3, DELETE a@3, PUT b=2@3']);
   });
 
+  it('watchers that get a whole revision share its events; filters and prevKv still apply per watcher', () => {
+    const store = new MvccStore();
+    store.put(putReq('a/1', 'old'));
+    const seen = new Map<string, WatchEvent[][]>();
+    const watchAs = (name: string, opts: Partial<WatchOptions>) =>
+      store.watch(watchOpts('a/', { rangeEnd: prefixEnd('a/'), ...opts }), (events) => {
+        seen.set(name, [...(seen.get(name) ?? []), events]);
+      });
+    watchAs('bare1', {});
+    watchAs('bare2', {});
+    watchAs('prev1', { prevKv: true });
+    watchAs('prev2', { prevKv: true });
+    watchAs('noDelete', { noDelete: true });
+    watchAs('noPut', { noPut: true });
+    watchAs('narrow', { key: b('a/1'), rangeEnd: b('a/2') });
+    store.txn(txnReq([], [opPut('a/1', 'new'), opDel('a/0'), opPut('a/2', 'x')])); // a/0 absent: no event
+    store.txn(txnReq([], [opPut('a/3', 'y'), opDel('a/1')]));
+    const batch = (name: string, i: number) => (seen.get(name) ?? [])[i] ?? [];
+    const text = (name: string, i: number) => batch(name, i).map(evStr);
+    assert.deepEqual(text('bare1', 0), ['PUT a/1=new@3', 'PUT a/2=x@3']);
+    assert.deepEqual(text('prev1', 0), ['PUT a/1=new@3 prev=old@2', 'PUT a/2=x@3']);
+    assert.deepEqual(text('prev1', 1), ['PUT a/3=y@4', 'DELETE a/1@4 prev=new@3']);
+    assert.deepEqual(text('noDelete', 1), ['PUT a/3=y@4']);
+    assert.deepEqual(text('noPut', 0), ['DELETE a/1@4']);
+    assert.equal(seen.get('noPut')?.length, 1, 'a batch with nothing wanted is not delivered');
+    assert.deepEqual(text('narrow', 0), ['PUT a/1=new@3']);
+    assert.deepEqual(text('narrow', 1), ['DELETE a/1@4']);
+    for (const i of [0, 1]) {
+      assert.equal(batch('bare1', i), batch('bare2', i), 'one array for every watcher without prevKv');
+      assert.equal(batch('prev1', i), batch('prev2', i), 'one array for every watcher with prevKv');
+      assert.notEqual(batch('bare1', i), batch('prev1', i));
+    }
+    assert.equal(batch('noDelete', 0), batch('bare1', 0), 'a filter that drops nothing shares too');
+    assert.notEqual(batch('noDelete', 1), batch('bare1', 1));
+  });
+
   it('matches many range watchers against a large revision, each in write order', () => {
     const store = new MvccStore();
     const watchers = Array.from({ length: 80 }, (_, i) => watch(store, `p${String(i).padStart(2, '0')}/`, { rangeEnd: prefixEnd(`p${String(i).padStart(2, '0')}/`) }));

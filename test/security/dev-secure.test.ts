@@ -47,11 +47,12 @@ describe('tessera dev --secure', { skip: hasOpenssl ? false : 'openssl not insta
   after(() => rmSync(dataDir, { recursive: true, force: true }));
 
   it('comes up over TLS with encryption at rest and prints etcdctl flags that work', async () => {
-    const dev = await startDev(dataDir, 15379);
+    // Ports 2679, 22679, 32679 (+1): below Linux's ephemeral range, see test/cli/dev.test.ts.
+    const dev = await startDev(dataDir, 2679);
     try {
       const flagsLine = /^etcdctl-flags: (.+)$/m.exec(dev.out());
       assert.ok(flagsLine, `flags printed:\n${dev.out()}`);
-      assert.match(dev.out(), /^ready: endpoints=https:\/\/127\.0\.0\.1:15379,https:\/\/127\.0\.0\.1:35379,https:\/\/127\.0\.0\.1:45379$/m);
+      assert.match(dev.out(), /^ready: endpoints=https:\/\/127\.0\.0\.1:2679,https:\/\/127\.0\.0\.1:22679,https:\/\/127\.0\.0\.1:32679$/m);
       const flags = flagValues(flagsLine[1]);
       const value = `dev-secure-${Date.now()}`;
       if (hasEtcdctl) {

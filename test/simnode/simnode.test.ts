@@ -69,6 +69,16 @@ describe('whole-node simulation', () => {
     }
   });
 
+  it('catches a leader that renews a lease in memory after deciding its expiry (planted)', async () => {
+    // Seeds that failed when LeaseClock.renewIfLive ignored the deadline and the proposed revoke.
+    for (const seed of [62, 182]) {
+      const result = await runNodeSimulation({ seed, fault: 'renew-after-expiry', workarounds: [] });
+      assert.equal(result.ok, false, `seed ${seed} should catch the planted bug`);
+      const clean = await runNodeSimulation({ seed, workarounds: [] });
+      assert.ok(clean.ok, describeFailure(clean));
+    }
+  });
+
   it('the CLI ends with the summary line and prints a failing seed with its replay command', () => {
     const ok = spawnSync(process.execPath, ['--import', 'tsx', 'src/simnode/main.ts', '--seeds', '2', '--start', '1', '--workaround', 'all'], {
       encoding: 'utf8',

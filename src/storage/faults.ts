@@ -1,0 +1,74 @@
+// Disk faults for chaos tests: slow fsyncs and a failing fsync, injected into NodeStorage.commit().
+// A test-only seam, driven by the owning process (POST /debug/faults on a node started with
+// --experimental-fault-injection); inert until someone calls it.
+
+/** Upper bound on an injected fsync latency, so a typo cannot stall a node for hours. */
+export const MAX_FSYNC_DELAY_MS = 10_000;
+
+/** The error an injected fsync failure carries (what a real one looks like: EIO from fsync(2)). */
+export class InjectedFsyncError extends Error {
+  override name = 'InjectedFsyncError';
+  readonly code = 'EIO';
+  constructor() {
+    super('fsync: input/output error (EIO, injected by fault injection)');
+  }
+}
+
+export interface StorageFaultState {
+  /** Extra latency per commit, ms, drawn uniformly from [lo, hi]; null when off. */
+  fsyncDelayMs: [number, number] | null;
+  /** The next commit will fail. */
+  failNextFsync: boolean;
+}
+
+export class StorageFaults {
+  private delay: [number, number] | null = null;
+  private failNext = false;
+
+  /**
+   * Every commit from now on becomes durable `loMs..hiMs` later than LMDB reports (a slow or
+   * overloaded disk). Commits stay in order, so a slow one also holds back the ones after it.
+   * `[0, 0]` turns it off.
+   */
+  setFsyncDelay(loMs: number, hiMs: number): void {
+    const valid = (ms: number) => Number.isSafeInteger(ms) && ms >= 0 && ms <= MAX_FSYNC_DELAY_MS;
+    if (!valid(loMs) || !valid(hiMs) || loMs > hiMs) {
+      throw new RangeError(
+        `fsync delay must be integers 0 <= lo <= hi <= ${MAX_FSYNC_DELAY_MS} ms, got [${loMs}, ${hiMs}]`,
+      );
+    }
+    this.delay = hiMs === 0 ? null : [loMs, hiMs];
+  }
+
+  /**
+   * The next commit fails as an fsync returning EIO would: nothing of its batch reaches the disk,
+   * and the storage refuses every later write (StorageFailedError), so the node must fail-stop.
+   */
+  failNextFsync(): void {
+    this.failNext = true;
+  }
+
+  /** Clears every fault not yet taken effect (a storage that already failed stays failed). */
+  heal(): void {
+    this.delay = null;
+    this.failNext = false;
+  }
+
+  state(): StorageFaultState {
+    return { fsyncDelayMs: this.delay === null ? null : [...this.delay], failNextFsync: this.failNext };
+  }
+
+  /** NodeStorage: whether this commit must fail (consumes the fault). */
+  takeFsyncFailure(): boolean {
+    const fail = this.failNext;
+    this.failNext = false;
+    return fail;
+  }
+
+  /** NodeStorage: the extra latency of this commit, ms (0 when off). */
+  nextFsyncDelayMs(): number {
+    if (this.delay === null) return 0;
+    const [lo, hi] = this.delay;
+    return lo + Math.floor(Math.random() * (hi - lo + 1));
+  }
+}
