@@ -130,6 +130,7 @@ export interface MemoryLine {
 
 /** The memory phase's rows: RSS after the load (largest node), the load's peak, the snapshot's peak. */
 export function memoryLines(phases: MemoryPhase[]): MemoryLine[] {
+  if (phases.length === 0) return []; // no memory phase this run (--memory-keys 0): no rows
   const of = (system: string, pick: (phase: MemoryPhase) => number | null) => {
     const phase = phases.find((p) => p.system === system);
     const value = phase === undefined ? null : pick(phase);
