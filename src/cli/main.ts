@@ -69,6 +69,7 @@ snapshot
   .option('--initial-cluster <spec>', 'the restored cluster\'s members: name=http://host:port,...')
   .option('--initial-advertise-peer-urls <urls>', 'this member\'s peer URLs')
   .option('--initial-cluster-token <token>', 'token of the restored cluster')
+  .option('--encryption-key-file <file>', 'seal the restored data at rest under this key file (the one the node will start with)')
   .action(async (file: string, options: Record<string, unknown>) => runRestore(file, options));
 
 program

@@ -1,6 +1,7 @@
 // `tessera snapshot restore`: a fresh data directory whose first range starts from a backup made
 // by `etcdctl snapshot save`, with the membership given on the command line (as etcdutl does).
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { readKeyFile } from '../security/index.ts';
 import { NodeStorage } from '../storage/index.ts';
 import { ConfigError } from './config.ts';
 import type { NodeConfig } from './config.ts';
@@ -21,7 +22,9 @@ export async function restoreBackup(file: string, config: NodeConfig): Promise<R
   const backup = decodeBackup(readFileSync(file));
   const { self, members } = initialMembers(config);
   mkdirSync(config.dataDir, { recursive: true });
-  const storage = NodeStorage.open({ dataDir: config.dataDir, sync: true });
+  // With --encryption-key-file the restored directory is sealed like a running node's (no plaintext step).
+  const encryption = config.encryptionKeyFile === undefined ? undefined : readKeyFile(config.encryptionKeyFile);
+  const storage = NodeStorage.open({ dataDir: config.dataDir, sync: true, ...(encryption === undefined ? {} : { encryption }) });
   try {
     storage.putMeta('cluster', { clusterId: clusterIdOf(config.initialClusterToken), selfId: self.id, members });
     const confState = { voters: members.map((m) => m.id), votersOutgoing: [], learners: [], learnersNext: [], autoLeave: false };
