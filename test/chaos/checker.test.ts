@@ -96,6 +96,15 @@ describe('linearizability checker: register', () => {
     assert.match(html, /kill n1/);
   });
 
+  it('draws the timeline of a 200,000-op partition (a 10-minute bank run overflowed the stack)', () => {
+    const history: RegOp[] = [];
+    for (let i = 0; i < 100_000; i++) history.push(w(`v${i}`, i * 10, i * 10 + 5, i % 10), r(`v${i}`, i * 10 + 6, i * 10 + 8, 10 + (i % 10)));
+    const result = checkLinearizable(registerModel, history);
+    assert.equal(result.verdict, 'ok');
+    const html = htmlTimeline(registerModel, result);
+    assert.match(html, /Showing 2000 of 200000 ops/);
+  });
+
   it('shrinks a failure to the ops that cannot be ordered', () => {
     const history: RegOp[] = [w('1', 0, 10)];
     for (let i = 0; i < 30; i++) history.push(r('1', 20 + i * 10, 25 + i * 10, 1 + (i % 3)));

@@ -187,20 +187,38 @@ function rank(p: PartitionResult<unknown, unknown>): number {
   return p.verdict === 'illegal' ? 0 : p.verdict === 'unknown' ? 1 : 2;
 }
 
+/** Bars drawn per partition at most: a browser still opens the file, and the interesting part is there. */
+const MAX_OPS_DRAWN = 2_000;
+
+/** The ops drawn: all of them, or a window (ending at the prefix's end when one is given, else the last ones), in call order. */
+function opsToDraw<I, O>(p: PartitionResult<I, O>, prefixLength: number | null): PartitionResult<I, O>['ops'] {
+  if (p.ops.length <= MAX_OPS_DRAWN) return p.ops;
+  const sorted = [...p.ops].sort((a, b) => a.call - b.call);
+  const end = prefixLength === null ? sorted.length : Math.min(sorted.length, prefixLength + MAX_OPS_DRAWN / 2);
+  return sorted.slice(Math.max(0, end - MAX_OPS_DRAWN), end);
+}
+
 function partitionHtml<S, I, O>(model: Model<S, I, O>, p: PartitionResult<I, O>, bands: readonly TimelineBand[]): string {
   const explanation = p.verdict === 'illegal' ? explain(model, p) : null;
   // Numbers show the longest prefix where it matters: in a partition that cannot be linearized.
   const order = new Map<number, number>();
   if (explanation) p.longest.forEach((position, i) => order.set(p.ops[position].id, i + 1));
   const candidates = new Set(explanation?.candidates.map((c) => c.op.id) ?? []);
-  const finite = p.ops.flatMap((op) => (op.ret === Infinity ? [op.call] : [op.call, op.ret]));
-  const lo = Math.min(...finite);
-  const hi = Math.max(...finite) + 1;
-  const width = Math.max(1200, Math.min(12_000, p.ops.length * 14));
-  const x = (t: number) => 60 + ((Math.min(t, hi) - lo) / (hi - lo)) * (width - 80);
-  const processes = [...new Set(p.ops.map((op) => op.process))].sort((a, b) => a - b);
+  // A long history draws only its last MAX_OPS_DRAWN ops (a legal 10-minute bank run has ~100k in
+  // one partition); an illegal partition draws the ops around its longest linearizable prefix.
+  const drawn = opsToDraw(p, explanation === null ? null : p.longest.length);
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const op of drawn) {
+    lo = Math.min(lo, op.call);
+    hi = Math.max(hi, op.ret === Infinity ? op.call : op.ret);
+  }
+  hi += 1;
+  const width = Math.max(1200, Math.min(12_000, drawn.length * 14));
+  const x = (t: number) => 60 + ((Math.min(Math.max(t, lo), hi) - lo) / (hi - lo)) * (width - 80);
+  const processes = [...new Set(drawn.map((op) => op.process))].sort((a, b) => a - b);
   const lanes = processes.map((process) => {
-    const bars = p.ops
+    const bars = drawn
       .filter((op) => op.process === process)
       .map((op) => {
         const classes = ['op', op.output === null ? 'unknown' : 'ok'];
@@ -227,6 +245,7 @@ function partitionHtml<S, I, O>(model: Model<S, I, O>, p: PartitionResult<I, O>,
       `Cannot go next: ${explanation.candidates.map((c) => escapeHtml(`op ${c.op.id} ${model.describeOp(c.op.input, c.op.output)} (${c.why})`)).join('; ')}.</p>` +
       `<pre>${escapeHtml(textTimeline(model, explanation.core))}</pre>`
     : '';
-  return `<div class="part ${p.verdict}"><h2>${escapeHtml(p.key)}: ${p.verdict} (${p.ops.length} ops)</h2>${detail}
+  const note = drawn.length < p.ops.length ? `<p>Showing ${drawn.length} of ${p.ops.length} ops.</p>` : '';
+  return `<div class="part ${p.verdict}"><h2>${escapeHtml(p.key)}: ${p.verdict} (${p.ops.length} ops)</h2>${detail}${note}
 <div class="lanes">${shades.join('')}${lanes.join('')}</div></div>`;
 }
