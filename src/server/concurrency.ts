@@ -181,6 +181,11 @@ class Concurrency {
     this.leases = new LeaseService(node);
   }
 
+  /** The caller's signal, also aborted when the node stops: a waiting Lock or Campaign must not hold up shutdown. */
+  untilStop(signal: AbortSignal): AbortSignal {
+    return AbortSignal.any([signal, this.node.stopSignal]);
+  }
+
   /** concurrency.NewSession(WithLease(id)): lease 0 gets a new 60 s lease (orphaned: never kept alive). */
   async session(lease: number): Promise<number> {
     if (lease !== 0) return lease;
@@ -250,7 +255,8 @@ export class LockService implements LockBackend {
   }
 
   /** Mutex.Lock: the oldest waiter key under `name/` holds the lock; the others wait for their predecessor's delete. */
-  async lock(req: { name: Uint8Array; lease: number }, signal: AbortSignal): Promise<{ header: ResponseHeader; key: Uint8Array }> {
+  async lock(req: { name: Uint8Array; lease: number }, callSignal: AbortSignal): Promise<{ header: ResponseHeader; key: Uint8Array }> {
+    const signal = this.c.untilStop(callSignal);
     const lease = await this.c.session(req.lease);
     const prefix = prefixOf(req.name);
     const key = sessionKey(prefix, lease);
@@ -299,8 +305,9 @@ export class ElectionService implements ElectionBackend {
   /** Election.Campaign: the candidate key with the lowest create revision under `name/` leads. */
   async campaign(
     req: { name: Uint8Array; lease: number; value: Uint8Array },
-    signal: AbortSignal,
+    callSignal: AbortSignal,
   ): Promise<{ header: ResponseHeader; leader: LeaderKey }> {
+    const signal = this.c.untilStop(callSignal);
     const lease = await this.c.session(req.lease);
     const prefix = prefixOf(req.name);
     const key = sessionKey(prefix, lease);
@@ -377,7 +384,8 @@ export class ElectionService implements ElectionBackend {
    * each put of that leader's key in order, until it is deleted; then again. Ends (OK) when the
    * client leaves or a read or watch fails, as etcd closes its channel.
    */
-  async *observe(req: { name: Uint8Array }, signal: AbortSignal): AsyncIterable<{ header: ResponseHeader; kv: KeyValue }> {
+  async *observe(req: { name: Uint8Array }, callSignal: AbortSignal): AsyncIterable<{ header: ResponseHeader; kv: KeyValue }> {
+    const signal = this.c.untilStop(callSignal);
     const prefix = prefixOf(req.name);
     while (!signal.aborted) {
       const current = await this.observeLeader(prefix, signal);

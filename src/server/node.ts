@@ -152,9 +152,16 @@ export class TesseraNode {
     this.security.reload();
   }
 
-  /** Request/reply with peers beside Raft (lease keepalives and TTLs forwarded to the leader). */
-  get peerCalls(): Pick<Transport, 'call' | 'onCall'> {
-    return this.transport;
+  private readonly stopController = new AbortController();
+
+  /** Aborted when the node starts stopping: long waits (Lock, Campaign, Observe) end at once. */
+  get stopSignal(): AbortSignal {
+    return this.stopController.signal;
+  }
+
+  /** Asks a peer over the transport, beside Raft (lease keepalives and TTLs forwarded to the leader). */
+  peerCall(peerId: number, method: string, body: unknown, timeoutMs: number): Promise<unknown> {
+    return this.transport.call(peerId, method, body, timeoutMs);
   }
 
   get id(): number {
@@ -186,12 +193,14 @@ export class TesseraNode {
     await this.transport.start();
     this.updatePeers(this.firstReplica());
     const client = parseHostPort(this.config.listenClientUrls[0]);
+    const leaseService = new LeaseService(this);
+    this.transport.onCall((from, method, body) => leaseService.answerPeerCall(from, method, body));
     this.api = new ApiServer({
       backend: new KvService(this),
       maintenance: new MaintenanceService(this),
       cluster: new ClusterService(this),
       watch: this.watchService,
-      lease: new LeaseService(this),
+      lease: leaseService,
       lock: new LockService(this, this.watchService),
       election: new ElectionService(this, this.watchService),
       auth: new AuthService(this, {
@@ -382,6 +391,7 @@ export class TesseraNode {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.stopController.abort(Errors.stopped());
     if (this.tickTimer) clearInterval(this.tickTimer);
     await this.turnRunning; // let the turn in flight finish its commit before storage closes
     for (const replica of this.replicas.values()) replica.failAll(Errors.stopped());

@@ -377,12 +377,10 @@ const LEASE_FORWARD_TIMEOUT_MS = 2_000;
  * the log. TimeToLive is answered by the leader, whose clock holds the deadlines.
  */
 export class LeaseService implements LeaseBackend {
-  constructor(private readonly node: TesseraNode) {
-    node.peerCalls.onCall((from, method, body) => this.onPeerCall(from, method, body));
-  }
+  constructor(private readonly node: TesseraNode) {}
 
-  /** A follower's forwarded request. Anything but an answer from the leader itself is an error. */
-  private async onPeerCall(_from: number, method: string, body: unknown): Promise<unknown> {
+  /** A follower's forwarded request (the node routes peer calls here). Anything but an answer from the leader itself is an error. */
+  async answerPeerCall(_from: number, method: string, body: unknown): Promise<unknown> {
     const id = (body as { id?: unknown } | null)?.id;
     if (typeof id !== 'number' || !Number.isSafeInteger(id)) throw Errors.leaseNotFound();
     switch (method) {
@@ -409,7 +407,7 @@ export class LeaseService implements LeaseBackend {
     const leader = this.replica().leaderId;
     if (leader === 0 || leader === this.node.id) return null;
     try {
-      return (await this.node.peerCalls.call(leader, method, body, LEASE_FORWARD_TIMEOUT_MS)) as T;
+      return (await this.node.peerCall(leader, method, body, LEASE_FORWARD_TIMEOUT_MS)) as T;
     } catch (error) {
       if (error instanceof PeerCallError && error.reason === 'remote' && error.message === Errors.leaseNotFound().message) {
         throw Errors.leaseNotFound();

@@ -116,4 +116,18 @@ describe('/debug/faults on a real node', { timeout: 90_000 }, () => {
       'the write whose fsync failed was never acknowledged nor kept',
     );
   });
+
+  it('stops gracefully (SIGTERM) at once although a Lock call is waiting', async () => {
+    await client.lock('held-again', await client.leaseGrant(60), 5_000);
+    const waiting = client.lock('held-again', await client.leaseGrant(60), 20_000).catch((error: unknown) => error);
+    await new Promise((r) => setTimeout(r, 200)); // the second Lock is waiting on the server now
+    cluster.expectExit(0);
+    const started = performance.now();
+    await cluster.kill(0, 'SIGTERM');
+    const stopMs = performance.now() - started;
+    // The lock service's waits end with the node's stop signal; before, the API drain waited 5 s for them.
+    assert.ok(stopMs < 2_500, `a graceful stop took ${stopMs.toFixed(0)} ms`);
+    assert.ok((await waiting) instanceof Error, 'the waiting Lock call was not granted');
+    await cluster.restart(0);
+  });
 });
