@@ -5,17 +5,14 @@
 // etcd's "revision of auth store is old"; and without auth a command carries no stamp at all.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { pino } from 'pino';
-import { MemoryStorage, defaultRaftConfig, seededRng } from '../../src/raft/index.ts';
+import type { MemoryStorage } from '../../src/raft/index.ts';
 import type { AuthStamp } from '../../src/api/index.ts';
 import type { AuthCommand } from '../../src/server/auth-store.ts';
 import { decodeBatch, stamped } from '../../src/server/commands.ts';
 import type { Command } from '../../src/server/commands.ts';
-import { LimitsSchema } from '../../src/server/config.ts';
-import { ReplicaHost } from '../../src/server/host.ts';
-import { NodeMetrics } from '../../src/server/metrics.ts';
-import { bootstrapEntries } from '../../src/server/replica.ts';
+import type { ReplicaHost } from '../../src/server/host.ts';
 import type { Replica } from '../../src/server/replica.ts';
+import { bootstrappedStorage, settle as settleTurns, singleNodeHost } from './single-node.ts';
 
 const b = (s: string) => new Uint8Array(Buffer.from(s));
 const none = new Uint8Array(0);
@@ -24,41 +21,8 @@ const hash = 'scrypt$14$8$1$c2FsdA==$aGFzaA==';
 const putRequest = (key: string, value: string) => ({ key: b(key), value: b(value), lease: 0, prevKv: false, ignoreValue: false, ignoreLease: false });
 const put = (key: string, value: string, stamp?: AuthStamp): Command => stamped({ op: 'put', req: putRequest(key, value) }, stamp);
 
-function singleNodeHost(storage: MemoryStorage, incarnation: number): ReplicaHost {
-  let clock = 0;
-  const host = new ReplicaHost({
-    nodeId: 1,
-    storage: { group: () => storage, commit: async () => {} },
-    transport: { send: () => {} },
-    limits: LimitsSchema.parse({}),
-    logger: pino({ level: 'silent' }),
-    metrics: new NodeMetrics(),
-    now: () => (clock += 1),
-    raftConfig: () => defaultRaftConfig(1, seededRng(1), { electionTicks: 2, heartbeatTicks: 1 }),
-    onStoreReplaced: () => {},
-    onMembershipChanged: () => {},
-    onTick: () => {},
-    onRemoved: () => {},
-    incarnation,
-  });
-  host.openReplica(1);
-  return host;
-}
-
-async function settle(host: ReplicaHost): Promise<void> {
-  for (let i = 0; i < 30; i++) {
-    host.tick();
-    await host.turn();
-  }
-}
-
-function newStorage(): MemoryStorage {
-  const storage = new MemoryStorage();
-  const entries = bootstrapEntries([{ id: 1, name: 'n1', peerUrls: ['http://127.0.0.1:1'], clientUrls: [] }]);
-  storage.append(entries);
-  storage.setHardState({ term: 1, vote: 0, commit: entries.length });
-  return storage;
-}
+const newStorage = bootstrappedStorage;
+const settle = (host: ReplicaHost) => settleTurns(host, 30);
 
 /** root, a role "app" with READWRITE on [/app/, /app0), alice holding it, carol holding "other"; auth on. */
 const SETUP: AuthCommand[] = [

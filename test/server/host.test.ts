@@ -2,52 +2,16 @@
 // hand, for cases that need exact control (a restart that replays the log under new requests).
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { pino } from 'pino';
-import { MemoryStorage, defaultRaftConfig, seededRng } from '../../src/raft/index.ts';
-import { LimitsSchema } from '../../src/server/config.ts';
-import { ReplicaHost } from '../../src/server/host.ts';
-import { NodeMetrics } from '../../src/server/metrics.ts';
-import { bootstrapEntries } from '../../src/server/replica.ts';
+import { bootstrappedStorage, settle, singleNodeHost } from './single-node.ts';
 
 const put = (key: string, value: string) => ({
   op: 'put' as const,
   req: { key: Buffer.from(key), value: Buffer.from(value), lease: 0, prevKv: false, ignoreValue: false, ignoreLease: false },
 });
 
-function singleNodeHost(storage: MemoryStorage, incarnation: number): ReplicaHost {
-  let clock = 0;
-  const host = new ReplicaHost({
-    nodeId: 1,
-    storage: { group: () => storage, commit: async () => {} },
-    transport: { send: () => {} },
-    limits: LimitsSchema.parse({}),
-    logger: pino({ level: 'silent' }),
-    metrics: new NodeMetrics(),
-    now: () => (clock += 1),
-    raftConfig: () => defaultRaftConfig(1, seededRng(1), { electionTicks: 2, heartbeatTicks: 1 }),
-    onStoreReplaced: () => {},
-    onMembershipChanged: () => {},
-    onTick: () => {},
-    onRemoved: () => {},
-    incarnation,
-  });
-  host.openReplica(1);
-  return host;
-}
-
-async function settle(host: ReplicaHost): Promise<void> {
-  for (let i = 0; i < 50; i++) {
-    host.tick();
-    await host.turn();
-  }
-}
-
 describe('replica host', () => {
   it('a restarted node never answers a new request with the result of a replayed one', async () => {
-    const storage = new MemoryStorage();
-    const entries = bootstrapEntries([{ id: 1, name: 'n1', peerUrls: ['http://127.0.0.1:1'], clientUrls: [] }]);
-    storage.append(entries);
-    storage.setHardState({ term: 1, vote: 0, commit: entries.length });
+    const storage = bootstrappedStorage();
 
     const first = singleNodeHost(storage, 1);
     await settle(first);

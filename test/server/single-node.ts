@@ -1,0 +1,47 @@
+// A one-member ReplicaHost over MemoryStorage, driven by hand (tests that need exact control over
+// turns, restarts and replays): the real host and replica code with no I/O.
+import { pino } from 'pino';
+import { MemoryStorage, defaultRaftConfig, seededRng } from '../../src/raft/index.ts';
+import { LimitsSchema } from '../../src/server/config.ts';
+import { ReplicaHost } from '../../src/server/host.ts';
+import { NodeMetrics } from '../../src/server/metrics.ts';
+import { bootstrapEntries } from '../../src/server/replica.ts';
+
+/** Storage holding a bootstrapped one-member group (member 1), as a node's first start writes it. */
+export function bootstrappedStorage(): MemoryStorage {
+  const storage = new MemoryStorage();
+  const entries = bootstrapEntries([{ id: 1, name: 'n1', peerUrls: ['http://127.0.0.1:1'], clientUrls: [] }]);
+  storage.append(entries);
+  storage.setHardState({ term: 1, vote: 0, commit: entries.length });
+  return storage;
+}
+
+/** A host for member 1 over `storage` (durable as soon as written), range 1 open. */
+export function singleNodeHost(storage: MemoryStorage, incarnation: number): ReplicaHost {
+  let clock = 0;
+  const host = new ReplicaHost({
+    nodeId: 1,
+    storage: { group: () => storage, commit: async () => {} },
+    transport: { send: () => {} },
+    limits: LimitsSchema.parse({}),
+    logger: pino({ level: 'silent' }),
+    metrics: new NodeMetrics(),
+    now: () => (clock += 1),
+    raftConfig: () => defaultRaftConfig(1, seededRng(1), { electionTicks: 2, heartbeatTicks: 1 }),
+    onStoreReplaced: () => {},
+    onMembershipChanged: () => {},
+    onTick: () => {},
+    onRemoved: () => {},
+    incarnation,
+  });
+  host.openReplica(1);
+  return host;
+}
+
+/** Ticks and turns the host `turns` times: enough to elect itself and apply what was proposed. */
+export async function settle(host: ReplicaHost, turns = 50): Promise<void> {
+  for (let i = 0; i < turns; i++) {
+    host.tick();
+    await host.turn();
+  }
+}
