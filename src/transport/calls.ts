@@ -80,10 +80,17 @@ export class PendingCalls {
         reject(new PeerCallError('timeout', `transport: no reply from peer ${peerId.toString(16)} in ${timeoutMs} ms`));
       }, timeoutMs);
       this.pending.set(id, { peerId, resolve, reject, timer });
-      if (!send(id)) {
+      let sent = false;
+      let why = `transport: peer ${peerId.toString(16)} is not connected`;
+      try {
+        sent = send(id);
+      } catch (error) {
+        why = `transport: call not sent: ${error instanceof Error ? error.message : String(error)}`;
+      }
+      if (!sent) {
         clearTimeout(timer);
         this.pending.delete(id);
-        reject(new PeerCallError('unreachable', `transport: peer ${peerId.toString(16)} is not connected`));
+        reject(new PeerCallError('unreachable', why));
       }
     });
   }
