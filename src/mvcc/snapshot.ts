@@ -1,5 +1,6 @@
 // Snapshot encoding: the whole state as a sequence of independent chunks, each one msgpack array
-// compressed with zlib, so a chunk can be stored, sent and decoded on its own. Chunk kinds, in order:
+// compressed with zlib (or, when it does not compress, stored as is followed by its CRC-32), so a
+// chunk can be stored, sent and decoded on its own. Chunk kinds, in order:
 //   ['header', format, currentRevision, compactedRevision, logBase]   (compactedRevision -1 = never;
 //      format 1 wrote 0 for never, as the store had no compact(0) then)
 //   ['leases', id, ttl, remainingTtl, id, ttl, remainingTtl, ...]                 (zero or more)
@@ -8,7 +9,7 @@
 //   ['end', keyCount, versionCount, leaseCount]
 // Derived state (prev links, the revision log, lease attachments) is rebuilt on restore.
 
-import { deflateSync, inflateSync } from 'node:zlib';
+import { crc32, deflateSync, inflateSync } from 'node:zlib';
 import { Packr, Unpackr } from 'msgpackr';
 import { EtcdError, GrpcCode, assert, invalidArgument } from '../util/index.ts';
 import type { KeyValue } from './types.ts';
@@ -26,6 +27,12 @@ const VERSION_OVERHEAD_BYTES = 80;
 const LEASE_BYTES = 30;
 const CHUNK_OVERHEAD_BYTES = 64;
 export const MIN_SNAPSHOT_CHUNK_BYTES = 4096;
+/** A chunk whose deflated size is not below this share of its packed size is stored packed. */
+const INCOMPRESSIBLE_RATIO = 0.9;
+/** After an incompressible chunk, deflate is tried again on every this-many-th chunk. */
+const COMPRESSION_PROBE_CHUNKS = 16;
+/** First byte of a zlib stream with a 32 KiB window (every deflated chunk); a packed chunk, a msgpack array, starts with 0x9X, 0xdc or 0xdd. */
+const ZLIB_FIRST_BYTE = 0x78;
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
 const unpackr = new Unpackr({ useRecords: false, moreTypes: false });
@@ -57,12 +64,42 @@ export function* encodeSnapshot(src: SnapshotSource, maxChunkBytes: number, chec
   if (!Number.isSafeInteger(maxChunkBytes) || maxChunkBytes < MIN_SNAPSHOT_CHUNK_BYTES) {
     throw invalidArgument(`mvcc: snapshot chunk size must be an integer >= ${MIN_SNAPSHOT_CHUNK_BYTES}`);
   }
+  // Chunks that do not compress (random or already-compressed values) are stored as packed, and
+  // compression is tried again only every COMPRESSION_PROBE_CHUNKS chunks: deflating them cost the
+  // encoding loop most of its time and saved nothing. decodeChunk tells the two apart by the first byte.
+  let compressing = true;
+  let sinceProbe = 0;
   for (const items of chunkItems(src, maxChunkBytes)) {
-    // Level 1: snapshots are taken on the serving loop, so speed matters more than the last few percent.
-    const chunk = deflateSync(packr.pack(items), { level: 1 });
-    yield new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    const packed = packr.pack(items);
+    let chunk: Uint8Array | null = null;
+    if (compressing || ++sinceProbe >= COMPRESSION_PROBE_CHUNKS) {
+      sinceProbe = 0;
+      // Level 1: snapshots are taken on the serving loop, so speed matters more than the last few percent.
+      const deflated = deflateSync(packed, { level: 1 });
+      compressing = deflated.length < packed.length * INCOMPRESSIBLE_RATIO;
+      if (compressing) chunk = new Uint8Array(deflated.buffer, deflated.byteOffset, deflated.byteLength);
+    }
+    yield chunk ?? storedChunk(packed);
     checkUnchanged();
   }
+}
+
+/** A chunk stored uncompressed: the packed bytes (copied: packr reuses its buffer) and their CRC-32, big-endian (deflate has its own checksum). */
+function storedChunk(packed: Uint8Array): Uint8Array {
+  const chunk = Buffer.allocUnsafe(packed.length + 4);
+  chunk.set(packed);
+  chunk.writeUInt32BE(crc32(packed), packed.length);
+  return new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+}
+
+/** The msgpack bytes of a chunk: inflated, or a stored chunk's body once its CRC-32 checks out. */
+function chunkBody(chunk: Uint8Array): Uint8Array {
+  if (chunk[0] === ZLIB_FIRST_BYTE) return inflateSync(chunk);
+  if (chunk.length < 5) throw new Error('stored chunk too short');
+  const body = chunk.subarray(0, chunk.length - 4);
+  const view = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  if (crc32(body) !== view.readUInt32BE(chunk.length - 4)) throw new Error('stored chunk fails its CRC-32');
+  return body;
 }
 
 /** The chunks' contents, each at most `maxChunkBytes` once packed and compressed (see above). */
@@ -118,7 +155,7 @@ function isInt(value: unknown): value is number {
 function decodeChunk(chunk: Uint8Array): unknown[] {
   let items: unknown;
   try {
-    items = unpackr.unpack(inflateSync(chunk));
+    items = unpackr.unpack(chunkBody(chunk));
   } catch (error) {
     throw corruptSnapshot(`undecodable chunk (${(error as Error).message})`);
   }
