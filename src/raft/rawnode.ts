@@ -172,6 +172,11 @@ export class RawNode {
     r.selfAckPersisted();
   }
 
+  /** The role and the known leader now: what per-request checks need, without status()'s copies. */
+  softState(): SoftState {
+    return this.raft.softState();
+  }
+
   status(): RaftStatus {
     const r = this.raft;
     let progress: Map<NodeId, ProgressStatus> | null = null;

@@ -12,9 +12,6 @@ import type { PartitionDirection, TransportFaults } from '../transport/index.ts'
 import type { NodeMetrics } from './metrics.ts';
 import { ETCD_API_VERSION } from './services.ts';
 
-/** The cluster version /version reports (etcd reports its minor version, e.g. 3.4.0). */
-const ETCD_CLUSTER_VERSION = ETCD_API_VERSION;
-
 /** What /debug/faults can break on this node. */
 export interface FaultSeams {
   transport: TransportFaults;
@@ -183,7 +180,7 @@ export async function serveOpsRoute(
     return true;
   }
   if (path === '/version') {
-    reply(res, 200, { etcdserver: ETCD_API_VERSION, etcdcluster: ETCD_CLUSTER_VERSION });
+    reply(res, 200, { etcdserver: ETCD_API_VERSION, etcdcluster: ETCD_API_VERSION }); // etcd reports its minor version as the cluster's
     return true;
   }
   return false;

@@ -284,7 +284,7 @@ export class Replica {
   renewLeaseOnLeader(id: number): Promise<{ header: ResponseHeader; id: number; ttl: number } | null> {
     if (!this.isLeader) return Promise.resolve(null);
     return this.linearizableRead(() => {
-      if (this.raft.status().softState.role !== 'leader') return null;
+      if (this.raft.softState().role !== 'leader') return null;
       const lease = this.store.leaseTimeToLive(id, false);
       if (!this.leaseClock.renewIfLive(id, lease.grantedTtl)) throw Errors.leaseNotFound();
       return { header: lease.header, id, ttl: lease.grantedTtl };
@@ -300,7 +300,7 @@ export class Replica {
   /** Leader only: proposes a revoke for every lease whose deadline passed. */
   expireLeases(): void {
     // The core's role, not `isLeader`: a message stepped earlier this turn may have deposed us.
-    if (this.raft.status().softState.role !== 'leader') return;
+    if (this.raft.softState().role !== 'leader') return;
     for (const id of this.leaseClock.takeExpired(this.limits.maxCommandsPerEntry)) {
       this.logger.info({ group: this.groupId, lease: id }, 'lease expired; revoking');
       this.proposeInternal({ op: 'leaseRevoke', id, decidedAt: this.applied });

@@ -220,7 +220,9 @@ export class Transport implements LinkHost, SnapshotHost {
     }
     return this.calls.start(peerId, timeoutMs, (id) => {
       const frame = encodeFrame(FrameKind.call, { id, method, body });
-      if (frame.length - 4 > this.limits.maxCallBytes) return false;
+      if (frame.length - 4 > this.limits.maxCallBytes) {
+        throw new RangeError(`a ${method} call of ${frame.length - 4} bytes exceeds maxCallBytes ${this.limits.maxCallBytes}`);
+      }
       if (!link.enqueueFrame(frame)) return false;
       this.markDirty(link);
       return true;

@@ -2,6 +2,7 @@
 // concurrency.Mutex and concurrency.Election on the real MvccStore.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { rangeRequest } from '../../src/mvcc/index.ts';
 import { GrpcCode } from '../../src/util/index.ts';
 import { callError } from './client.ts';
 import { StoreElections, StoreLocks } from './concurrency.ts';
@@ -29,21 +30,8 @@ describe('Lock and Election', { timeout: 60_000 }, () => {
   };
   const keysUnder = (prefix: string) =>
     api.backend.store.range({ ...rangeAll(prefix) }).kvs.map((kv) => str(kv.key));
-  const rangeAll = (prefix: string) => ({
-    key: b(prefix),
-    rangeEnd: b(prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1)),
-    limit: 0,
-    revision: 0,
-    sortOrder: 'none' as const,
-    sortTarget: 'key' as const,
-    serializable: false,
-    keysOnly: false,
-    countOnly: false,
-    minModRevision: 0,
-    maxModRevision: 0,
-    minCreateRevision: 0,
-    maxCreateRevision: 0,
-  });
+  const rangeAll = (prefix: string) =>
+    rangeRequest(b(prefix), { rangeEnd: b(prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1)) });
 
   test('Lock returns the owner key; a second locker waits until Unlock', async () => {
     const [first, second] = [lease(), lease()];

@@ -76,7 +76,9 @@ describe('transport peer calls', () => {
   it('a call too large for maxCallBytes fails at once instead of closing the connection', async () => {
     const [a, b] = await pair({ maxCallBytes: 1024 });
     b.transport.onCall(async () => 'ok');
-    assert.equal((await rejection(a.transport.call(2, 'big', 'x'.repeat(4096), 1000))).reason, 'unreachable');
+    const tooBig = await rejection(a.transport.call(2, 'big', 'x'.repeat(4096), 1000));
+    assert.equal(tooBig.reason, 'unreachable');
+    assert.match(tooBig.message, /big call of \d+ bytes exceeds maxCallBytes 1024/);
     assert.equal(await a.transport.call(2, 'small', 'x', 2000), 'ok');
   });
 });
