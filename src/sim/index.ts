@@ -22,6 +22,7 @@ export { SimRandom, nodeRng } from './random.ts';
 export { SimNetwork, PERFECT_NETWORK, LINK_CAPACITY_MESSAGES } from './network.ts';
 export type { NetworkFaults, Envelope, SendOutcome } from './network.ts';
 export { formatMessage } from './trace.ts';
+export { Ring, TraceHash } from './trace-core.ts';
 // The seed sweep both CLIs run (npm run sim, npm run sim:node).
 export { UsageError, defaultSweepOptions, parseChoice, parseInteger, parseSweepFlag, serveSweepWorker, sweep } from './seed-runner.ts';
 export type { SeedReport, SweepOptions } from './seed-runner.ts';

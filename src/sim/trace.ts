@@ -1,6 +1,7 @@
 // The simulation's event log: a fixed-size ring of the latest events (printed when a seed fails),
 // a running hash of every event (the determinism fingerprint), and an optional live sink (--verbose).
 import type { Message } from '../raft/index.ts';
+import { Ring, TraceHash } from './trace-core.ts';
 
 export type EventKind =
   | 'deliver'
@@ -69,10 +70,8 @@ export const TRACE_RING_SIZE = 256;
 
 export class Trace {
   step = 0;
-  private readonly ring: TraceEvent[] = [];
-  private next = 0;
-  private hashLo = 0x811c9dc5;
-  private hashHi = 0x01000193;
+  private readonly ring = new Ring<TraceEvent>(TRACE_RING_SIZE);
+  private readonly fingerprint = new TraceHash();
   private count = 0;
 
   constructor(private readonly sink: ((line: string) => void) | null = null) {}
@@ -89,32 +88,23 @@ export class Trace {
     this.mix(b);
     if (msg !== null) this.mixMessage(msg);
     const event: TraceEvent = { step: this.step, kind, node, a, b, note, msg };
-    if (this.ring.length < TRACE_RING_SIZE) this.ring.push(event);
-    else this.ring[this.next] = event;
-    this.next = (this.next + 1) % TRACE_RING_SIZE;
+    this.ring.push(event);
     this.count++;
     if (this.sink !== null) this.sink(formatEvent(event));
   }
 
   /** Fold extra state (e.g. the final applied sequence) into the fingerprint. */
   mix(value: number): void {
-    const v = value | 0;
-    const hi = (value / 0x1_0000_0000) | 0;
-    this.hashLo = Math.imul(this.hashLo ^ v, 0x01000193) >>> 0;
-    this.hashHi = Math.imul(this.hashHi ^ (v + hi + 0x9e3779b9), 0x85ebca6b) >>> 0;
-    this.hashHi = (this.hashHi ^ (this.hashHi >>> 13)) >>> 0;
+    this.fingerprint.mix(value);
   }
 
   hash(): string {
-    return this.hashHi.toString(16).padStart(8, '0') + this.hashLo.toString(16).padStart(8, '0');
+    return this.fingerprint.hex();
   }
 
   /** The latest `limit` events, oldest first. */
   last(limit: number): TraceEvent[] {
-    const ordered =
-      this.ring.length < TRACE_RING_SIZE
-        ? this.ring.slice()
-        : [...this.ring.slice(this.next), ...this.ring.slice(0, this.next)];
+    const ordered = this.ring.ordered();
     return ordered.slice(Math.max(0, ordered.length - limit));
   }
 

@@ -1,7 +1,7 @@
 // The whole-node simulation's event log: a ring of the latest events (shown when a seed fails), a
 // running hash of every event (the determinism fingerprint) and an optional live sink (--verbose).
 import type { Message } from '../raft/index.ts';
-import { formatMessage } from '../sim/index.ts';
+import { formatMessage, Ring, TraceHash } from '../sim/index.ts';
 
 export type EventKind =
   | 'deliver'
@@ -73,10 +73,8 @@ export const TRACE_RING_SIZE = 512;
 export class Trace {
   /** Simulated time of the events recorded next. */
   ms = 0;
-  private readonly ring: TraceEvent[] = [];
-  private next = 0;
-  private hashLo = 0x811c9dc5;
-  private hashHi = 0x01000193;
+  private readonly ring = new Ring<TraceEvent>(TRACE_RING_SIZE);
+  private readonly fingerprint = new TraceHash();
   private count = 0;
 
   /** Events kept from a window of simulated time (a replay that shows what led to a failure). */
@@ -106,9 +104,7 @@ export class Trace {
     if (note !== '') this.mixString(note);
     if (msg !== null) this.mixMessage(msg);
     const event: TraceEvent = { ms: this.ms, kind, node, note, msg };
-    if (this.ring.length < TRACE_RING_SIZE) this.ring.push(event);
-    else this.ring[this.next] = event;
-    this.next = (this.next + 1) % TRACE_RING_SIZE;
+    this.ring.push(event);
     this.count++;
     if (this.sink !== null) this.sink(formatEvent(event));
     const window = this.window;
@@ -118,19 +114,15 @@ export class Trace {
   }
 
   mix(value: number): void {
-    const v = value | 0;
-    const hi = (value / 0x1_0000_0000) | 0;
-    this.hashLo = Math.imul(this.hashLo ^ v, 0x01000193) >>> 0;
-    this.hashHi = Math.imul(this.hashHi ^ (v + hi + 0x9e3779b9), 0x85ebca6b) >>> 0;
-    this.hashHi = (this.hashHi ^ (this.hashHi >>> 13)) >>> 0;
+    this.fingerprint.mix(value);
   }
 
   mixString(text: string): void {
-    for (let i = 0; i < text.length; i++) this.mix(text.charCodeAt(i));
+    this.fingerprint.mixString(text);
   }
 
   hash(): string {
-    return this.hashHi.toString(16).padStart(8, '0') + this.hashLo.toString(16).padStart(8, '0');
+    return this.fingerprint.hex();
   }
 
   /**
@@ -138,9 +130,7 @@ export class Trace {
    * traffic of a quiet cluster and say little; --verbose shows every event).
    */
   last(limit: number): string[] {
-    const ordered =
-      this.ring.length < TRACE_RING_SIZE ? this.ring.slice() : [...this.ring.slice(this.next), ...this.ring.slice(0, this.next)];
-    const kept = ordered.filter(telling);
+    const kept = this.ring.ordered().filter(telling);
     return kept.slice(Math.max(0, kept.length - limit)).map(formatEvent);
   }
 
