@@ -1,24 +1,10 @@
 // A plain grpc-js client of etcd's KV service, built from the same proto files the server loads,
 // decoding int64s as strings so tests see exactly what went over the wire.
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
-import { ETCD_PROTO_FILES, PROTO_INCLUDE_DIR } from '../../src/api/index.ts';
+import { etcdDefinition as definition, etcdserverpb } from '../support/etcd-grpc.ts';
 
-const definition = protoLoader.loadSync([...ETCD_PROTO_FILES], {
-  keepCase: false,
-  longs: String,
-  enums: String,
-  bytes: Buffer,
-  defaults: true,
-  oneofs: true,
-  includeDirs: [PROTO_INCLUDE_DIR],
-});
-const etcdserverpb = (grpc.loadPackageDefinition(definition) as any).etcdserverpb;
-
-export interface CallError extends Error {
-  code: number;
-  details: string;
-}
+export { callError } from '../support/etcd-grpc.ts';
+export type { CallError } from '../support/etcd-grpc.ts';
 
 export class KvClient {
   readonly raw: grpc.Client;
@@ -58,16 +44,6 @@ export class KvClient {
   close(): void {
     this.raw.close();
   }
-}
-
-/** Resolves to the error a call failed with (and fails the test if it succeeded). */
-export async function callError(promise: Promise<unknown>): Promise<CallError> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as CallError;
-  }
-  throw new Error('expected the call to fail, it succeeded');
 }
 
 const v3lockpb = (grpc.loadPackageDefinition(definition) as any).v3lockpb;

@@ -3,18 +3,8 @@
 // docs/COMPATIBILITY.md honest; run it by hand against any endpoint:
 //   npx tsx test/compat/rpc-probe.ts 127.0.0.1:2379
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
-import { ETCD_PROTO_FILES, PROTO_INCLUDE_DIR } from '../../src/api/index.ts';
-
-const definition = protoLoader.loadSync([...ETCD_PROTO_FILES], {
-  keepCase: false,
-  longs: String,
-  enums: String,
-  bytes: Buffer,
-  defaults: true,
-  oneofs: true,
-  includeDirs: [PROTO_INCLUDE_DIR],
-});
+import type * as protoLoader from '@grpc/proto-loader';
+import { etcdDefinition as definition } from '../support/etcd-grpc.ts';
 
 /** Streams that stay open without a first message are implemented (an unknown method fails at once). */
 const STREAM_WAIT_MS = 1_500;

@@ -1,24 +1,11 @@
 // A raw grpc-js client of etcd's KV, Auth, Watch, Lease, Maintenance and Cluster services that sends
 // a chosen `token` metadata (or none), so the auth tests control exactly what goes over the wire.
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
-import { ETCD_PROTO_FILES, PROTO_INCLUDE_DIR } from '../../src/api/index.ts';
+import { etcdserverpb as pb } from '../support/etcd-grpc.ts';
+import type { CallError } from '../support/etcd-grpc.ts';
 
-const definition = protoLoader.loadSync([...ETCD_PROTO_FILES], {
-  keepCase: false,
-  longs: String,
-  enums: String,
-  bytes: Buffer,
-  defaults: true,
-  oneofs: true,
-  includeDirs: [PROTO_INCLUDE_DIR],
-});
-const pb = (grpc.loadPackageDefinition(definition) as any).etcdserverpb;
-
-export interface CallError extends Error {
-  code: number;
-  details: string;
-}
+export { callError as failure } from '../support/etcd-grpc.ts';
+export type { CallError } from '../support/etcd-grpc.ts';
 
 type Service = 'KV' | 'Auth' | 'Watch' | 'Lease' | 'Maintenance' | 'Cluster';
 
@@ -90,12 +77,3 @@ export class AuthTestClient {
   }
 }
 
-/** Resolves to the gRPC error a call fails with (fails the test if it succeeds). */
-export async function failure(pending: Promise<unknown>): Promise<CallError> {
-  try {
-    await pending;
-  } catch (error) {
-    return error as CallError;
-  }
-  throw new Error('expected the call to fail');
-}
