@@ -5,6 +5,7 @@
 // (except for the Auth service's audit lines) and check() returns at once.
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { prefixEnd } from '../mvcc/index.ts';
 import type { DeleteRangeRequest, PutRequest, RangeRequest, TxnRequest } from '../mvcc/index.ts';
 import type { AuthBackend, AuthCaller, AuthNeed, AuthStamp, CallIdentity } from './backend.ts';
 import { toStatus } from './status.ts';
@@ -220,18 +221,6 @@ export function namePrefixNeeds(name: Uint8Array, kinds: readonly ('read' | 'wri
   const key = Buffer.concat([name, Buffer.from('/')]);
   const rangeEnd = prefixEnd(key);
   return kinds.map((kind) => ({ kind, key, rangeEnd }));
-}
-
-/** The smallest key after every key with this prefix ([0] = to the end). */
-function prefixEnd(prefix: Uint8Array): Uint8Array {
-  const end = Buffer.from(prefix);
-  for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i] < 0xff) {
-      end[i] += 1;
-      return end.subarray(0, i + 1);
-    }
-  }
-  return new Uint8Array([0]);
 }
 
 interface WireNamed {

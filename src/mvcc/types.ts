@@ -248,3 +248,19 @@ export function rangeRequest(key: Uint8Array, overrides: Partial<RangeRequest> =
     ...overrides,
   };
 }
+
+/**
+ * The range_end that selects every key with this prefix (clientv3.GetPrefixRangeEnd): the prefix
+ * with its last byte below 0xff incremented and what follows dropped; [0] (to the end) when every
+ * byte is 0xff.
+ */
+export function prefixEnd(prefix: Uint8Array): Uint8Array {
+  const end = Uint8Array.from(prefix);
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i] < 0xff) {
+      end[i] += 1;
+      return end.subarray(0, i + 1);
+    }
+  }
+  return new Uint8Array([0]);
+}

@@ -14,7 +14,7 @@ import type {
   WatchEvent,
   WatchHandle,
 } from '../mvcc/index.ts';
-import { rangeRequest } from '../mvcc/index.ts';
+import { prefixEnd, rangeRequest } from '../mvcc/index.ts';
 import { assert, EtcdError, Errors, GrpcCode } from '../util/index.ts';
 import { KvService } from './kv.ts';
 import type { TesseraNode } from './node.ts';
@@ -42,17 +42,6 @@ const EMPTY = new Uint8Array(0);
 const sessionExpired = () => new EtcdError(GrpcCode.UNKNOWN, 'mutex: session is expired');
 /** What concurrency.waitDelete returns when its watch channel closes without a delete. */
 const lostWatcher = () => new EtcdError(GrpcCode.UNKNOWN, 'lost watcher waiting for delete');
-
-function prefixEnd(prefix: Uint8Array): Uint8Array {
-  const end = Uint8Array.from(prefix);
-  for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i] < 0xff) {
-      end[i] += 1;
-      return end.subarray(0, i + 1);
-    }
-  }
-  return new Uint8Array([0]);
-}
 
 const concat = (a: Uint8Array, b: Uint8Array): Uint8Array => {
   const out = new Uint8Array(a.length + b.length);

@@ -10,22 +10,12 @@ import type {
   ResponseHeader,
   WatchHandle,
 } from '../../src/mvcc/index.ts';
+import { prefixEnd } from '../../src/mvcc/index.ts';
 import { rangeRequest } from './backends.ts';
 
 const EMPTY = new Uint8Array(0);
 const concat = (a: Uint8Array, b: Uint8Array) => Buffer.concat([a, b]);
 const slash = Buffer.from('/');
-
-function prefixEnd(prefix: Uint8Array): Uint8Array {
-  const end = Buffer.from(prefix);
-  for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i] < 0xff) {
-      end[i] += 1;
-      return end.subarray(0, i + 1);
-    }
-  }
-  return new Uint8Array([0]);
-}
 
 const put = (key: Uint8Array, value: Uint8Array, lease: number): RequestOp => ({
   type: 'put',

@@ -12,25 +12,15 @@ import type {
   WatchEvent,
   WatchOptions,
 } from '../../src/mvcc/index.ts';
-import { rangeRequest } from '../../src/mvcc/index.ts';
+import { prefixEnd as keyPrefixEnd, rangeRequest } from '../../src/mvcc/index.ts';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 export const b = (s: string): Uint8Array => encoder.encode(s);
 export const s = (bytes: Uint8Array): string => decoder.decode(bytes);
-/** The prefix range end etcd clients compute (clientv3.GetPrefixRangeEnd). */
-export function prefixEnd(prefix: string): Uint8Array {
-  const bytes = b(prefix);
-  for (let i = bytes.length - 1; i >= 0; i--) {
-    if (bytes[i] < 0xff) {
-      const end = bytes.slice(0, i + 1);
-      end[i] += 1;
-      return end;
-    }
-  }
-  return new Uint8Array([0]);
-}
+/** The prefix range end etcd clients compute (clientv3.GetPrefixRangeEnd), of a string prefix. */
+export const prefixEnd = (prefix: string): Uint8Array => keyPrefixEnd(b(prefix));
 
 export function rangeReq(key: string | Uint8Array, opts: Partial<RangeRequest> = {}): RangeRequest {
   return rangeRequest(typeof key === 'string' ? b(key) : key, opts);

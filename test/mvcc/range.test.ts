@@ -1,7 +1,7 @@
 // Range: every RangeRequest option, against etcd 3.4's documented and observed behaviour.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { MvccStore } from '../../src/mvcc/index.ts';
+import { MvccStore, prefixEnd as keyPrefixEnd } from '../../src/mvcc/index.ts';
 import { EtcdError } from '../../src/util/index.ts';
 import { b, keys, kvStr, prefixEnd, putReq, rangeReq, s, throwsMessage, delReq } from './helpers.ts';
 
@@ -15,6 +15,20 @@ function seeded(): MvccStore {
   store.put(putReq('b', '22'));
   return store;
 }
+
+describe('prefixEnd (clientv3.GetPrefixRangeEnd)', () => {
+  it('increments the last byte below 0xff and drops what follows; all 0xff means to the end', () => {
+    const end = (bytes: number[]) => [...keyPrefixEnd(new Uint8Array(bytes))];
+    assert.deepEqual(end([0x61, 0x62]), [0x61, 0x63]);
+    assert.deepEqual(end([0x61, 0xff]), [0x62]);
+    assert.deepEqual(end([0x61, 0xfe, 0xff, 0xff]), [0x61, 0xff]);
+    assert.deepEqual(end([0xff, 0xff]), [0]);
+    assert.deepEqual(end([]), [0]);
+    const prefix = new Uint8Array([1, 2]);
+    keyPrefixEnd(prefix);
+    assert.deepEqual([...prefix], [1, 2], 'the prefix itself is not changed');
+  });
+});
 
 describe('range: key and range_end', () => {
   it('an empty store is at revision 1 and finds nothing', () => {
