@@ -28,7 +28,10 @@ Options:
   --dir <path>        where logs and matrix.md go (default: a new temp directory)
   --help              this text
 
-Exit code 0 only if every run printed "linearizable=yes, lost=0, duplicated=0" and exited 0.`;
+Exit code 0 only if every run printed "linearizable=yes, lost=0, duplicated=0" and exited 0.
+
+Run it from a checkout nobody edits meanwhile: the nemesis restarts nodes from the source tree,
+so a file changed mid-run is what a restarted node loads.`;
 
 function fail(message) {
   console.error(`chaos:matrix: ${message}\n\n${HELP}`);
@@ -92,6 +95,7 @@ function runOne(run) {
     const argv = [join(root, 'src/chaos/main.ts'), '--workload', run.workload, '--nemesis', run.nemesis, '--time', String(time)];
     argv.push('--seed', String(run.seed), '--check-timeout', String(checkTimeout), '--dir', join(dir, `${run.workload}-${run.nemesis}`));
     const child = spawn(tsx, argv, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(child);
     let tail = '';
     const keep = (chunk) => {
       out.write(chunk);
@@ -101,6 +105,7 @@ function runOne(run) {
     child.stderr.on('data', keep);
     const t0 = Date.now();
     child.on('close', (code) => {
+      children.delete(child);
       out.end();
       const lines = tail.split('\n');
       const summary = lines.filter((l) => /^chaos: \d+ ops/.test(l)).pop() ?? 'chaos: no summary line';
@@ -111,6 +116,7 @@ function runOne(run) {
 }
 
 const results = [];
+const children = new Set();
 function writeTable() {
   const rows = results.map(
     (r) => `| ${r.workload} | ${r.nemesis} | ${r.seed} | ${r.ok ? 'pass' : 'FAIL'} | ${r.summary.replace(/^chaos: /, '')} | ${r.seconds} |`,
@@ -139,10 +145,14 @@ async function worker() {
 }
 
 let interrupted = false;
-process.on('SIGINT', () => {
-  interrupted = true;
-  console.log('chaos:matrix: SIGINT: waiting for the running runs to stop');
-});
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    interrupted = true;
+    next = runs.length; // start nothing new
+    console.log(`chaos:matrix: ${signal}: stopping the running runs`);
+    for (const child of children) child.kill('SIGINT');
+  });
+}
 await Promise.all(Array.from({ length: parallel }, worker));
 const failed = results.filter((r) => !r.ok).length;
 console.log(`chaos:matrix: ${results.length} runs, ${failed} failed${interrupted ? ' (interrupted)' : ''}; table in ${join(dir, 'matrix.md')}`);

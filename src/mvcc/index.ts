@@ -5,4 +5,4 @@ export { MvccStore } from './store.ts';
 export { WatchCompactedError } from './watch.ts';
 export { DEFAULT_MVCC_LIMITS } from './limits.ts';
 export type { MvccLimits } from './limits.ts';
-export { MIN_SNAPSHOT_CHUNK_BYTES } from './snapshot.ts';
+export { MIN_SNAPSHOT_CHUNK_BYTES, SnapshotInvalidatedError } from './snapshot.ts';

@@ -196,9 +196,29 @@ export class Keyspace {
     });
   }
 
-  /** Every entry in key order (snapshot, hash). */
+  /** Every entry in key order (hash, invariant checks); the keyspace must not change meanwhile. */
   entries(): IterableIterator<[string, KeyEntry]> {
     return this.tree.entries();
+  }
+
+  /**
+   * Every entry in key order, safe to consume across writes (a lazily read snapshot): the tree is
+   * read a batch of keys at a time and the walk resumes after the last key seen, so it never holds
+   * a tree iterator that a write could invalidate. Keys added behind the cursor are not seen.
+   */
+  *entriesByKey(batchKeys = 256): Generator<[string, KeyEntry]> {
+    let after: string | null = null;
+    for (;;) {
+      const batch: [string, KeyEntry][] = [];
+      for (const pair of this.tree.entries(after ?? undefined)) {
+        if (pair[0] === after) continue;
+        batch.push(pair);
+        if (batch.length === batchKeys) break;
+      }
+      yield* batch;
+      if (batch.length < batchKeys) return;
+      after = batch[batch.length - 1][0];
+    }
   }
 
   /** The versions written at `rev`, in write order; `rev` must be logged and not pending. Built on

@@ -15,7 +15,6 @@ import { EtcdError, GrpcCode, assert, invalidArgument } from '../util/index.ts';
 import type { KeyValue } from './types.ts';
 import { copyBytes, toKeyString } from './keys.ts';
 import { KeyEntry, Keyspace } from './keyspace.ts';
-import type { Lease } from './leases.ts';
 
 const FORMAT = 2;
 /** The previous format: identical but for compactedRevision 0 meaning "never compacted". */
@@ -42,7 +41,9 @@ export interface SnapshotSource {
   readonly compactedRevision: number;
   readonly oldestLoggedRevision: number;
   entries(): Iterable<[string, KeyEntry]>;
-  readonly leases: readonly Lease[];
+  /** How many of the entry's oldest versions belong to the snapshot (later ones were written after it). */
+  versionsIn(entry: KeyEntry): number;
+  readonly leases: readonly RestoredLease[];
 }
 
 export interface RestoredLease {
@@ -51,16 +52,21 @@ export interface RestoredLease {
   remainingTtl: number;
 }
 
+/** A lazily read snapshot can no longer be completed (a compaction or a restore ran); start a new one. */
+export class SnapshotInvalidatedError extends Error {
+  override name = 'SnapshotInvalidatedError';
+}
+
 export function corruptSnapshot(why: string): EtcdError {
   return new EtcdError(GrpcCode.DATA_LOSS, `tessera: mvcc: corrupt snapshot: ${why}`);
 }
 
 /**
  * Encodes lazily, one chunk per `next()`. A chunk exceeds `maxChunkBytes` only when a single key
- * version alone is larger. `checkUnchanged` runs whenever the consumer comes back for the next
- * chunk: the state must not change while the iterable is being consumed.
+ * version alone is larger. `checkStillValid` runs whenever the consumer comes back for the next
+ * chunk, and throws if the source can no longer describe its state (see MvccStore.snapshotChunks).
  */
-export function* encodeSnapshot(src: SnapshotSource, maxChunkBytes: number, checkUnchanged: () => void): Generator<Uint8Array> {
+export function* encodeSnapshot(src: SnapshotSource, maxChunkBytes: number, checkStillValid: () => void): Generator<Uint8Array> {
   if (!Number.isSafeInteger(maxChunkBytes) || maxChunkBytes < MIN_SNAPSHOT_CHUNK_BYTES) {
     throw invalidArgument(`mvcc: snapshot chunk size must be an integer >= ${MIN_SNAPSHOT_CHUNK_BYTES}`);
   }
@@ -80,7 +86,7 @@ export function* encodeSnapshot(src: SnapshotSource, maxChunkBytes: number, chec
       if (compressing) chunk = new Uint8Array(deflated.buffer, deflated.byteOffset, deflated.byteLength);
     }
     yield chunk ?? storedChunk(packed);
-    checkUnchanged();
+    checkStillValid();
   }
 }
 
@@ -124,8 +130,10 @@ function* chunkItems(src: SnapshotSource, maxChunkBytes: number): Generator<unkn
   let lastId: string | null = null;
   items = ['versions'];
   for (const [id, entry] of src.entries()) {
+    const count = src.versionsIn(entry);
+    if (count === 0) continue;
     keyCount += 1;
-    for (let i = 0; i < entry.versionCount; i++) {
+    for (let i = 0; i < count; i++) {
       const kv = entry.kvAt(i);
       const size = kv.key.length + kv.value.length + VERSION_OVERHEAD_BYTES;
       if (items.length > 1 && rawBytes + size > rawBudget) {

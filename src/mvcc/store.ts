@@ -31,14 +31,14 @@ import type {
   WatchSink,
 } from './types.ts';
 import { EMPTY_BYTES, boundsContain, compareBytes, copyBytes, toBounds, toKeyString } from './keys.ts';
-import { Keyspace, liveValue } from './keyspace.ts';
+import { Keyspace, indexAt, liveValue } from './keyspace.ts';
 import type { KeyEntry } from './keyspace.ts';
 import { LeaseTable } from './leases.ts';
 import { resolveLimits } from './limits.ts';
 import type { MvccLimits } from './limits.ts';
 import { executeRange } from './range.ts';
 import { hashKeyspace } from './hash.ts';
-import { corruptSnapshot, decodeSnapshot, encodeSnapshot } from './snapshot.ts';
+import { SnapshotInvalidatedError, corruptSnapshot, decodeSnapshot, encodeSnapshot } from './snapshot.ts';
 import { checkDeleteRequest, checkIntervals, checkPutRequest, checkRangeRequest, checkTxnRequest, targetNumber } from './validate.ts';
 import { WatchHub, eventsOf } from './watch.ts';
 
@@ -245,22 +245,29 @@ export class MvccStore {
   // ---- snapshot, restore, hash ----
 
   /**
-   * The state as msgpack+zlib chunks (format in snapshot.ts), produced lazily. The store must not
-   * change until the iterable is fully consumed (AssertionError otherwise): copy the chunks out
-   * (Array.from) before applying the next entry. Watchers are not part of a snapshot.
+   * The state as msgpack+zlib chunks (format in snapshot.ts), produced lazily: the chunks describe
+   * the store as it is now, even if writes are applied while they are being read (so a node can
+   * spread a large snapshot over many turns of its loop). That works because a write only adds
+   * versions: versions after this revision are left out, and the keyspace is walked by key, not
+   * with an iterator that a write could invalidate. Only a compaction (which drops versions) or a
+   * restore replaces what the chunks still need; reading on after one throws
+   * SnapshotInvalidatedError, and the caller starts again. Watchers are not part of a snapshot.
    */
   snapshotChunks(maxChunkBytes: number): Iterable<Uint8Array> {
-    const mutations = this.mutations;
     const ks = this.ks;
+    const revision = ks.currentRevision;
+    const compacted = ks.compactedRevision;
     const source = {
-      currentRevision: ks.currentRevision,
-      compactedRevision: ks.compactedRevision,
+      currentRevision: revision,
+      compactedRevision: compacted,
       oldestLoggedRevision: ks.oldestLoggedRevision,
-      entries: () => ks.entries(),
-      leases: this.leaseTable.sorted(),
+      entries: () => ks.entriesByKey(),
+      versionsIn: (entry: KeyEntry) => indexAt(entry, revision) + 1,
+      leases: this.leaseTable.sorted().map((lease) => ({ id: lease.id, ttl: lease.ttl, remainingTtl: lease.remainingTtl })),
     };
     return encodeSnapshot(source, maxChunkBytes, () => {
-      assert(this.mutations === mutations && this.ks === ks, 'the store changed while a snapshot was being read');
+      if (this.ks !== ks) throw new SnapshotInvalidatedError('the store was replaced by a restore');
+      if (ks.compactedRevision !== compacted) throw new SnapshotInvalidatedError(`a compaction at revision ${ks.compactedRevision} ran`);
     });
   }
 

@@ -24,6 +24,11 @@ export const LimitsSchema = z.object({
   snapshotCount: z.number().int().positive().default(100_000),
   /** Entries kept behind a snapshot so a slightly lagging follower catches up from the log. */
   snapshotCatchupEntries: z.number().int().nonnegative().default(5_000),
+  /**
+   * MVCC chunks (each up to 256 KiB before compression) a snapshot encodes per loop turn: a big
+   * state is snapshotted over many turns while the node keeps serving (src/server/snapshots.ts).
+   */
+  snapshotChunksPerTurn: z.number().int().positive().default(1),
 });
 export type Limits = z.infer<typeof LimitsSchema>;
 

@@ -103,7 +103,10 @@ export class ReplicaHost {
     for (const replica of this.replicas.values()) {
       if (replica.raft.hasReady()) readies.push([replica, replica.raft.ready()]);
     }
-    if (readies.length === 0) return false;
+    if (readies.length === 0) {
+      if (this.snapshotSteps()) await this.options.storage.commit();
+      return this.snapshotting;
+    }
     let mustSync = false;
     for (const [replica, rd] of readies) {
       if (rd.snapshot) replica.storage.applySnapshot(rd.snapshot);
@@ -120,18 +123,26 @@ export class ReplicaHost {
     if (mustSync) await this.commit();
     this.options.metrics.turns.inc();
     this.options.metrics.entriesPerTurn.observe(readies.reduce((n, [, rd]) => n + rd.entries.length, 0));
-    let snapshotted = false;
     for (const [replica, rd] of readies) {
       if (!early.has(replica)) this.send(replica, rd);
       replica.synced(rd);
       replica.raft.advance();
-      if (replica.wantsSnapshot()) {
-        replica.takeSnapshot();
-        snapshotted = true;
-      }
     }
-    if (snapshotted) await this.options.storage.commit();
-    return this.hasPendingInput() || readies.some(([r]) => r.raft.hasReady() || r.hasQueuedInput());
+    if (this.snapshotSteps()) await this.options.storage.commit();
+    return this.hasPendingInput() || this.snapshotting || readies.some(([r]) => r.raft.hasReady() || r.hasQueuedInput());
+  }
+
+  /** A step of every snapshot due or being built; true if one was stored (to commit). */
+  private snapshotSteps(): boolean {
+    let stored = false;
+    for (const replica of this.replicas.values()) if (replica.wantsSnapshot() && replica.snapshotStep()) stored = true;
+    return stored;
+  }
+
+  /** True while some replica is building a snapshot over several turns: the loop must keep turning. */
+  get snapshotting(): boolean {
+    for (const replica of this.replicas.values()) if (replica.wantsSnapshot()) return true;
+    return false;
   }
 
   private async commit(): Promise<void> {

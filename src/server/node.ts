@@ -349,7 +349,9 @@ export class TesseraNode {
   private async runTurns(): Promise<void> {
     try {
       while (!this.stopped && (await this.host.turn())) {
-        // keep turning while a turn produced work for the next
+        // Keep turning while a turn produced work for the next, but let I/O in between the steps
+        // of a snapshot build (they need no await, so this loop alone would starve the sockets).
+        if (this.host.snapshotting) break;
       }
     } catch (error) {
       if (error instanceof StorageFailedError) {
@@ -363,7 +365,7 @@ export class TesseraNode {
     } finally {
       this.turnRunning = null;
     }
-    if (this.host.hasPendingInput()) this.schedule();
+    if (this.host.hasPendingInput() || this.host.snapshotting) this.schedule();
   }
 
   private removedFromCluster(how: string): void {

@@ -2,13 +2,13 @@
 // machine, and the client requests waiting on it. The node's loop drives every replica in turns.
 import { Packr } from 'msgpackr';
 import type { Logger } from 'pino';
-import { MvccStore } from '../mvcc/index.ts';
+import { SnapshotInvalidatedError } from '../mvcc/index.ts';
+import type { MvccStore } from '../mvcc/index.ts';
 import type { RequestOp, ResponseHeader, TxnRequest } from '../mvcc/index.ts';
 import { decodeConfChange, encodeConfChange, ProposalDroppedError, RawNode } from '../raft/index.ts';
 import type { ConfChange, ConfState, Entry, HardState, LogStorage, RaftConfig, Ready, Snapshot } from '../raft/index.ts';
 import { assert, EtcdError, Errors, unreachable } from '../util/index.ts';
-import { AuthStore } from './auth-store.ts';
-import type { AuthImage } from './auth-store.ts';
+import type { AuthStore } from './auth-store.ts';
 import { commandNeeds, recheckAuth } from './auth-apply.ts';
 import { decodeBatch, encodeBatch, estimateBytes, isReadOnlyTxn, stampOf } from './commands.ts';
 import type { Command, ProposedCommand } from './commands.ts';
@@ -16,6 +16,7 @@ import type { Limits } from './config.ts';
 import { LeaseClock } from './leases.ts';
 import type { Member } from './members.ts';
 import type { NodeMetrics } from './metrics.ts';
+import { decodeSnapshotData, SnapshotBuilder } from './snapshots.ts';
 
 interface Waiter {
   resolve(value: unknown): void;
@@ -36,80 +37,6 @@ interface ReadBatch {
 
 /** A ReadIndex request unanswered this long is asked again (lost message, leader change), as etcd does. */
 const readIndexRetryMs = 500;
-
-const snapshotPackr = new Packr({ useRecords: false });
-
-/** Replicated state beside the MVCC store: what every replica agrees on through the log. */
-export interface ReplicatedState {
-  store: MvccStore;
-  /** Active alarms, as `memberId:alarm` (etcd's alarm store). */
-  alarms: Set<string>;
-  /** The group's members with their addresses (etcd's membership store). */
-  members: Map<number, Member>;
-  /** IDs removed from the group; never reused (a removed member may still hold old state). */
-  removed: Set<number>;
-  /** Users, roles, permissions (etcd's auth store); password hashes only. */
-  auth: AuthStore;
-  /** Log index of each lease's last grant or keepalive: an expiry decided before it is void. */
-  leaseRenewedAt: Map<number, number>;
-}
-
-interface SnapshotImage {
-  version: 1;
-  mvcc: Uint8Array[];
-  alarms: string[];
-  members: Member[];
-  removed: number[];
-  /** Absent in images written before the auth store existed. */
-  auth?: AuthImage;
-  /** [lease id, log index] pairs; absent in older images. */
-  leaseRenewedAt?: [number, number][];
-}
-
-/** The state machine image in a Raft snapshot: the MVCC store's compressed chunks and the replicated extras. */
-export function encodeSnapshotData(state: ReplicatedState): Uint8Array {
-  const image: SnapshotImage = {
-    version: 1,
-    mvcc: [...state.store.snapshotChunks(1 << 20)],
-    alarms: [...state.alarms],
-    members: [...state.members.values()],
-    removed: [...state.removed],
-    auth: state.auth.image(),
-    leaseRenewedAt: [...state.leaseRenewedAt],
-  };
-  return snapshotPackr.pack(image);
-}
-
-/** Decodes an image; an empty one is a group with no snapshot yet (its members come from the log). */
-export function decodeSnapshotData(data: Uint8Array): ReplicatedState {
-  if (data.length === 0) {
-    return {
-      store: new MvccStore(),
-      alarms: new Set(),
-      members: new Map(),
-      removed: new Set(),
-      auth: new AuthStore(),
-      leaseRenewedAt: new Map(),
-    };
-  }
-  const image = snapshotPackr.unpack(data) as SnapshotImage;
-  assert(image.version === 1 && Array.isArray(image.mvcc), 'snapshot data is not a Tessera state image');
-  return {
-    store: MvccStore.restore(image.mvcc),
-    alarms: new Set(image.alarms),
-    members: new Map(image.members.map((m) => [m.id, m])),
-    removed: new Set(image.removed),
-    auth: AuthStore.restore(image.auth),
-    leaseRenewedAt: new Map(image.leaseRenewedAt ?? []),
-  };
-}
-
-/** The same image with another membership (restoring a backup into a new cluster). */
-export function replaceMembers(data: Uint8Array, members: Member[]): Uint8Array {
-  const image = snapshotPackr.unpack(data) as SnapshotImage;
-  assert(image.version === 1, 'snapshot data is not a Tessera state image');
-  return snapshotPackr.pack({ ...image, members, removed: [] });
-}
 
 const contextPackr = new Packr({ useRecords: false });
 
@@ -212,6 +139,8 @@ export class Replica {
   /** Raft calls from outside the loop (client requests, transport callbacks), run at the next turn. */
   private raftOps: (() => void)[] = [];
   private snapshotRequested = false;
+  /** The snapshot being built over several turns (snapshotStep), or null. */
+  private snapshotBuild: { builder: SnapshotBuilder; index: number; confState: ConfState; startedAtMs: number } | null = null;
   private nextCommandId = 1;
   private readonly incarnation: number;
   private queuedCommands: ProposedCommand[] = [];
@@ -401,6 +330,7 @@ export class Replica {
       decodeSnapshotData(snapshot.data));
     this.applied = snapshot.metadata.index;
     this.confState = snapshot.metadata.confState;
+    this.snapshotBuild = null; // an image of the replaced state is of no use
     this.onMembershipChanged(this);
     this.appliedSinceSnapshot = 0;
     this.leaseClock.restartAll(this.store);
@@ -413,7 +343,7 @@ export class Replica {
     assert(entry.index === this.applied + 1, () => `apply gap: applied ${this.applied}, next ${entry.index}`);
     if (entry.type === 'conf') {
       // Not persisted here: after a restart the log after the last snapshot is applied again,
-      // so the durable conf state is the one as of the snapshot (see takeSnapshot).
+      // so the durable conf state is the one as of the snapshot (see snapshotStep).
       const change = decodeConfChange(entry.data);
       this.confState = this.raft.applyConfChange(change);
       this.applyMembership(change);
@@ -566,21 +496,54 @@ export class Replica {
     }
   }
 
-  /** True when enough was applied since the last snapshot to take a new one (etcd's --snapshot-count). */
+  /** True when a snapshot is due (etcd's --snapshot-count) or being built: the host then calls snapshotStep each turn. */
   wantsSnapshot(): boolean {
-    return this.snapshotRequested || this.appliedSinceSnapshot >= this.limits.snapshotCount;
+    return this.snapshotBuild !== null || this.snapshotRequested || this.appliedSinceSnapshot >= this.limits.snapshotCount;
   }
 
-  /** Snapshots the state machine at `applied` and truncates the log behind it. */
-  takeSnapshot(): void {
-    const data = encodeSnapshotData(this);
-    this.storage.createSnapshot(this.applied, this.confState, data);
-    const compactTo = this.applied - this.limits.snapshotCatchupEntries;
+  /**
+   * One step of snapshotting: starts an image of the state at `applied` if none is being built,
+   * encodes `snapshotChunksPerTurn` more chunks of it, and once every chunk is done stores it and
+   * truncates the log behind it. A large state is encoded over many turns while the replica keeps
+   * applying and serving (the image stays the one of its starting index: snapshots.ts); a
+   * compaction in between makes it start over. Returns true when a snapshot was stored (the
+   * host commits it).
+   */
+  snapshotStep(): boolean {
+    if (this.snapshotBuild === null) {
+      const cs = this.confState;
+      this.snapshotBuild = {
+        builder: new SnapshotBuilder(this),
+        index: this.applied,
+        confState: { ...cs, voters: [...cs.voters], votersOutgoing: [...cs.votersOutgoing], learners: [...cs.learners], learnersNext: [...cs.learnersNext] },
+        startedAtMs: this.now(),
+      };
+      this.appliedSinceSnapshot = 0; // counted from the snapshot's index
+      this.snapshotRequested = false;
+    }
+    const build = this.snapshotBuild;
+    let done: boolean;
+    try {
+      done = build.builder.step(this.limits.snapshotChunksPerTurn);
+    } catch (error) {
+      if (!(error instanceof SnapshotInvalidatedError)) throw error;
+      this.snapshotBuild = null;
+      this.snapshotRequested = true; // start again at the next turn
+      this.logger.info({ group: this.groupId, index: build.index, reason: error.message }, 'snapshot started again');
+      return false;
+    }
+    if (!done) return false;
+    this.snapshotBuild = null;
+    const data = build.builder.finish();
+    this.storage.createSnapshot(build.index, build.confState, data);
+    const compactTo = build.index - this.limits.snapshotCatchupEntries;
     if (compactTo > this.storage.firstIndex()) this.storage.compact(compactTo);
-    this.appliedSinceSnapshot = 0;
-    this.snapshotRequested = false;
     this.metrics.snapshotsTaken.inc();
-    this.logger.info({ group: this.groupId, index: this.applied, bytes: data.length }, 'took snapshot');
+    this.logger.info(
+      { group: this.groupId, index: build.index, bytes: data.length, chunks: build.builder.chunkCount, ms: Math.round(this.now() - build.startedAtMs) },
+      'took snapshot',
+    );
+    return true;
   }
 
   /** Fails requests whose deadline passed: the outcome of a timed-out write is unknown, as in etcd. */

@@ -7,7 +7,7 @@ import { ConfigError } from './config.ts';
 import type { NodeConfig } from './config.ts';
 import { decodeBackup } from './backup.ts';
 import { clusterIdOf, initialMembers } from './members.ts';
-import { replaceMembers } from './replica.ts';
+import { replaceMembers } from './snapshots.ts';
 
 export interface RestoreResult {
   index: number;

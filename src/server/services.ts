@@ -40,7 +40,8 @@ import type { Member } from './members.ts';
 import { encodeBackup } from './backup.ts';
 import { stamped } from './commands.ts';
 import type { Command } from './commands.ts';
-import { encodeConfContext, encodeSnapshotData } from './replica.ts';
+import { encodeConfContext } from './replica.ts';
+import { encodeSnapshotData } from './snapshots.ts';
 import type { TesseraNode } from './node.ts';
 import type { Replica } from './replica.ts';
 

@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { AuthStore, PermType } from '../../src/server/auth-store.ts';
 import type { AuthCommand } from '../../src/server/auth-store.ts';
-import { decodeSnapshotData, encodeSnapshotData } from '../../src/server/replica.ts';
+import { decodeSnapshotData, encodeSnapshotData } from '../../src/server/snapshots.ts';
 import { MvccStore } from '../../src/mvcc/index.ts';
 
 const b = (s: string) => new Uint8Array(Buffer.from(s));

@@ -33,4 +33,54 @@ describe('replica host', () => {
     });
     assert.equal(Buffer.from(range.kvs[0].value).toString(), 'new');
   });
+
+  it('builds a large snapshot over many turns while writes go on, and a restart from it loses nothing', async () => {
+    const storage = bootstrappedStorage();
+    const host = singleNodeHost(storage, 1, { snapshotCount: 3_000, snapshotCatchupEntries: 0 });
+    await settle(host, 5);
+    const replica = host.replicas.get(1)!;
+    const value = (i: number, round: number) => `${round}:${i}:`.padEnd(600, String.fromCharCode(97 + ((i * 7 + round) % 26)));
+    // 2,990 requests: ~1.8 MB of state, so the image takes several 256 KiB chunks.
+    const writes: Promise<unknown>[] = [];
+    for (let i = 0; i < 2_990; i++) writes.push(replica.propose(put(`k/${String(i).padStart(5, '0')}`, value(i, 0))));
+    await settle(host, 20);
+    await Promise.all(writes);
+    const bootSnapshot = storage.snapshot().metadata.index; // the founding membership's
+
+    // A few more requests make one due. Keep writing (overwrites, new keys on both sides of the
+    // walk) on every turn while it is built.
+    let turnsBuilding = 0;
+    let round = 1;
+    const during: Promise<unknown>[] = [];
+    for (let i = 0; i < 20; i++) during.push(replica.propose(put('k/00000', value(i, round))));
+    for (; turnsBuilding < 200 && storage.snapshot().metadata.index === bootSnapshot; turnsBuilding++) {
+      round += 1;
+      during.push(replica.propose(put(`k/${String((round * 97) % 2_999).padStart(5, '0')}`, value(round, round))));
+      during.push(replica.propose(put(`a/${round}`, 'before the walk')), replica.propose(put(`z/${round}`, 'after the walk')));
+      host.tick();
+      await host.turn();
+    }
+    await settle(host, 5);
+    await Promise.all(during);
+    const snapIndex = storage.snapshot().metadata.index;
+    assert.ok(snapIndex > bootSnapshot, `a snapshot was stored (index ${snapIndex})`);
+    assert.ok(turnsBuilding >= 5, `the snapshot took ${turnsBuilding} turns; expected it spread over several`);
+    assert.ok(replica.applied > snapIndex, 'writes applied while it was built are after its index');
+    assert.ok(storage.firstIndex() > 1, 'the log behind it was truncated');
+
+    // A restart recovers from the snapshot plus the log after it: the same state, every key.
+    const all = {
+      key: new Uint8Array([0]), rangeEnd: new Uint8Array([0]), limit: 0, revision: 0, sortOrder: 'none' as const, sortTarget: 'key' as const,
+      serializable: true, keysOnly: false, countOnly: false, minModRevision: 0, maxModRevision: 0, minCreateRevision: 0, maxCreateRevision: 0,
+    };
+    const dump = (h: typeof host) => {
+      const r = h.replicas.get(1)!.store.range(all);
+      return { revision: r.header.revision, kvs: r.kvs.map((kv) => `${Buffer.from(kv.key)}=${Buffer.from(kv.value)}@${kv.modRevision}/${kv.version}`) };
+    };
+    const before = dump(host);
+    assert.ok(before.kvs.length > 3_000);
+    const restarted = singleNodeHost(storage, 2, { snapshotCount: 3_000, snapshotCatchupEntries: 0 });
+    await settle(restarted, 10);
+    assert.deepEqual(dump(restarted), before);
+  });
 });

@@ -10,7 +10,7 @@ import { addKeyToFile, readKeyFile } from '../../src/security/index.ts';
 import { AuthStore } from '../../src/server/auth-store.ts';
 import { encodeBackup } from '../../src/server/backup.ts';
 import { parseNodeConfig, restoreBackup } from '../../src/server/index.ts';
-import { decodeSnapshotData, encodeSnapshotData } from '../../src/server/replica.ts';
+import { decodeSnapshotData, encodeSnapshotData } from '../../src/server/snapshots.ts';
 import { NodeStorage, StorageEncryptionError } from '../../src/storage/index.ts';
 
 describe('snapshot restore with encryption at rest', () => {

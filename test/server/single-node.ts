@@ -3,6 +3,7 @@
 import { pino } from 'pino';
 import { MemoryStorage, defaultRaftConfig, seededRng } from '../../src/raft/index.ts';
 import { LimitsSchema } from '../../src/server/config.ts';
+import type { Limits } from '../../src/server/config.ts';
 import { ReplicaHost } from '../../src/server/host.ts';
 import { NodeMetrics } from '../../src/server/metrics.ts';
 import { bootstrapEntries } from '../../src/server/replica.ts';
@@ -17,13 +18,13 @@ export function bootstrappedStorage(): MemoryStorage {
 }
 
 /** A host for member 1 over `storage` (durable as soon as written), range 1 open. */
-export function singleNodeHost(storage: MemoryStorage, incarnation: number): ReplicaHost {
+export function singleNodeHost(storage: MemoryStorage, incarnation: number, limits: Partial<Limits> = {}): ReplicaHost {
   let clock = 0;
   const host = new ReplicaHost({
     nodeId: 1,
     storage: { group: () => storage, commit: async () => {} },
     transport: { send: () => {} },
-    limits: LimitsSchema.parse({}),
+    limits: LimitsSchema.parse(limits),
     logger: pino({ level: 'silent' }),
     metrics: new NodeMetrics(),
     now: () => (clock += 1),

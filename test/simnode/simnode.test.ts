@@ -70,8 +70,9 @@ describe('whole-node simulation', () => {
   });
 
   it('catches a leader that renews a lease in memory after deciding its expiry (planted)', async () => {
-    // Seeds that failed when LeaseClock.renewIfLive ignored the deadline and the proposed revoke.
-    for (const seed of [62, 182]) {
+    // A seed that fails when LeaseClock.renewIfLive ignores the deadline and the proposed revoke (62 and
+    // 182 did until snapshots were built over several turns, which changed the schedules).
+    for (const seed of [279]) {
       const result = await runNodeSimulation({ seed, fault: 'renew-after-expiry', workarounds: [] });
       assert.equal(result.ok, false, `seed ${seed} should catch the planted bug`);
       const clean = await runNodeSimulation({ seed, workarounds: [] });
