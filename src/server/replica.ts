@@ -88,6 +88,9 @@ export interface ReplicaStorage extends LogStorage {
   setHardState(hardState: HardState): void;
   applySnapshot(snapshot: Snapshot): void;
   createSnapshot(index: number, confState: ConfState, data: Uint8Array): Snapshot;
+  /** Writes a snapshot image a piece at a time (GroupStorage); without these the image is joined in memory. */
+  stageSnapshotPiece?(index: number, piece: number, bytes: Uint8Array): void;
+  createSnapshotFromPieces?(index: number, confState: ConfState, pieces: number, byteLength: number): void;
   compact(index: number): void;
 }
 
@@ -140,7 +143,7 @@ export class Replica {
   private raftOps: (() => void)[] = [];
   private snapshotRequested = false;
   /** The snapshot being built over several turns (snapshotStep), or null. */
-  private snapshotBuild: { builder: SnapshotBuilder; index: number; confState: ConfState; startedAtMs: number } | null = null;
+  private snapshotBuild: { builder: SnapshotBuilder; index: number; confState: ConfState; startedAtMs: number; pieces: Uint8Array[]; pieceCount: number } | null = null;
   private nextCommandId = 1;
   private readonly incarnation: number;
   private queuedCommands: ProposedCommand[] = [];
@@ -506,8 +509,8 @@ export class Replica {
    * encodes `snapshotChunksPerTurn` more chunks of it, and once every chunk is done stores it and
    * truncates the log behind it. A large state is encoded over many turns while the replica keeps
    * applying and serving (the image stays the one of its starting index: snapshots.ts); a
-   * compaction in between makes it start over. Returns true when a snapshot was stored (the
-   * host commits it).
+   * compaction in between makes it start over. Returns true when something was staged for the host
+   * to commit (a piece of the image, or the finished snapshot).
    */
   snapshotStep(): boolean {
     if (this.snapshotBuild === null) {
@@ -517,6 +520,8 @@ export class Replica {
         index: this.applied,
         confState: { ...cs, voters: [...cs.voters], votersOutgoing: [...cs.votersOutgoing], learners: [...cs.learners], learnersNext: [...cs.learnersNext] },
         startedAtMs: this.now(),
+        pieces: [],
+        pieceCount: 0,
       };
       this.appliedSinceSnapshot = 0; // counted from the snapshot's index
       this.snapshotRequested = false;
@@ -532,15 +537,25 @@ export class Replica {
       this.logger.info({ group: this.groupId, index: build.index, reason: error.message }, 'snapshot started again');
       return false;
     }
-    if (!done) return false;
+    // Each step's bytes go to storage now (a piece per turn, so the final write is small), or are
+    // kept for one createSnapshot when the storage cannot take pieces.
+    const piece = build.builder.take();
+    const staged = piece.length > 0 && this.storage.stageSnapshotPiece !== undefined;
+    if (staged) this.storage.stageSnapshotPiece?.(build.index, build.pieceCount, piece);
+    else if (piece.length > 0) build.pieces.push(piece);
+    if (piece.length > 0) build.pieceCount += 1;
+    if (!done) return staged; // a piece to commit
     this.snapshotBuild = null;
-    const data = build.builder.finish();
-    this.storage.createSnapshot(build.index, build.confState, data);
+    if (this.storage.createSnapshotFromPieces) {
+      this.storage.createSnapshotFromPieces(build.index, build.confState, build.pieceCount, build.builder.byteLength);
+    } else {
+      this.storage.createSnapshot(build.index, build.confState, Buffer.concat(build.pieces));
+    }
     const compactTo = build.index - this.limits.snapshotCatchupEntries;
     if (compactTo > this.storage.firstIndex()) this.storage.compact(compactTo);
     this.metrics.snapshotsTaken.inc();
     this.logger.info(
-      { group: this.groupId, index: build.index, bytes: data.length, chunks: build.builder.chunkCount, ms: Math.round(this.now() - build.startedAtMs) },
+      { index: build.index, bytes: build.builder.byteLength, chunks: build.builder.chunkCount, ms: Math.round(this.now() - build.startedAtMs) },
       'took snapshot',
     );
     return true;

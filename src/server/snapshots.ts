@@ -63,26 +63,32 @@ function extrasOf(state: ReplicatedState): Extras {
 /**
  * Builds the image of `state` as it is when constructed, a few chunks per `step`, so a node can
  * spread a large snapshot over many loop turns while it keeps applying writes (MvccStore's chunks
- * stay valid across writes). Steps are counted in chunks, not time, so simulation stays
+ * stay valid across writes), and write it a piece at a time (`take`: the pieces, in order, are
+ * the image). Steps are counted in chunks, not time, so simulation stays
  * deterministic. A compaction or a restore in between invalidates the build: `step` then throws
  * mvcc's SnapshotInvalidatedError and the caller starts a new one.
  */
 export class SnapshotBuilder {
-  private readonly frames: Uint8Array[];
+  /** Frames encoded and not yet taken. */
+  private pending: Uint8Array[];
   private readonly chunks: Iterator<Uint8Array>;
-  private bytes: number;
+  private taken = 0;
+  private chunkTotal = 0;
   private done = false;
 
   constructor(state: ReplicatedState, chunkBytes = SNAPSHOT_CHUNK_BYTES) {
-    const extras = packr.pack(extrasOf(state)); // packed now: the extras are as of this moment
-    this.frames = [new Uint8Array(extras)];
-    this.bytes = MAGIC.length + FRAME_HEADER_BYTES + extras.length;
+    this.pending = [packr.pack(extrasOf(state))]; // packed now: the extras are as of this moment
     this.chunks = state.store.snapshotChunks(chunkBytes)[Symbol.iterator]();
   }
 
-  /** Chunks encoded so far. */
+  /** MVCC chunks encoded so far. */
   get chunkCount(): number {
-    return this.frames.length - 1;
+    return this.chunkTotal;
+  }
+
+  /** Bytes of the image taken so far. */
+  get byteLength(): number {
+    return this.taken;
   }
 
   /** Encodes up to `maxChunks` more chunks; true once every chunk is done. */
@@ -91,30 +97,28 @@ export class SnapshotBuilder {
       const next = this.chunks.next();
       if (next.done === true) this.done = true;
       else {
-        this.frames.push(next.value);
-        this.bytes += FRAME_HEADER_BYTES + next.value.length;
+        this.pending.push(next.value);
+        this.chunkTotal += 1;
       }
     }
     return this.done;
   }
 
-  /** Bytes of the image so far. */
-  get byteLength(): number {
-    return this.bytes;
-  }
-
-  /** The whole image, in one allocation; only after `step` returned true. */
-  finish(): Uint8Array {
-    assert(this.done, 'snapshot image finished before its last chunk');
-    return joinFrames(this.frames);
+  /** The image's next bytes: everything encoded since the last take (the first take starts with the magic). */
+  take(): Uint8Array {
+    const bytes = joinFrames(this.pending, this.taken === 0);
+    this.pending = [];
+    this.taken += bytes.length;
+    return bytes;
   }
 }
 
-/** The magic, then each frame behind its length, copied once into one buffer. */
-function joinFrames(frames: Uint8Array[]): Uint8Array {
-  const out = Buffer.allocUnsafe(MAGIC.length + frames.reduce((n, f) => n + FRAME_HEADER_BYTES + f.length, 0));
-  MAGIC.copy(out, 0);
-  let offset = MAGIC.length;
+/** Each frame behind its length (after the magic, when `first`), copied once into one buffer. */
+function joinFrames(frames: Uint8Array[], first: boolean): Uint8Array {
+  const head = first ? MAGIC.length : 0;
+  const out = Buffer.allocUnsafe(head + frames.reduce((n, f) => n + FRAME_HEADER_BYTES + f.length, 0));
+  if (first) MAGIC.copy(out, 0);
+  let offset = head;
   for (const frame of frames) {
     out.writeUInt32BE(frame.length, offset);
     out.set(frame, offset + FRAME_HEADER_BYTES);
@@ -127,7 +131,7 @@ function joinFrames(frames: Uint8Array[]): Uint8Array {
 export function encodeSnapshotData(state: ReplicatedState): Uint8Array {
   const builder = new SnapshotBuilder(state);
   builder.step(Number.MAX_SAFE_INTEGER);
-  return builder.finish();
+  return builder.take();
 }
 
 function corrupt(why: string): EtcdError {
@@ -191,5 +195,5 @@ export function decodeSnapshotData(data: Uint8Array): ReplicatedState {
 /** The same image (written in format 2) with another membership (restoring a backup into a new cluster). */
 export function replaceMembers(data: Uint8Array, members: Member[]): Uint8Array {
   const { extras, chunks } = decodeImage(data);
-  return joinFrames([packr.pack({ ...extras, members, removed: [] }), ...chunks]);
+  return joinFrames([packr.pack({ ...extras, members, removed: [] }), ...chunks], true);
 }

@@ -205,6 +205,35 @@ export class GroupStorage implements LogStorage {
     return { metadata: { index, term, confState: copyConfState(confState) }, data };
   }
 
+  /**
+   * Stages piece `piece` (0, 1, …) of the image of a snapshot at `index` that is still being built:
+   * a large image goes to disk a piece per turn instead of in one huge write (Replica.snapshotStep).
+   * Nothing reads the pieces until createSnapshotFromPieces names them; pieces of a build that never
+   * finished are removed when the group is next opened.
+   */
+  stageSnapshotPiece(index: number, piece: number, bytes: Uint8Array): void {
+    if (index <= this.snap.index) throw new SnapshotOutOfDateError();
+    assert(isIndex(piece), () => `snapshot piece ${piece}`);
+    this.stage(bytes.byteLength);
+    const value = this.host.codec.sealChunk(this.groupId, index, piece, bytes);
+    this.stagedChunks.set(`${index}/${piece}`, { index, chunk: piece, value });
+  }
+
+  /** createSnapshot for an image of `byteLength` bytes already staged as `pieces` pieces (stageSnapshotPiece). */
+  createSnapshotFromPieces(index: number, confState: ConfState, pieces: number, byteLength: number): void {
+    if (index <= this.snap.index) throw new SnapshotOutOfDateError();
+    assert(index <= this.terms.last, () => `snapshot ${index} is out of bound lastindex(${this.terms.last})`);
+    assert(isConfState(confState), () => `createSnapshot: bad conf state ${JSON.stringify(confState)}`);
+    assert(isIndex(pieces) && pieces > 0 && isIndex(byteLength), () => `snapshot of ${pieces} pieces, ${byteLength} bytes`);
+    const term = this.term(index);
+    this.stage(2 * RECORD_STAGED_BYTES);
+    this.dropSnapshotChunks();
+    this.snap = { index, term, confState: copyConfState(confState), byteLength, chunkCount: pieces, sealed: this.host.codec.sealing };
+    this.stagedRecords.set('snapshot', this.snap);
+    this.snapData = null; // read back from LMDB, where this turn's commit puts the last piece
+    this.setConfState(confState);
+  }
+
   /** Discards entries up to and including `index`, which becomes the dummy (etcd's Compact). */
   compact(index: number): void {
     if (index <= this.offset.index) throw new CompactedError();
@@ -285,9 +314,7 @@ export class GroupStorage implements LogStorage {
     assert(record.index > this.snap.index, () => `snapshot ${record.index} does not replace ${this.snap.index}`);
     const { snapshotChunkBytes } = this.host.limits;
     const { codec } = this.host;
-    for (let chunk = 0; chunk < this.snap.chunkCount; chunk++) {
-      this.stagedChunks.set(`${this.snap.index}/${chunk}`, { index: this.snap.index, chunk, value: null });
-    }
+    this.dropSnapshotChunks();
     const chunkCount = Math.ceil(data.byteLength / snapshotChunkBytes);
     for (let chunk = 0; chunk < chunkCount; chunk++) {
       const plain = data.subarray(chunk * snapshotChunkBytes, (chunk + 1) * snapshotChunkBytes);
@@ -297,6 +324,13 @@ export class GroupStorage implements LogStorage {
     this.snap = { ...record, confState: copyConfState(record.confState), chunkCount, sealed: codec.sealing };
     this.stagedRecords.set('snapshot', this.snap);
     this.snapData = { data, seq };
+  }
+
+  /** Stages the removal of the current snapshot's chunks. */
+  private dropSnapshotChunks(): void {
+    for (let chunk = 0; chunk < this.snap.chunkCount; chunk++) {
+      this.stagedChunks.set(`${this.snap.index}/${chunk}`, { index: this.snap.index, chunk, value: null });
+    }
   }
 
   private uncache(index: number): void {
@@ -373,6 +407,20 @@ export class GroupStorage implements LogStorage {
     this.terms.reset(this.offset.index + 1);
     this.recoverLog();
     this.clearCache(this.terms.last + 1);
+    this.dropOrphanPieces();
+  }
+
+  /** Chunks of no recorded snapshot: pieces of a build a crash interrupted. Removed with the next commit. */
+  private dropOrphanPieces(): void {
+    const g = this.groupId;
+    let orphans = 0;
+    for (const key of this.host.dbs.chunks.getKeys({ start: [g], end: [g + 1] })) {
+      const [, index, chunk] = key as [number, number, number];
+      if (index === this.snap.index && chunk < this.snap.chunkCount) continue;
+      this.stagedChunks.set(`${index}/${chunk}`, { index, chunk, value: null });
+      orphans++;
+    }
+    if (orphans > 0) this.stage(0);
   }
 
   private recoverLog(): void {

@@ -264,6 +264,43 @@ describe('limits, metadata, lifecycle', () => {
     }
   });
 
+  it('writes a snapshot a piece per commit, and drops the pieces of a build a crash interrupted', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const pieces = [payload(1, 1, 70_000), payload(2, 1, 5), payload(3, 1, 300_000)];
+      const whole = Buffer.concat(pieces);
+      await withStorage(dir, async (s) => {
+        const g = s.group(3);
+        g.append(entries(1, 30, 1));
+        await s.commit();
+        for (let i = 0; i < pieces.length; i++) {
+          g.stageSnapshotPiece(20, i, pieces[i]);
+          await s.commit(); // each piece rides its own commit
+        }
+        assert.equal(g.snapshot().metadata.index, 0, 'pieces are nothing until the snapshot names them');
+        g.createSnapshotFromPieces(20, confState([1, 2]), pieces.length, whole.length);
+        g.compact(15);
+        await s.commit();
+        assert.deepEqual(g.snapshot().metadata, { index: 20, term: 1, confState: confState([1, 2]) });
+        assert.deepEqual(Buffer.from(g.snapshot().data), whole);
+        // A later build that never finishes: its pieces are on disk when the process dies.
+        g.stageSnapshotPiece(25, 0, pieces[0]);
+        g.stageSnapshotPiece(25, 1, pieces[1]);
+        await s.commit();
+      });
+      assert.deepEqual(await rawChunkKeys(dir), [[3, 20, 0], [3, 20, 1], [3, 20, 2], [3, 25, 0], [3, 25, 1]]);
+      await withStorage(dir, async (s) => {
+        const g = s.group(3);
+        assert.equal(g.snapshot().metadata.index, 20);
+        assert.deepEqual(Buffer.from(g.snapshot().data), whole);
+        await s.commit(); // the orphans' removal was staged at open
+      });
+      assert.deepEqual(await rawChunkKeys(dir), [[3, 20, 0], [3, 20, 1], [3, 20, 2]]);
+    } finally {
+      cleanup();
+    }
+  });
+
   it('keeps metadata: visible at once, durable after commit', async () => {
     const { dir, cleanup } = tempDir();
     try {
