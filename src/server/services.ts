@@ -41,7 +41,7 @@ import { encodeBackup } from './backup.ts';
 import { stamped } from './commands.ts';
 import type { Command } from './commands.ts';
 import { encodeConfContext } from './replica.ts';
-import { encodeSnapshotData } from './snapshots.ts';
+import { buildSnapshotData } from './snapshots.ts';
 import type { TesseraNode } from './node.ts';
 import type { Replica } from './replica.ts';
 
@@ -74,15 +74,18 @@ export class MaintenanceService implements MaintenanceBackend {
     return firstReplica(this.node).store.hashKV(revision);
   }
 
-  /** A consistent image of the first range as of this member's applied index. */
+  /**
+   * A consistent image of the first range as of this member's applied index, encoded a few chunks
+   * per macrotask while the node keeps serving (snapshots.ts).
+   */
   async snapshot(): Promise<SnapshotStream> {
     const replica = firstReplica(this.node);
-    const blob = encodeBackup({
+    const { data, captured } = await buildSnapshotData(replica, () => ({
       index: replica.applied,
       term: replica.term,
-      confState: replica.confState,
-      data: encodeSnapshotData(replica),
-    });
+      confState: structuredClone(replica.confState),
+    }));
+    const blob = encodeBackup({ ...captured, data });
     const chunkBytes = 1 << 20;
     const chunks = Array.from({ length: Math.ceil(blob.length / chunkBytes) }, (_, i) =>
       blob.subarray(i * chunkBytes, (i + 1) * chunkBytes),

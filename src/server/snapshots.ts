@@ -6,7 +6,7 @@
 // joined with one copy, unlike format 1 (still read): one msgpack map holding every chunk, which
 // needed the whole image in memory twice and a full re-encode to build.
 import { Packr } from 'msgpackr';
-import { MvccStore } from '../mvcc/index.ts';
+import { MvccStore, SnapshotInvalidatedError } from '../mvcc/index.ts';
 import { assert, EtcdError, GrpcCode } from '../util/index.ts';
 import { AuthStore } from './auth-store.ts';
 import type { AuthImage } from './auth-store.ts';
@@ -26,6 +26,9 @@ export interface ReplicatedState {
   /** Log index of each lease's last grant or keepalive: an expiry decided before it is void. */
   leaseRenewedAt: Map<number, number>;
 }
+
+/** MVCC chunks a backup encodes between two yields to the event loop (buildSnapshotData). */
+const CHUNKS_PER_YIELD = 4;
 
 /** Upper bound of one MVCC chunk (a single larger key version makes a larger one). */
 export const SNAPSHOT_CHUNK_BYTES = 256 * 1024;
@@ -110,6 +113,31 @@ export class SnapshotBuilder {
     this.pending = [];
     this.taken += bytes.length;
     return bytes;
+  }
+}
+
+/**
+ * The whole image of `state`, encoded a few chunks per macrotask so the node keeps serving while a
+ * backup of a large state is made (Maintenance.Snapshot). `capture` runs synchronously with the
+ * build's start, for what must describe the same moment (the applied index). A compaction in
+ * between restarts the build, at most `attempts` times.
+ */
+export async function buildSnapshotData<T>(state: ReplicatedState, capture: () => T, attempts = 3): Promise<{ data: Uint8Array; captured: T }> {
+  for (let attempt = 1; ; attempt++) {
+    const builder = new SnapshotBuilder(state);
+    const captured = capture();
+    const pieces: Uint8Array[] = [];
+    try {
+      while (!builder.step(CHUNKS_PER_YIELD)) {
+        pieces.push(builder.take());
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    } catch (error) {
+      if (!(error instanceof SnapshotInvalidatedError) || attempt >= attempts) throw error;
+      continue;
+    }
+    pieces.push(builder.take());
+    return { data: Buffer.concat(pieces), captured };
   }
 }
 
