@@ -66,6 +66,8 @@ export interface WrapOptions {
 
 export class AuthGate {
   private readonly identities = new WeakMap<object, CallIdentity>();
+  /** The stamp a static policy's check gave each call's request (stampOf). */
+  private readonly stamps = new WeakMap<object, AuthStamp>();
 
   constructor(
     private readonly backend: AuthBackend | undefined,
@@ -124,7 +126,8 @@ export class AuthGate {
         typeof policyNeeds === 'function'
           ? (policyNeeds as (message: unknown) => AuthNeed[])((call.request as { message: unknown }).message)
           : policyNeeds;
-      this.check(call, needs, name);
+      const stamp = this.check(call, needs, name);
+      if (stamp !== undefined && typeof call.request === 'object' && call.request !== null) this.stamps.set(call.request, stamp);
       return true;
     } catch (error) {
       const status = toStatus(error, name, this.logger);
@@ -145,6 +148,11 @@ export class AuthGate {
     if (backend === undefined || !backend.enabled()) return undefined;
     const identity = this.identities.get(key) ?? NO_IDENTITY;
     return backend.authorize(identity, needs, method);
+  }
+
+  /** The stamp the service's static policy checked `request` at (undefined while auth is disabled). */
+  stampOf(request: object): AuthStamp | undefined {
+    return this.stamps.get(request);
   }
 
   /** check(), plus who to name in audit lines: the user, or with auth off the certificate's CN or "anonymous". */

@@ -213,15 +213,18 @@ export interface LeaseBackend {
  * Keys are bytes; `lease` is the session lease the waiter key is attached to (etcd grants a 60 s
  * lease when it is 0). `signal` aborts when the client cancels or its deadline passes: withdraw the
  * waiter key (as Mutex.Lock does) and reject. Throw Errors.leaseNotFound for an unknown lease.
+ * `stamp` (only while auth is enabled), as in KvBackend: the caller the call was authorized as;
+ * pass it on with every read and write the call makes, so each is checked again where it runs.
  */
 export interface LockBackend {
   /** Resolves once held: `key` is the owner key (`name/<lease in hex>`), `header` the txn's that created it. */
   lock(
     req: { name: Uint8Array; lease: number },
     signal: AbortSignal,
+    stamp?: AuthStamp,
   ): Promise<{ header: ResponseHeader; key: Uint8Array }>;
   /** etcd's Unlock is a plain delete of the key; an absent key is not an error. */
-  unlock(req: { key: Uint8Array }): Promise<{ header: ResponseHeader }>;
+  unlock(req: { key: Uint8Array }, stamp?: AuthStamp): Promise<{ header: ResponseHeader }>;
 }
 
 /** v3electionpb.LeaderKey: what a campaign winner holds, and hands back to proclaim or resign. */
@@ -242,9 +245,10 @@ export interface ElectionBackend {
   campaign(
     req: { name: Uint8Array; lease: number; value: Uint8Array },
     signal: AbortSignal,
+    stamp?: AuthStamp,
   ): Promise<{ header: ResponseHeader; leader: LeaderKey }>;
-  proclaim(req: { leader: LeaderKey; value: Uint8Array }): Promise<{ header: ResponseHeader }>;
-  leader(req: { name: Uint8Array }): Promise<{ header: ResponseHeader; kv: KeyValue }>;
+  proclaim(req: { leader: LeaderKey; value: Uint8Array }, stamp?: AuthStamp): Promise<{ header: ResponseHeader }>;
+  leader(req: { name: Uint8Array }, stamp?: AuthStamp): Promise<{ header: ResponseHeader; kv: KeyValue }>;
   /**
    * The current leader's key-value, then every change to it, until `signal` aborts (then end).
    * Pulled: the API asks for the next value only after the client took the previous one, so yield
@@ -254,7 +258,7 @@ export interface ElectionBackend {
     req: { name: Uint8Array },
     signal: AbortSignal,
   ): AsyncIterable<{ header: ResponseHeader; kv: KeyValue }>;
-  resign(req: { leader: LeaderKey }): Promise<{ header: ResponseHeader }>;
+  resign(req: { leader: LeaderKey }, stamp?: AuthStamp): Promise<{ header: ResponseHeader }>;
 }
 
 // ---- Auth (etcdserverpb.Auth) and authorization of every call ----

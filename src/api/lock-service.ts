@@ -2,6 +2,7 @@
 // call the backend, which does the work, and encode with the cluster header.
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import type { AuthGate } from './auth-gate.ts';
 import type { ElectionBackend, HeaderInfo, LeaderKey, LockBackend } from './backend.ts';
 import { encodeHeader, parseInt64 } from './codec.ts';
 import { ApiErrors } from './errors.ts';
@@ -25,6 +26,8 @@ interface ServiceOptions<Backend> {
   backend: Backend;
   headerInfo: () => HeaderInfo;
   logger: Logger;
+  /** Its static policy (LOCK_POLICY, ELECTION_POLICY) stamps each call; the stamp goes to the backend. */
+  gate?: AuthGate;
 }
 
 const own = (bytes: Buffer) => new Uint8Array(bytes);
@@ -32,16 +35,19 @@ const own = (bytes: Buffer) => new Uint8Array(bytes);
 export function lockServiceHandlers(options: ServiceOptions<LockBackend>): grpc.UntypedServiceImplementation {
   const { backend, headerInfo, logger } = options;
   const header = (revision: number): WireResponseHeader => encodeHeader(revision, headerInfo());
+  const stampOf = (request: object) => options.gate?.stampOf(request);
   return {
-    Lock: waitingUnaryHandler('Lock', logger, async ({ message }: Received<WireLockRequest>, signal) => {
+    Lock: waitingUnaryHandler('Lock', logger, async (request: Received<WireLockRequest>, signal) => {
+      const { message } = request;
       const result = await backend.lock(
         { name: own(message.name), lease: parseInt64(message.lease, 'lease') },
         signal,
+        stampOf(request),
       );
       return { header: header(result.header.revision), key: result.key };
     }),
-    Unlock: unaryHandler('Unlock', logger, async ({ message }: Received<WireUnlockRequest>) => {
-      const result = await backend.unlock({ key: own(message.key) });
+    Unlock: unaryHandler('Unlock', logger, async (request: Received<WireUnlockRequest>) => {
+      const result = await backend.unlock({ key: own(request.message.key) }, stampOf(request));
       return { header: header(result.header.revision) };
     }),
   };
@@ -63,33 +69,35 @@ export function electionServiceHandlers(
 ): grpc.UntypedServiceImplementation {
   const { backend, headerInfo, logger } = options;
   const header = (revision: number): WireResponseHeader => encodeHeader(revision, headerInfo());
+  const stampOf = (request: object) => options.gate?.stampOf(request);
   return {
     Campaign: waitingUnaryHandler(
       'Campaign',
       logger,
-      async ({ message }: Received<WireCampaignRequest>, signal) => {
+      async (request: Received<WireCampaignRequest>, signal) => {
+        const { message } = request;
         const req = {
           name: own(message.name),
           lease: parseInt64(message.lease, 'lease'),
           value: own(message.value),
         };
-        const result = await backend.campaign(req, signal);
+        const result = await backend.campaign(req, signal, stampOf(request));
         return { header: header(result.header.revision), leader: result.leader };
       },
     ),
-    Proclaim: unaryHandler('Proclaim', logger, async ({ message }: Received<WireProclaimRequest>) => {
-      const result = await backend.proclaim({
-        leader: decodeLeaderKey(message.leader),
-        value: own(message.value),
-      });
+    Proclaim: unaryHandler('Proclaim', logger, async (request: Received<WireProclaimRequest>) => {
+      const result = await backend.proclaim(
+        { leader: decodeLeaderKey(request.message.leader), value: own(request.message.value) },
+        stampOf(request),
+      );
       return { header: header(result.header.revision) };
     }),
-    Leader: unaryHandler('Leader', logger, async ({ message }: Received<WireLeaderRequest>) => {
-      const result = await backend.leader({ name: own(message.name) });
+    Leader: unaryHandler('Leader', logger, async (request: Received<WireLeaderRequest>) => {
+      const result = await backend.leader({ name: own(request.message.name) }, stampOf(request));
       return { header: header(result.header.revision), kv: result.kv };
     }),
-    Resign: unaryHandler('Resign', logger, async ({ message }: Received<WireResignRequest>) => {
-      const result = await backend.resign({ leader: decodeLeaderKey(message.leader) });
+    Resign: unaryHandler('Resign', logger, async (request: Received<WireResignRequest>) => {
+      const result = await backend.resign({ leader: decodeLeaderKey(request.message.leader) }, stampOf(request));
       return { header: header(result.header.revision) };
     }),
     Observe: (

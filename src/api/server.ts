@@ -274,12 +274,12 @@ export class ApiServer {
       );
     }
     if (options.lock !== undefined) {
-      add('v3lockpb.Lock', lockServiceHandlers({ backend: options.lock, headerInfo, logger }), LOCK_POLICY);
+      add('v3lockpb.Lock', lockServiceHandlers({ backend: options.lock, headerInfo, logger, gate }), LOCK_POLICY);
     }
     if (options.election !== undefined) {
       add(
         'v3electionpb.Election',
-        electionServiceHandlers({ backend: options.election, headerInfo, logger, streams }),
+        electionServiceHandlers({ backend: options.election, headerInfo, logger, streams, gate }),
         ELECTION_POLICY,
       );
     }

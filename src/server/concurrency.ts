@@ -1,7 +1,7 @@
 // etcd's v3lock and v3election services on the node: clientv3/concurrency's Mutex and Election,
 // run server-side as etcd runs them, through this node's own KV (linearizable, through Raft),
 // Lease and Watch services. Never touches a store directly.
-import type { ElectionBackend, LeaderKey, LockBackend } from '../api/index.ts';
+import type { AuthStamp, ElectionBackend, LeaderKey, LockBackend } from '../api/index.ts';
 import { ApiErrors } from '../api/index.ts';
 import type {
   Compare,
@@ -187,12 +187,12 @@ class Concurrency {
    * A linearizable Get, retried on transient UNAVAILABLE answers as clientv3 retries repeatable
    * calls: until `signal` aborts, or for `readRetryBudgetMs` when the caller has no signal.
    */
-  async read(req: RangeRequest, signal?: AbortSignal): Promise<RangeResponse> {
+  async read(req: RangeRequest, signal?: AbortSignal, stamp?: AuthStamp): Promise<RangeResponse> {
     const giveUpAtMs = signal ? Infinity : performance.now() + readRetryBudgetMs;
     for (let attempt = 1; ; attempt++) {
       if (signal?.aborted) throw abortError(signal);
       try {
-        return await this.kv.range(req);
+        return await this.kv.range(req, stamp);
       } catch (error) {
         const transient = error instanceof EtcdError && transientReadErrors.has(error.message);
         if (!transient || attempt >= maxReadRetries || performance.now() >= giveUpAtMs) throw error;
@@ -216,10 +216,10 @@ class Concurrency {
   }
 
   /** concurrency.waitDeletes: until no key under `prefix` was created at or below `maxCreateRevision`. */
-  async waitDeletes(prefix: Uint8Array, maxCreateRevision: number, signal: AbortSignal): Promise<ResponseHeader> {
+  async waitDeletes(prefix: Uint8Array, maxCreateRevision: number, signal: AbortSignal, stamp?: AuthStamp): Promise<ResponseHeader> {
     assert(maxCreateRevision >= 0, 'waitDeletes below a real revision');
     for (;;) {
-      const response = await this.read(byCreate(prefix, 'descend', maxCreateRevision), signal);
+      const response = await this.read(byCreate(prefix, 'descend', maxCreateRevision), signal, stamp);
       if (response.kvs.length === 0) return response.header;
       await this.waitDelete(response.kvs[0].key, response.header.revision, signal);
     }
@@ -244,7 +244,7 @@ export class LockService implements LockBackend {
   }
 
   /** Mutex.Lock: the oldest waiter key under `name/` holds the lock; the others wait for their predecessor's delete. */
-  async lock(req: { name: Uint8Array; lease: number }, callSignal: AbortSignal): Promise<{ header: ResponseHeader; key: Uint8Array }> {
+  async lock(req: { name: Uint8Array; lease: number }, callSignal: AbortSignal, stamp?: AuthStamp): Promise<{ header: ResponseHeader; key: Uint8Array }> {
     const signal = this.c.untilStop(callSignal);
     const lease = await this.c.session(req.lease);
     const prefix = prefixOf(req.name);
@@ -254,7 +254,7 @@ export class LockService implements LockBackend {
       compare: [createRevisionIs(key, 0)],
       success: [putOp(key, EMPTY, lease), getOp(byCreate(prefix, 'ascend'))],
       failure: [getOp(rangeOf(key)), getOp(byCreate(prefix, 'ascend'))],
-    });
+    }, stamp);
     let myRevision = response.header.revision;
     if (!response.succeeded) {
       const mine = rangeAt(response, 0).kvs[0];
@@ -265,11 +265,11 @@ export class LockService implements LockBackend {
     if (owner === undefined || owner.createRevision === myRevision) return { header: response.header, key };
     let held: RangeResponse;
     try {
-      await this.c.waitDeletes(prefix, myRevision - 1, signal);
+      await this.c.waitDeletes(prefix, myRevision - 1, signal, stamp);
       // etcd 3.5+: make sure the session did not expire while waiting (the key still exists).
-      held = await this.c.read(rangeOf(key), signal);
+      held = await this.c.read(rangeOf(key), signal, stamp);
     } catch (error) {
-      await this.c.cleanup('withdraw waiter', () => this.unlock({ key }));
+      await this.c.cleanup('withdraw waiter', () => this.unlock({ key }, stamp));
       throw error;
     }
     if (held.kvs.length === 0) throw sessionExpired();
@@ -277,8 +277,8 @@ export class LockService implements LockBackend {
   }
 
   /** lockServer.Unlock: a plain delete of the owner key. */
-  async unlock(req: { key: Uint8Array }): Promise<{ header: ResponseHeader }> {
-    const response = await this.c.kv.deleteRange({ key: req.key, rangeEnd: EMPTY, prevKv: false });
+  async unlock(req: { key: Uint8Array }, stamp?: AuthStamp): Promise<{ header: ResponseHeader }> {
+    const response = await this.c.kv.deleteRange({ key: req.key, rangeEnd: EMPTY, prevKv: false }, stamp);
     return { header: response.header };
   }
 }
@@ -295,6 +295,7 @@ export class ElectionService implements ElectionBackend {
   async campaign(
     req: { name: Uint8Array; lease: number; value: Uint8Array },
     callSignal: AbortSignal,
+    stamp?: AuthStamp,
   ): Promise<{ header: ResponseHeader; leader: LeaderKey }> {
     const signal = this.c.untilStop(callSignal);
     const lease = await this.c.session(req.lease);
@@ -304,7 +305,7 @@ export class ElectionService implements ElectionBackend {
       compare: [createRevisionIs(key, 0)],
       success: [putOp(key, req.value, lease)],
       failure: [getOp(rangeOf(key))],
-    });
+    }, stamp);
     const leader: LeaderKey = { name: req.name, key, rev: response.header.revision, lease };
     if (!response.succeeded) {
       const existing = rangeAt(response, 0).kvs[0];
@@ -312,59 +313,59 @@ export class ElectionService implements ElectionBackend {
       leader.rev = existing.createRevision;
       if (!sameBytes(existing.value, req.value)) {
         try {
-          await this.proclaimAs(leader, req.value);
+          await this.proclaimAs(leader, req.value, stamp);
         } catch (error) {
-          await this.c.cleanup('resign after failed proclaim', () => this.resignAs(leader));
+          await this.c.cleanup('resign after failed proclaim', () => this.resignAs(leader, stamp));
           throw error;
         }
       }
     }
     try {
-      await this.c.waitDeletes(prefix, leader.rev - 1, signal);
+      await this.c.waitDeletes(prefix, leader.rev - 1, signal, stamp);
     } catch (error) {
       // Clean up only when the client went away (etcd checks ctx.Done()); other failures keep the key.
-      if (signal.aborted) await this.c.cleanup('resign abandoned campaign', () => this.resignAs(leader));
+      if (signal.aborted) await this.c.cleanup('resign abandoned campaign', () => this.resignAs(leader, stamp));
       throw error;
     }
     return { header: response.header, leader };
   }
 
   /** Election.Proclaim through ResumeElection (a session on the leader key's lease). */
-  async proclaim(req: { leader: LeaderKey; value: Uint8Array }): Promise<{ header: ResponseHeader }> {
+  async proclaim(req: { leader: LeaderKey; value: Uint8Array }, stamp?: AuthStamp): Promise<{ header: ResponseHeader }> {
     const lease = await this.c.session(req.leader.lease);
-    return this.proclaimAs({ ...req.leader, lease }, req.value);
+    return this.proclaimAs({ ...req.leader, lease }, req.value, stamp);
   }
 
-  private async proclaimAs(leader: LeaderKey, value: Uint8Array): Promise<{ header: ResponseHeader }> {
+  private async proclaimAs(leader: LeaderKey, value: Uint8Array, stamp?: AuthStamp): Promise<{ header: ResponseHeader }> {
     const response = await this.c.kv.txn({
       compare: [createRevisionIs(leader.key, leader.rev)],
       success: [putOp(leader.key, value, leader.lease)],
       failure: [],
-    });
+    }, stamp);
     if (!response.succeeded) throw ApiErrors.electionNotLeader();
     return { header: response.header };
   }
 
   /** Election.Leader: the oldest candidate key, or "election: no leader". */
-  async leader(req: { name: Uint8Array }): Promise<{ header: ResponseHeader; kv: KeyValue }> {
-    const response = await this.c.read(byCreate(prefixOf(req.name), 'ascend'));
+  async leader(req: { name: Uint8Array }, stamp?: AuthStamp): Promise<{ header: ResponseHeader; kv: KeyValue }> {
+    const response = await this.c.read(byCreate(prefixOf(req.name), 'ascend'), undefined, stamp);
     const kv = response.kvs[0];
     if (kv === undefined) throw ApiErrors.electionNoLeader();
     return { header: response.header, kv };
   }
 
   /** Election.Resign through ResumeElection: deletes the key if it is still this leader's; not an error otherwise. */
-  async resign(req: { leader: LeaderKey }): Promise<{ header: ResponseHeader }> {
+  async resign(req: { leader: LeaderKey }, stamp?: AuthStamp): Promise<{ header: ResponseHeader }> {
     const lease = await this.c.session(req.leader.lease);
-    return this.resignAs({ ...req.leader, lease });
+    return this.resignAs({ ...req.leader, lease }, stamp);
   }
 
-  private async resignAs(leader: LeaderKey): Promise<{ header: ResponseHeader }> {
+  private async resignAs(leader: LeaderKey, stamp?: AuthStamp): Promise<{ header: ResponseHeader }> {
     const response = await this.c.kv.txn({
       compare: [createRevisionIs(leader.key, leader.rev)],
       success: [deleteOp(leader.key)],
       failure: [],
-    });
+    }, stamp);
     return { header: response.header };
   }
 

@@ -1,13 +1,13 @@
-// A raw grpc-js client of etcd's KV, Auth, Watch, Lease, Maintenance and Cluster services that sends
+// A raw grpc-js client of etcd's KV, Auth, Watch, Lease, Maintenance, Cluster and Lock services that sends
 // a chosen `token` metadata (or none), so the auth tests control exactly what goes over the wire.
 import * as grpc from '@grpc/grpc-js';
-import { etcdserverpb as pb } from '../support/etcd-grpc.ts';
+import { etcdserverpb as pb, v3lockpb } from '../support/etcd-grpc.ts';
 import type { CallError } from '../support/etcd-grpc.ts';
 
 export { callError as failure } from '../support/etcd-grpc.ts';
 export type { CallError } from '../support/etcd-grpc.ts';
 
-type Service = 'KV' | 'Auth' | 'Watch' | 'Lease' | 'Maintenance' | 'Cluster';
+type Service = 'KV' | 'Auth' | 'Watch' | 'Lease' | 'Maintenance' | 'Cluster' | 'Lock';
 
 export class AuthTestClient {
   private readonly stubs = new Map<Service, any>();
@@ -22,7 +22,7 @@ export class AuthTestClient {
   private stub(service: Service): any {
     let stub = this.stubs.get(service);
     if (stub === undefined) {
-      stub = new pb[service](this.address, this.credentials, this.channelOptions);
+      stub = new (service === 'Lock' ? v3lockpb.Lock : pb[service])(this.address, this.credentials, this.channelOptions);
       this.stubs.set(service, stub);
     }
     return stub;

@@ -197,6 +197,25 @@ describe('auth and RBAC (real processes)', { timeout: 240_000 }, () => {
     assert.equal((await rootGet('/secret/leased')).length, 1);
   });
 
+  it('a Lock waiting while its permission is revoked is refused when it would be granted (each step is checked again)', async () => {
+    await login(root, 'root', rootPassword);
+    await root.call('Auth', 'roleAdd', { name: 'locker' });
+    await root.call('Auth', 'roleGrantPermission', { name: 'locker', perm: { permType: 'READWRITE', key: b('/locks/'), rangeEnd: b('/locks0') } });
+    await root.call('Auth', 'userGrantRole', { user: 'alice', role: 'locker' });
+    await settle();
+    await login(alice, 'alice', alicePassword); // her old token went stale with her own change
+    const held = await root.call('Lock', 'lock', { name: b('/locks/m') });
+    const waiting = failure(alice.call('Lock', 'lock', { name: b('/locks/m') }));
+    await sleep(500); // alice's waiter key is in, behind root's
+    assert.equal((await root.call('KV', 'range', { key: b('/locks/m/'), rangeEnd: b('/locks/m0') })).kvs.length, 2);
+    await root.call('Auth', 'roleRevokePermission', { role: 'locker', key: b('/locks/'), rangeEnd: b('/locks0') });
+    await settle();
+    await root.call('Lock', 'unlock', { key: held.key });
+    const error = await waiting;
+    assert.equal(error.code, grpc.status.PERMISSION_DENIED, error.message);
+    assert.match(error.message, /permission denied/);
+  });
+
   it('a password change invalidates tokens; the old password no longer authenticates', async () => {
     await login(alice, 'alice', alicePassword);
     const old = alice.token;

@@ -16,6 +16,8 @@ export const etcdDefinition = protoLoader.loadSync([...ETCD_PROTO_FILES], {
 
 /** The etcdserverpb package: service client constructors (KV, Watch, Lease, Auth, ...). */
 export const etcdserverpb = (grpc.loadPackageDefinition(etcdDefinition) as any).etcdserverpb;
+/** The v3lockpb package: the Lock service client constructor. */
+export const v3lockpb = (grpc.loadPackageDefinition(etcdDefinition) as any).v3lockpb;
 
 export interface CallError extends Error {
   code: number;
