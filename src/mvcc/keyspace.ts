@@ -401,7 +401,7 @@ export class Keyspace {
       ks.byId.set(entry.id, entry);
       for (let v = 0; v < entry.versionCount; v++) {
         const mod = entry.kvAt(v).modRevision;
-        assert(mod <= current, () => `version of ${JSON.stringify(entry.id)} above the current revision`);
+        if (mod > current) assert(false, () => `version of ${JSON.stringify(entry.id)} above the current revision`);
         if (mod >= logBase) counts[mod - logBase] += 1;
       }
     }
@@ -461,7 +461,7 @@ export class Keyspace {
         const sub = this.subOf(i, j - start);
         assert(j === start || this.subOf(i, j - start - 1) < sub, () => `log entry ${r}/${j - start} sub-revision`);
         assert(entry !== undefined && this.byId.get(entry.id) === entry, () => `log entry ${r}/${j - start} is an indexed key`);
-        versionOf(entry, r, sub); // asserts the key holds that write
+        writeIndex(entry, r, sub); // asserts the key holds that write
       }
       start = end;
     }
@@ -471,18 +471,25 @@ export class Keyspace {
 
 /** The Version of `entry` written at (rev, sub); asserts the entry holds it. Hot in watch replay. */
 function versionOf(entry: KeyEntry, rev: number, sub: number): Version {
+  const i = writeIndex(entry, rev, sub);
+  // The key's only version held: nothing earlier to be its prev.
+  if (entry.older === null) return { id: entry.id, kv: entry.kv, prev: null, sub };
+  const kv = entry.kvAt(i);
+  const prev = !isTombstone(kv) && kv.createRevision === rev ? null : liveBefore(entry, i, rev);
+  return { id: entry.id, kv, prev, sub };
+}
+
+/** Index of the version of `entry` written at (rev, sub); asserts the entry holds it. */
+function writeIndex(entry: KeyEntry, rev: number, sub: number): number {
   const older = entry.older;
   if (older === null) {
-    // The key's only version held: nothing earlier to be its prev.
     assert(entry.kv.modRevision === rev && entry.sub === sub, 'a logged write is held');
-    return { id: entry.id, kv: entry.kv, prev: null, sub };
+    return 0;
   }
   let i = indexAt(entry, rev);
   while (i > 0 && entry.subAt(i) > sub && older.kvs[i - 1].modRevision === rev) i--;
-  const kv = i >= 0 ? entry.kvAt(i) : null;
-  assert(kv !== null && kv.modRevision === rev && entry.subAt(i) === sub, 'a logged write is held');
-  const prev = !isTombstone(kv) && kv.createRevision === rev ? null : liveBefore(entry, i, rev);
-  return { id: entry.id, kv, prev, sub };
+  assert(i >= 0 && entry.kvAt(i).modRevision === rev && entry.subAt(i) === sub, 'a logged write is held');
+  return i;
 }
 
 /** The key's live value at rev - 1 as seen from its version `below` (exclusive): skips the writes at

@@ -12,7 +12,6 @@
 import { crc32, deflateSync, inflateSync } from 'node:zlib';
 import { Packr, Unpackr } from 'msgpackr';
 import { EtcdError, GrpcCode, assert, invalidArgument } from '../util/index.ts';
-import type { KeyValue } from './types.ts';
 import { copyBytes, toKeyString } from './keys.ts';
 import { KeyEntry, Keyspace } from './keyspace.ts';
 
@@ -171,15 +170,6 @@ function decodeChunk(chunk: Uint8Array): unknown[] {
   return items;
 }
 
-/** Builds one KeyEntry from its decoded versions (prev links are derived from the history, see
- *  keyspace.ts; fromEntries checks the order). */
-function finishEntry(id: string, kvs: { kv: KeyValue; sub: number }[]): KeyEntry {
-  assert(kvs.length > 0, 'an entry has a version');
-  const entry = new KeyEntry(id, kvs[0].kv, kvs[0].sub);
-  for (let i = 1; i < kvs.length; i++) entry.push(kvs[i].kv, kvs[i].sub);
-  return entry;
-}
-
 export interface DecodedSnapshot {
   ks: Keyspace;
   leases: RestoredLease[];
@@ -205,40 +195,55 @@ export function decodeSnapshot(chunks: Iterable<Uint8Array>): DecodedSnapshot {
   const leases: RestoredLease[] = [];
   const entries: KeyEntry[] = [];
   let versionCount = 0;
-  let open: { id: string; key: Uint8Array; kvs: { kv: KeyValue; sub: number }[] } | null = null;
+  // The key being decoded: its entry grows a version at a time (prev links are derived from the
+  // history, see keyspace.ts; fromEntries checks the order).
+  let open: KeyEntry | null = null;
   for (let items = next(); ; items = next()) {
     if (items === null) throw corruptSnapshot('missing end chunk');
     if (items[0] === 'leases') {
       if ((items.length - 1) % LEASE_FIELDS !== 0) throw corruptSnapshot('bad lease chunk');
       for (let i = 1; i < items.length; i += LEASE_FIELDS) {
-        const [id, ttl, remainingTtl] = items.slice(i, i + LEASE_FIELDS);
+        const id = items[i];
+        const ttl = items[i + 1];
+        const remainingTtl = items[i + 2];
         if (!isInt(id) || !isInt(ttl) || !isInt(remainingTtl)) throw corruptSnapshot('bad lease');
         leases.push({ id, ttl, remainingTtl });
       }
     } else if (items[0] === 'versions') {
       if ((items.length - 1) % VERSION_FIELDS !== 0) throw corruptSnapshot('bad versions chunk');
-      let chunkKey: Uint8Array | null = null;
+      let chunkKey = false;
       for (let i = 1; i < items.length; i += VERSION_FIELDS) {
-        const [rawKey, modRevision, createRevision, version, lease, value, sub] = items.slice(i, i + VERSION_FIELDS);
-        if (rawKey !== null) {
-          if (!(rawKey instanceof Uint8Array) || rawKey.length === 0) throw corruptSnapshot('bad key');
-          chunkKey = rawKey;
-          const id = toKeyString(rawKey);
-          if (open === null || open.id !== id) {
-            if (open !== null) entries.push(finishEntry(open.id, open.kvs));
-            open = { id, key: copyBytes(rawKey), kvs: [] };
-          }
-        }
-        if (chunkKey === null || open === null) throw corruptSnapshot('version without a key');
+        const rawKey = items[i];
+        const modRevision = items[i + 1];
+        const createRevision = items[i + 2];
+        const version = items[i + 3];
+        const lease = items[i + 4];
+        const value = items[i + 5];
+        const sub = items[i + 6];
         if (!isCount(modRevision) || !isCount(createRevision) || !isCount(version) || !isInt(lease) || !isCount(sub)) {
           throw corruptSnapshot('bad version numbers');
         }
         if (!(value instanceof Uint8Array)) throw corruptSnapshot('bad value');
-        open.kvs.push({ kv: { key: open.key, createRevision, modRevision, version, value: copyBytes(value), lease }, sub });
+        let id: string | null = null;
+        if (rawKey !== null) {
+          if (!(rawKey instanceof Uint8Array) || rawKey.length === 0) throw corruptSnapshot('bad key');
+          chunkKey = true;
+          id = toKeyString(rawKey);
+          if (open !== null && open.id === id) id = null; // the same key continued in a new chunk
+          else if (open !== null) entries.push(open);
+        }
+        if (!chunkKey) throw corruptSnapshot('version without a key');
+        if (id !== null) {
+          const key = copyBytes(rawKey as Uint8Array);
+          open = new KeyEntry(id, { key, createRevision, modRevision, version, value: copyBytes(value), lease }, sub);
+        } else {
+          const entry = open as KeyEntry;
+          entry.push({ key: entry.key, createRevision, modRevision, version, value: copyBytes(value), lease }, sub);
+        }
         versionCount += 1;
       }
     } else if (items[0] === 'end') {
-      if (open !== null) entries.push(finishEntry(open.id, open.kvs));
+      if (open !== null) entries.push(open);
       if (items[1] !== entries.length || items[2] !== versionCount || items[3] !== leases.length) {
         throw corruptSnapshot('counts do not match the end chunk');
       }
