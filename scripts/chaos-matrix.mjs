@@ -30,8 +30,9 @@ Options:
 
 Exit code 0 only if every run printed "linearizable=yes, lost=0, duplicated=0" and exited 0.
 
-Run it from a checkout nobody edits meanwhile: the nemesis restarts nodes from the source tree,
-so a file changed mid-run is what a restarted node loads.`;
+Each run bundles the sources when it starts and its nodes run that bundle, so an edit made during
+the soak reaches only the runs that start after it; for one version throughout, run the soak from
+its own clone.`;
 
 function fail(message) {
   console.error(`chaos:matrix: ${message}\n\n${HELP}`);

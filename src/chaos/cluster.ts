@@ -69,6 +69,8 @@ export interface ProcessClusterOptions {
   readyTimeoutMs?: number;
   /** Extra environment for every node (e.g. TESSERA_PLANTED_BUG for harness self-tests). */
   env?: Record<string, string>;
+  /** The CLI the nodes run: a bundled tessera.mjs (scripts/build.mjs); default the sources through tsx. */
+  cli?: string;
 }
 
 /** A node process that exited although nobody killed it and no fault was expected to stop it. */
@@ -161,7 +163,7 @@ export class ProcessCluster {
     const node = this.nodes[i];
     const initialCluster = this.nodes.map((n, j) => `${n.memberName}=${this.peerUrl(j)}`).join(',');
     const args = [
-      '--import', 'tsx', cli, 'start',
+      ...(this.options.cli === undefined ? ['--import', 'tsx', cli] : [this.options.cli]), 'start',
       '--name', node.memberName,
       '--data-dir', node.dataDir,
       '--listen-client-urls', `http://127.0.0.1:${node.clientPort}`,

@@ -66,6 +66,7 @@ export interface ChaosResult {
 }
 
 const CLI = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
+const BUILD_SCRIPT = fileURLToPath(new URL('../../scripts/build.mjs', import.meta.url));
 /** How long the healed cluster gets to serve again on every node. */
 const RECOVERY_TIMEOUT_MS = 60_000;
 const PATIENT_TIMEOUT_MS = 10_000;
@@ -76,13 +77,28 @@ export function supportsFaultInjection(): boolean {
   return `${help.stdout}`.includes('--experimental-fault-injection');
 }
 
+/**
+ * Bundles the sources as they are now (scripts/build.mjs) into dist/chaos-<pid>/ for the nodes to
+ * run: a node the nemesis restarts runs the same code as at the start, even if a source file is
+ * edited meanwhile (a soak takes hours), and nodes run as deployed. Removed when the run ends.
+ */
+function buildBundle(log: (line: string) => void): string {
+  const name = `dist/chaos-${process.pid}`;
+  const built = spawnSync(process.execPath, [BUILD_SCRIPT, '--outdir', name], { encoding: 'utf8', timeout: 120_000 });
+  if (built.status !== 0) throw new Error(`chaos: building the node bundle failed: ${built.stderr || built.error?.message}`);
+  log(`chaos: nodes run a bundle of the sources as of now (${name}/)`);
+  return fileURLToPath(new URL(`../../${name}/`, import.meta.url));
+}
+
 export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const log = options.log ?? ((line: string) => console.log(line));
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), `tessera-chaos-${options.workload}-${options.seed}-`));
   mkdirSync(dir, { recursive: true });
   log(`chaos: writing history and reports to ${dir}`);
   const { faults, unavailableFaults } = usableFaults(options.faults, log);
+  const bundle = buildBundle(log);
   const cluster = await ProcessCluster.start({
+    cli: join(bundle, 'tessera.mjs'),
     nodes: options.nodes ?? 3,
     root: join(dir, 'cluster'),
     logLevel: 'info',
@@ -132,6 +148,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     patientClients.forEach((c) => c.close());
     await cluster.stop({ keepData: true });
     process.removeListener('exit', killChildren);
+    rmSync(bundle, { recursive: true, force: true });
   }
   const problems = [...runProblems, ...(result?.problems ?? [])];
   const linearizable = result?.linearizable ?? 'unknown';
