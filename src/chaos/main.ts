@@ -60,6 +60,7 @@ const program = new Command()
   .option('--concurrency <n>', 'concurrent clients', integer(1, 200), 10)
   .option('--op-timeout <ms>', 'client deadline per op (then the outcome is unknown)', integer(100, 60_000), 2_000)
   .option('--check-timeout <seconds>', 'budget for the linearizability check', integer(1, 3600), 120)
+  .option('--snapshot-count <n>', "every node's --snapshot-count (small: snapshots and their installs happen under faults)", integer(1, 10_000_000))
   .option('--dir <path>', 'output directory (default: a new temp directory)')
   .option('--keep-data', 'keep the nodes\' data directories even when the run passes')
   .option('--serializable-reads', 'harness self-test: register reads served locally (stale reads expected, so the run should FAIL)')
@@ -80,6 +81,7 @@ interface CliOptions {
   concurrency: number;
   opTimeout: number;
   checkTimeout: number;
+  snapshotCount?: number;
   dir?: string;
   keepData?: boolean;
   serializableReads?: boolean;
@@ -107,6 +109,7 @@ async function main(): Promise<number> {
     keepData: o.keepData,
     serializableReads: o.serializableReads,
     plantedBug: o.plantedBug,
+    snapshotCount: o.snapshotCount,
   });
   for (const problem of result.problems.slice(0, MAX_PROBLEMS_PRINTED)) console.log(`chaos: PROBLEM: ${problem}`);
   if (result.problems.length > MAX_PROBLEMS_PRINTED) {
@@ -118,6 +121,7 @@ async function main(): Promise<number> {
     o.opTimeout !== 2_000 ? ` --op-timeout ${o.opTimeout}` : '',
     o.serializableReads ? ' --serializable-reads' : '',
     o.plantedBug ? ` --planted-bug ${o.plantedBug}` : '',
+    o.snapshotCount !== undefined ? ` --snapshot-count ${o.snapshotCount}` : '',
   ].join('');
   console.log(
     `chaos: ${result.ok ? 'PASS' : 'FAIL'}; replay: npm run chaos -- --workload ${o.workload} --nemesis ${o.nemesis.join(',') || 'none'} ` +

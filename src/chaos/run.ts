@@ -45,6 +45,8 @@ export interface ChaosOptions {
    * the run should then FAIL.
    */
   plantedBug?: PlantedBug;
+  /** Every node's --snapshot-count (default: the node's, 100,000); small values make snapshots, and installs of them, happen under faults. */
+  snapshotCount?: number;
   log?: (line: string) => void;
 }
 
@@ -99,6 +101,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const bundle = buildBundle(log);
   const cluster = await ProcessCluster.start({
     cli: join(bundle, 'tessera.mjs'),
+    extraArgs: options.snapshotCount === undefined ? [] : ['--snapshot-count', String(options.snapshotCount), '--snapshot-catchup-entries', '50'],
     nodes: options.nodes ?? 3,
     root: join(dir, 'cluster'),
     logLevel: 'info',
