@@ -142,6 +142,8 @@ export class Replica {
   /** Raft calls from outside the loop (client requests, transport callbacks), run at the next turn. */
   private raftOps: (() => void)[] = [];
   private snapshotRequested = false;
+  /** Index of the last snapshot stored or installed: a new one must be after it. */
+  private snapshotIndex = 0;
   /** The snapshot being built over several turns (snapshotStep), or null. */
   private snapshotBuild: { builder: SnapshotBuilder; index: number; confState: ConfState; startedAtMs: number; pieces: Uint8Array[]; pieceCount: number } | null = null;
   private nextCommandId = 1;
@@ -169,6 +171,7 @@ export class Replica {
     ({ store: this.store, alarms: this.alarms, members: this.members, removed: this.removed, auth: this.auth, leaseRenewedAt: this.leaseRenewedAt } =
       decodeSnapshotData(snapshot.data));
     this.applied = snapshot.metadata.index;
+    this.snapshotIndex = snapshot.metadata.index;
     const initial = this.storage.initialState();
     this.confState = initial.confState;
     this.syncedTerm = initial.hardState.term;
@@ -334,6 +337,7 @@ export class Replica {
     this.applied = snapshot.metadata.index;
     this.confState = snapshot.metadata.confState;
     this.snapshotBuild = null; // an image of the replaced state is of no use
+    this.snapshotIndex = snapshot.metadata.index;
     this.onMembershipChanged(this);
     this.appliedSinceSnapshot = 0;
     this.leaseClock.restartAll(this.store);
@@ -514,6 +518,12 @@ export class Replica {
    */
   snapshotStep(): boolean {
     if (this.snapshotBuild === null) {
+      if (this.applied <= this.snapshotIndex) {
+        // Nothing applied since the last one (a snapshot was just installed): it already is the image.
+        this.snapshotRequested = false;
+        this.appliedSinceSnapshot = 0;
+        return false;
+      }
       const cs = this.confState;
       this.snapshotBuild = {
         builder: new SnapshotBuilder(this),
@@ -551,6 +561,7 @@ export class Replica {
     } else {
       this.storage.createSnapshot(build.index, build.confState, Buffer.concat(build.pieces));
     }
+    this.snapshotIndex = build.index;
     const compactTo = build.index - this.limits.snapshotCatchupEntries;
     if (compactTo > this.storage.firstIndex()) this.storage.compact(compactTo);
     this.metrics.snapshotsTaken.inc();
