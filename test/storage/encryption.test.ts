@@ -83,6 +83,32 @@ describe('encryption at rest', () => {
     }
   });
 
+  it('seals a snapshot written a piece per commit, and reads it back in order', async () => {
+    const marker = `piece-${randomBytes(8).toString('hex')}`;
+    const { dir, cleanup } = tempDir();
+    try {
+      const keyring = new Keyring([key('k1')]);
+      const pieces = [0, 1, 2].map((i) => Buffer.from(`${marker}-${i} `.repeat(50 + i * 30)));
+      const storage = NodeStorage.open({ dataDir: dir, encryption: keyring });
+      try {
+        const group = storage.group(1);
+        group.append(markedEntries(1, 10, 'v'));
+        for (let i = 0; i < pieces.length; i++) {
+          group.stageSnapshotPiece(8, i, pieces[i]);
+          await storage.commit();
+        }
+        group.createSnapshotFromPieces(8, confState([1]), pieces.length, Buffer.concat(pieces).length);
+        await storage.commit();
+      } finally {
+        await storage.close();
+      }
+      assert.ok(!diskBytes(dir).includes(marker), 'no piece is on disk in the clear');
+      assert.equal((await readAll(dir, keyring)).snapshot, Buffer.concat(pieces).toString());
+    } finally {
+      cleanup();
+    }
+  });
+
   it('refuses to open encrypted data without the key, or with a wrong key, with a clear error', async () => {
     const { dir, cleanup } = tempDir();
     try {
