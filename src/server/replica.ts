@@ -91,6 +91,8 @@ export interface ReplicaStorage extends LogStorage {
   /** Writes a snapshot image a piece at a time (GroupStorage); without these the image is joined in memory. */
   stageSnapshotPiece?(index: number, piece: number, bytes: Uint8Array): void;
   createSnapshotFromPieces?(index: number, confState: ConfState, pieces: number, byteLength: number): void;
+  /** The snapshot with all its data at once (GroupStorage's snapshot() may read a large one over several calls). */
+  fullSnapshot?(): Snapshot;
   compact(index: number): void;
 }
 
@@ -167,7 +169,7 @@ export class Replica {
     this.onMembershipChanged = options.onMembershipChanged;
     this.incarnation = options.incarnation;
     this.leaseClock = new LeaseClock(options.now);
-    const snapshot = this.storage.snapshot();
+    const snapshot = this.storage.fullSnapshot?.() ?? this.storage.snapshot();
     ({ store: this.store, alarms: this.alarms, members: this.members, removed: this.removed, auth: this.auth, leaseRenewedAt: this.leaseRenewedAt } =
       decodeSnapshotData(snapshot.data));
     this.applied = snapshot.metadata.index;

@@ -4,7 +4,7 @@
 // Byte arrays handed in (entry data, snapshot data) are kept by reference, not copied: treat them
 // as immutable from then on, as the Raft core does.
 import { assert } from '../util/index.ts';
-import { CompactedError, SnapshotOutOfDateError, UnavailableError, entrySizeBytes } from '../raft/index.ts';
+import { CompactedError, SnapshotOutOfDateError, SnapshotTemporarilyUnavailableError, UnavailableError, entrySizeBytes } from '../raft/index.ts';
 import type { ConfState, Entry, HardState, LogStorage, Snapshot } from '../raft/index.ts';
 import { decodeEntryTerm, logKey, logKeyIndex } from './codec.ts';
 import type { StorageDbs } from './dbs.ts';
@@ -49,6 +49,15 @@ interface CachedEntry {
   seq: number;
 }
 
+/** A snapshot's data being read from its chunks, possibly over several calls. */
+interface SnapshotRead {
+  index: number;
+  data: Uint8Array;
+  nextChunk: number;
+  /** Bytes of `data` filled. */
+  at: number;
+}
+
 export class GroupStorage implements LogStorage {
   readonly groupId: number;
   private readonly host: GroupHost;
@@ -60,6 +69,8 @@ export class GroupStorage implements LogStorage {
   private snap: SnapshotRecord;
   /** Data of a snapshot installed or created since the last durable commit (LMDB has it after). */
   private snapData: { data: Uint8Array; seq: number } | null = null;
+  /** A large snapshot being read a part per snapshot() call (to send it), or null. */
+  private snapRead: SnapshotRead | null = null;
   /** Recent entries [cacheFirst, last], contiguous; older ones are read from LMDB. */
   private readonly cache = new Map<number, CachedEntry>();
   private cacheFirst = 1;
@@ -118,7 +129,28 @@ export class GroupStorage implements LogStorage {
     return this.terms.last;
   }
 
+  /**
+   * Raft's view: the latest snapshot with its data. A stored image over `snapshotReadBytesPerCall`
+   * is read a part per call; until the last part is in, this throws
+   * SnapshotTemporarilyUnavailableError (Raft then retries at a later heartbeat).
+   */
   snapshot(): Snapshot {
+    const { index, term, confState, byteLength } = this.snap;
+    const metadata = { index, term, confState: copyConfState(confState) };
+    if (this.snapData !== null) return { metadata, data: this.snapData.data };
+    if (index === 0) return { metadata, data: new Uint8Array(0) };
+    if (byteLength <= this.host.limits.snapshotReadBytesPerCall) return { metadata, data: this.readSnapshotData() };
+    if (this.snapRead === null || this.snapRead.index !== index) {
+      this.snapRead = { index, data: new Uint8Array(byteLength), nextChunk: 0, at: 0 };
+    }
+    if (!this.readSnapshotPart(this.snapRead, this.host.limits.snapshotReadBytesPerCall)) throw new SnapshotTemporarilyUnavailableError();
+    const { data } = this.snapRead;
+    this.snapRead = null; // the caller holds it while it sends; a later send reads it again
+    return { metadata, data };
+  }
+
+  /** The latest snapshot with all its data, read now however large (a replica opening). */
+  fullSnapshot(): Snapshot {
     const { index, term, confState } = this.snap;
     const metadata = { index, term, confState: copyConfState(confState) };
     if (this.snapData !== null) return { metadata, data: this.snapData.data };
@@ -375,21 +407,30 @@ export class GroupStorage implements LogStorage {
   }
 
   private readSnapshotData(): Uint8Array {
+    const read: SnapshotRead = { index: this.snap.index, data: new Uint8Array(this.snap.byteLength), nextChunk: 0, at: 0 };
+    this.readSnapshotPart(read, Infinity);
+    return read.data;
+  }
+
+  /** Reads the next chunks of the current snapshot into `read`, about `maxBytes` of them; true once all are in. */
+  private readSnapshotPart(read: SnapshotRead, maxBytes: number): boolean {
     const { index, byteLength, chunkCount, sealed } = this.snap;
-    const data = new Uint8Array(byteLength);
-    let at = 0;
-    let chunks = 0;
-    for (const { value: stored } of this.host.dbs.chunks.getRange({ start: [this.groupId, index, 0], end: [this.groupId, index, chunkCount] })) {
-      const value = this.host.codec.openChunk(this.groupId, index, chunks, stored, sealed);
-      if (at + value.byteLength > byteLength) break;
-      data.set(value, at);
-      at += value.byteLength;
-      chunks++;
+    assert(read.index === index, 'snapshot read of a replaced snapshot');
+    let readBytes = 0;
+    for (const { value: stored } of this.host.dbs.chunks.getRange({ start: [this.groupId, index, read.nextChunk], end: [this.groupId, index, chunkCount] })) {
+      const value = this.host.codec.openChunk(this.groupId, index, read.nextChunk, stored, sealed);
+      if (read.at + value.byteLength > byteLength) break;
+      read.data.set(value, read.at);
+      read.at += value.byteLength;
+      read.nextChunk++;
+      readBytes += value.byteLength;
+      if (readBytes >= maxBytes) break;
     }
-    if (at !== byteLength || chunks !== chunkCount) {
-      throw new StorageCorruptionError(`group ${this.groupId}: snapshot ${index} has ${at} of ${byteLength} bytes in ${chunks} of ${chunkCount} chunks`);
+    if (read.nextChunk < chunkCount && readBytes >= maxBytes) return false;
+    if (read.at !== byteLength || read.nextChunk !== chunkCount) {
+      throw new StorageCorruptionError(`group ${this.groupId}: snapshot ${index} has ${read.at} of ${byteLength} bytes in ${read.nextChunk} of ${chunkCount} chunks`);
     }
-    return data;
+    return true;
   }
 
   // ---- recovery ----

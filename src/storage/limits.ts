@@ -16,10 +16,17 @@ export interface StorageLimits {
   logCacheBytesPerGroup: number;
   /** Snapshot data is stored in chunks of this many bytes (one LMDB value each, LZ4-compressed). */
   snapshotChunkBytes: number;
+  /**
+   * Bytes of a stored snapshot Raft's `snapshot()` reads per call (to send it to a follower). A
+   * larger snapshot is read over several calls, answering "temporarily unavailable" (Raft tries
+   * again at the follower's next heartbeat) until it is all in, so the loop never stalls on it.
+   */
+  snapshotReadBytesPerCall: number;
 }
 
 export const DEFAULT_STORAGE_LIMITS: Readonly<StorageLimits> = Object.freeze({
   maxStagedBytes: 1024 * MIB,
   logCacheBytesPerGroup: 4 * MIB,
   snapshotChunkBytes: 1 * MIB,
+  snapshotReadBytesPerCall: 32 * MIB,
 });

@@ -2,7 +2,7 @@
 // installs it, reportSnapshot moves the progress on, and the Ready carries the snapshot first.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MemoryStorage, RawNode, defaultRaftConfig, seededRng, type SnapshotMsg } from '../../src/raft/index.ts';
+import { MemoryStorage, RawNode, SnapshotTemporarilyUnavailableError, defaultRaftConfig, seededRng, type SnapshotMsg } from '../../src/raft/index.ts';
 import { Network, confState, electLeader, enc, snapshotAndCompact } from './helpers.ts';
 
 function laggingFollower(): Network {
@@ -29,6 +29,29 @@ test('a follower behind the compacted log gets a snapshot and catches up from it
   assert.deepEqual(net.node(3).applied, [...Array.from({ length: 10 }, (_, i) => `v${i}`), 'after']);
   assert.equal(net.node(3).storage.firstIndex(), 12);
   assert.equal(net.node(1).raw.status().progress?.get(3)?.state, 'replicate');
+});
+
+test('a snapshot the storage cannot hand out yet (temporarily unavailable) is sent at a later heartbeat', () => {
+  const net = laggingFollower();
+  const storage = net.node(1).storage;
+  const real = storage.snapshot.bind(storage);
+  let refusals = 2; // as GroupStorage does while it reads a large image a part per call
+  storage.snapshot = () => {
+    if (refusals > 0) {
+      refusals--;
+      throw new SnapshotTemporarilyUnavailableError();
+    }
+    return real();
+  };
+  net.heal();
+  for (let i = 0; i < 10 && net.node(3).storage.firstIndex() !== 12; i++) {
+    net.tick(1);
+    net.deliver();
+  }
+  assert.equal(refusals, 0, 'the leader asked again after each refusal');
+  assert.equal(net.trace.filter((m) => m.type === 'snap').length, 1);
+  assert.equal(net.node(3).storage.firstIndex(), 12, 'the follower installed it');
+  assert.deepEqual(net.node(3).applied, Array.from({ length: 10 }, (_, i) => `v${i}`));
 });
 
 test('snapshot progress: pendingSnapshot while in flight; failure reverts to probing; retry succeeds', () => {

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { open } from 'lmdb';
-import { CompactedError } from '../../src/raft/index.ts';
+import { CompactedError, SnapshotTemporarilyUnavailableError } from '../../src/raft/index.ts';
 import {
   NodeStorage,
   StorageClosedError,
@@ -15,6 +15,8 @@ import {
   StorageLockedError,
 } from '../../src/storage/index.ts';
 import { confState, entry, payload, tempDir } from './support.ts';
+
+const MIB = 1024 * 1024;
 
 function entries(lo: number, hi: number, term: number, size = 16) {
   const out = [];
@@ -199,7 +201,6 @@ describe('group commit', () => {
 describe('snapshots', () => {
   it('round-trips 5 MiB of snapshot data in 1 MiB chunks and replaces old chunks', async () => {
     const { dir, cleanup } = tempDir();
-    const MIB = 1024 * 1024;
     const big = payload(1, 1, 5 * MIB);
     big.fill(7, MIB, 2 * MIB); // one compressible chunk
     try {
@@ -296,6 +297,42 @@ describe('limits, metadata, lifecycle', () => {
         await s.commit(); // the orphans' removal was staged at open
       });
       assert.deepEqual(await rawChunkKeys(dir), [[3, 20, 0], [3, 20, 1], [3, 20, 2]]);
+    } finally {
+      cleanup();
+    }
+  });
+
+  it("reads a large snapshot for Raft a part per call ('temporarily unavailable' until it is all in)", async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const big = payload(9, 1, 5 * MIB + 123);
+      await withStorage(dir, async (s) => {
+        const g = s.group(4);
+        g.append(entries(1, 30, 1));
+        g.createSnapshot(20, confState([1, 2, 3]), big);
+        await s.commit();
+      });
+      await withStorage(
+        dir,
+        (s) => {
+          const g = s.group(4);
+          let calls = 1;
+          for (;;) {
+            try {
+              const snap = g.snapshot();
+              assert.deepEqual(snap.metadata, { index: 20, term: 1, confState: confState([1, 2, 3]) });
+              assert.deepEqual(Buffer.from(snap.data), Buffer.from(big));
+              break;
+            } catch (error) {
+              assert.ok(error instanceof SnapshotTemporarilyUnavailableError, String(error));
+              calls++;
+            }
+          }
+          assert.equal(calls, 3, 'two 2 MiB parts, then the last one with the data'); // 1 MiB chunks, 2 MiB per call
+          assert.deepEqual(Buffer.from(g.fullSnapshot().data), Buffer.from(big), 'a replica opening reads it all at once');
+        },
+        { limits: { snapshotReadBytesPerCall: 2 * MIB } },
+      );
     } finally {
       cleanup();
     }
