@@ -263,6 +263,7 @@ export class GroupStorage implements LogStorage {
     this.snap = { index, term, confState: copyConfState(confState), byteLength, chunkCount: pieces, sealed: this.host.codec.sealing };
     this.stagedRecords.set('snapshot', this.snap);
     this.snapData = null; // read back from LMDB, where this turn's commit puts the last piece
+    this.snapRead = null;
     this.setConfState(confState);
   }
 
@@ -356,6 +357,7 @@ export class GroupStorage implements LogStorage {
     this.snap = { ...record, confState: copyConfState(record.confState), chunkCount, sealed: codec.sealing };
     this.stagedRecords.set('snapshot', this.snap);
     this.snapData = { data, seq };
+    this.snapRead = null;
   }
 
   /** Stages the removal of the current snapshot's chunks. */
