@@ -55,8 +55,8 @@ program
   .option(
     '--auth-token <spec>',
     'auth token kind: simple (default; tokens valid on the issuing node only) or ' +
-      'jwt,pub-key=<path>,priv-key=<path>,sign-method=<RS256|RS384|RS512|PS256|PS384|PS512|ES256|ES384|ES512|EdDSA>[,ttl=<duration, default 5m>] ' +
-      '(signed tokens valid on every node with the same keys; pub-key alone = verify only; key files reloaded on change and SIGHUP)',
+      'jwt,pub-key=<path>,priv-key=<path>,sign-method=<RS256|RS384|RS512|PS256|PS384|PS512|ES256|ES384|ES512|EdDSA|HS256|HS384|HS512>[,ttl=<duration, default 5m>] ' +
+      '(signed tokens valid on every node with the same keys; pub-key alone = verify only; HS*: priv-key is the shared secret, >= 32 bytes; key files reloaded on change and SIGHUP)',
   )
   .action(async (options: Record<string, unknown>) => runStart(options));
 

@@ -50,5 +50,6 @@ export {
   DEFAULT_JWT_TTL_MS,
   MAX_JWT_TTL_MS,
   MAX_JWT_PUBLIC_KEYS,
+  MIN_HMAC_SECRET_BYTES,
 } from './jwt-keys.ts';
 export type { AuthTokenSpec, JwtOptions, JwtSignMethod, JwtKeySet, JwtVerifyKey } from './jwt-keys.ts';

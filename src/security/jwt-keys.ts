@@ -1,15 +1,26 @@
 // etcd's `--auth-token` option string (`simple`, or `jwt,pub-key=…,priv-key=…,sign-method=…,ttl=…`)
 // and the JWT key files it names: parsed and checked at start (and on every reload), so a wrong
 // key type, a mismatched pair or an unreadable file is a clear error naming the file.
-import { createHash, createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, createSecretKey, X509Certificate } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { assert } from '../util/index.ts';
 import { JwtKeyError, SecurityError } from './errors.ts';
 
-/** The asymmetric methods etcd's golang-jwt offers (HMAC methods are not supported: they need a shared secret file). */
-export const JWT_SIGN_METHODS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
+/**
+ * The methods etcd's golang-jwt offers: asymmetric ones (pub-key verifies, priv-key signs) and HMAC
+ * ones, for which the priv-key file's bytes are the secret every member shares (as in etcd).
+ */
+export const JWT_SIGN_METHODS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'HS256', 'HS384', 'HS512'] as const;
 export type JwtSignMethod = (typeof JWT_SIGN_METHODS)[number];
+
+/** True for the HMAC methods: one shared secret signs and verifies. */
+export const isHmacMethod = (method: JwtSignMethod): boolean => method.startsWith('HS');
+/**
+ * Shortest HMAC secret accepted. etcd takes any length; a short secret can be guessed offline from
+ * any token, so Tessera refuses it (docs/COMPATIBILITY.md).
+ */
+export const MIN_HMAC_SECRET_BYTES = 32;
 
 /** etcd's default `ttl` of a JWT. */
 export const DEFAULT_JWT_TTL_MS = 5 * 60_000;
@@ -60,6 +71,9 @@ export function parseAuthTokenSpec(spec: string): AuthTokenSpec {
   const pubKeyFile = nonEmpty(options.get('pub-key'));
   const privKeyFile = nonEmpty(options.get('priv-key'));
   if (pubKeyFile === undefined && privKeyFile === undefined) throw new SecurityError(`--auth-token: give pub-key, priv-key or both (${SYNTAX})`);
+  if (isHmacMethod(method as JwtSignMethod) && privKeyFile === undefined) {
+    throw new SecurityError(`--auth-token: ${method} signs and verifies with the shared secret in priv-key (every member needs the same file)`);
+  }
   const ttl = options.get('ttl');
   const ttlMs = ttl === undefined || ttl === '' ? DEFAULT_JWT_TTL_MS : parseGoDuration(ttl, '--auth-token ttl');
   if (ttlMs < 1000 || ttlMs > MAX_JWT_TTL_MS) throw new SecurityError(`--auth-token: ttl ${ttl} must be between 1s and 24h`);
@@ -105,6 +119,7 @@ export interface JwtKeySet {
 
 /** Reads and checks the key files; throws JwtKeyError naming the file on any problem. */
 export function loadJwtKeys(options: JwtOptions): JwtKeySet {
+  if (isHmacMethod(options.signMethod)) return loadHmacSecret(options);
   const warnings: string[] = [];
   let signing: JwtVerifyKey | null = null;
   if (options.privKeyFile !== undefined) {
@@ -128,6 +143,28 @@ export function loadJwtKeys(options: JwtOptions): JwtKeySet {
   }
   assert(verifying.length > 0, 'a JWT key set verifies with at least one key');
   return { signing, verifying, warnings };
+}
+
+/** HS256/384/512: the priv-key file's bytes, as they are, are the secret (etcd's hmacKey); pub-key is not used. */
+function loadHmacSecret(options: JwtOptions): JwtKeySet {
+  const path = options.privKeyFile;
+  assert(path !== undefined, 'an HMAC method has a priv-key file');
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (error) {
+    throw new JwtKeyError(`cannot read JWT secret ${path}: ${(error as Error).message}`);
+  }
+  if (bytes.length < MIN_HMAC_SECRET_BYTES) {
+    throw new JwtKeyError(`${path}: an ${options.signMethod} secret needs at least ${MIN_HMAC_SECRET_BYTES} bytes, it has ${bytes.length} (openssl rand -out ${path} 64)`);
+  }
+  const warnings: string[] = [];
+  if ((fileMode(path) & 0o077) !== 0) warnings.push(`JWT secret ${path} is readable by group or others (chmod 600 it)`);
+  if (options.pubKeyFile !== undefined) warnings.push(`pub-key ${options.pubKeyFile} is not used with ${options.signMethod} (the priv-key secret verifies too)`);
+  // The key id names the secret without revealing it: a hash under a label of its own.
+  const kid = createHash('sha256').update('tessera-jwt-hmac-kid\0').update(bytes).digest('base64url').slice(0, 16);
+  const key = { kid, key: createSecretKey(bytes) };
+  return { signing: key, verifying: [key], warnings };
 }
 
 function readFile(path: string, what: string): string {

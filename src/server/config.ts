@@ -59,7 +59,7 @@ const SecurityConfigShape = {
   authTokenTtl: z.number().int().positive().default(300),
   /**
    * etcd's --auth-token: `simple` (node-local random tokens) or
-   * `jwt,pub-key=<path>,priv-key=<path>,sign-method=<RS256|…|EdDSA>[,ttl=5m]` (docs/SECURITY.md).
+   * `jwt,pub-key=<path>,priv-key=<path>,sign-method=<RS256|…|EdDSA|HS256|HS384|HS512>[,ttl=5m]` (docs/SECURITY.md; for HS* priv-key is the shared secret).
    */
   authToken: z.string().min(1).default('simple'),
 };

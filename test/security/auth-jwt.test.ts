@@ -7,15 +7,15 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createHmac, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { probeEndpoint } from '../../src/cli/index.ts';
 import { generateJwtKeyPair } from '../../src/security/index.ts';
 import type { JwtKeyPair } from '../../src/security/index.ts';
-import { freePort } from '../support/cluster.ts';
+import { freePort, ProcessCluster } from '../support/cluster.ts';
 import { AuthTestClient, failure } from './auth-client.ts';
 import { hasEtcdctl, hasOpenssl, sleep, spawnNode } from './support.ts';
 
@@ -200,5 +200,45 @@ describe('JWT auth tokens (real processes)', { skip: !hasOpenssl && 'openssl not
     assert.ok(logs.includes('"component":"audit"'), 'the logs are read');
     for (const token of tokens) assert.equal(logs.includes(token), false, 'a token leaked into a log');
     for (const secret of [rootPassword, alicePassword, aliceNewPassword]) assert.equal(logs.includes(secret), false);
+  });
+});
+
+describe('JWT auth tokens with a shared HS256 secret (real processes)', { timeout: 120_000 }, () => {
+  let cluster: ProcessCluster;
+  let dir: string;
+  let secretFile: string;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'tessera-jwt-hs-'));
+    secretFile = join(dir, 'jwt.secret');
+    writeFileSync(secretFile, randomBytes(64), { mode: 0o600 });
+    cluster = await ProcessCluster.start({ nodes: 2, logLevel: 'info', extraArgs: ['--auth-token', `jwt,priv-key=${secretFile},sign-method=HS256,ttl=1m`] });
+  });
+  after(async () => {
+    await cluster?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a token issued by one member works on the other; one made with another secret is "invalid auth token"', async () => {
+    const n1 = new AuthTestClient(cluster.endpoint(0));
+    const n2 = new AuthTestClient(cluster.endpoint(1));
+    try {
+      await n1.call('Auth', 'userAdd', { name: 'root', password: rootPassword });
+      await n1.call('Auth', 'userGrantRole', { user: 'root', role: 'root' });
+      await n1.call('Auth', 'authEnable', {});
+      await n2.call('Auth', 'authStatus', {}).catch(() => undefined); // n2 has applied the enable
+      n2.token = await n1.login('root', rootPassword);
+      assert.equal(JSON.parse(Buffer.from(n2.token.split('.')[0], 'base64url').toString()).alg, 'HS256');
+      await n2.call('KV', 'put', { key: b('/hs/k'), value: b('v') });
+      assert.equal((await n2.call('KV', 'range', { key: b('/hs/k') })).kvs.length, 1);
+      const [header, payload] = n2.token.split('.');
+      const foreign = createHmac('sha256', randomBytes(64)).update(`${header}.${payload}`).digest('base64url');
+      n2.token = `${header}.${payload}.${foreign}`;
+      const error = await failure(n2.call('KV', 'range', { key: b('/hs/k') }));
+      assert.equal(error.details, 'etcdserver: invalid auth token');
+    } finally {
+      n1.close();
+      n2.close();
+    }
   });
 });

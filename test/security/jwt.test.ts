@@ -4,7 +4,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createPrivateKey } from 'node:crypto';
+import { createPrivateKey, randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
@@ -63,7 +63,7 @@ describe('--auth-token parsing (etcd syntax)', () => {
     assert.match(messageOf(() => parseAuthTokenSpec('jwt,pub-key=/k.pub')), /sign-method is required/);
     assert.match(messageOf(() => parseAuthTokenSpec('jwt,sign-method=ES256')), /give pub-key, priv-key or both/);
     assert.match(messageOf(() => parseAuthTokenSpec('jwt,priv_key=/k,sign-method=ES256')), /unknown option priv_key/);
-    assert.match(messageOf(() => parseAuthTokenSpec('jwt,priv-key=/k,sign-method=HS256')), /HS256 is not supported/);
+    assert.match(messageOf(() => parseAuthTokenSpec('jwt,priv-key=/k,sign-method=none')), /none is not supported/);
     assert.match(messageOf(() => parseAuthTokenSpec('jwt,priv-key=/k,priv-key=/j,sign-method=ES256')), /given twice/);
     assert.match(messageOf(() => parseAuthTokenSpec('jwt,priv-key,sign-method=ES256')), /is not name=value/);
     assert.match(messageOf(() => parseAuthTokenSpec('jwt,priv-key=/k,sign-method=ES256,ttl=5 minutes')), /not a duration/);
@@ -80,6 +80,53 @@ describe('--auth-token parsing (etcd syntax)', () => {
     assert.equal(parseGoDuration('250ms'), 250);
     assert.equal(parseGoDuration('0'), 0);
     for (const bad of ['', '5', 'm', '5x', '5m ', '-5m']) assert.throws(() => parseGoDuration(bad), SecurityError, bad);
+  });
+});
+
+describe('JWT tokens with a shared secret (HS256, HS384, HS512)', () => {
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'tessera-jwt-hmac-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const secretFile = (name: string, bytes: Buffer) => {
+    const path = join(dir, name);
+    writeFileSync(path, bytes, { mode: 0o600 });
+    return path;
+  };
+  const hmacKeeper = (method: JwtSignMethod, privKeyFile: string, now = clock().now) =>
+    new JwtTokenKeeper({ signMethod: method, pubKeyFile: undefined, privKeyFile, ttlMs: 60_000 }, { now, reloadIntervalMs: 0 });
+
+  for (const method of ['HS256', 'HS384', 'HS512'] as const) {
+    it(`${method}: members with the same secret accept each other's tokens; another secret, a tampered one and etcd's own are judged right`, async () => {
+      const time = clock();
+      const shared = secretFile(`${method}.key`, randomBytes(64));
+      const signer = hmacKeeper(method, shared, time.now);
+      const verifier = hmacKeeper(method, shared, time.now);
+      const token = await signer.sign('alice', 7);
+      assert.equal(JSON.parse(Buffer.from(token.split('.')[0], 'base64url').toString()).alg, method);
+      assert.equal((await settled(verifier.verify(token))).ok, true);
+      assert.equal((await settled(verifier.verify(tamper(token)))).ok, false);
+      const other = hmacKeeper(method, secretFile(`${method}-other.key`, randomBytes(64)), time.now);
+      assert.equal((await settled(other.verify(token))).ok, false, 'a token made with another secret');
+      // As etcd makes them: the file's bytes are the HMAC key, no kid.
+      const exp = Math.floor(time.now() / 1000) + 60;
+      const etcdStyle = await new SignJWT({ username: 'root', revision: 3 })
+        .setProtectedHeader({ alg: method })
+        .setExpirationTime(exp)
+        .sign(readFileSync(shared));
+      assert.equal((await settled(verifier.verify(etcdStyle))).ok, true);
+    });
+  }
+
+  it('needs priv-key and a secret of at least 32 bytes; an asymmetric member refuses HS tokens', async () => {
+    assert.match(messageOf(() => parseAuthTokenSpec('jwt,pub-key=a.pem,sign-method=HS256')), /shared secret in priv-key/);
+    assert.equal(parseAuthTokenSpec('jwt,priv-key=s.key,sign-method=HS512').kind, 'jwt');
+    assert.throws(() => hmacKeeper('HS256', secretFile('short.key', randomBytes(16))), (error: unknown) => error instanceof JwtKeyError && /at least 32 bytes/.test(error.message));
+    const token = await hmacKeeper('HS256', secretFile('ok.key', randomBytes(32))).sign('root', 1);
+    const decoded = JSON.parse(Buffer.from(token.split('.')[0], 'base64url').toString());
+    assert.equal(decoded.alg, 'HS256');
+    assert.ok(typeof decoded.kid === 'string' && !readFileSync(join(dir, 'ok.key')).toString('base64url').includes(decoded.kid), 'the kid does not reveal the secret');
   });
 });
 
