@@ -70,9 +70,11 @@ describe('whole-node simulation', () => {
   });
 
   it('catches a leader that renews a lease in memory after deciding its expiry (planted)', async () => {
-    // A seed that fails when LeaseClock.renewIfLive ignores the deadline and the proposed revoke (62 and
-    // 182 did until snapshots were built over several turns, which changed the schedules).
-    for (const seed of [279]) {
+    // A seed that fails when LeaseClock.renewIfLive ignores the deadline and the proposed revoke. Only
+    // about one seed in 200-400 does, and which one moves whenever the schedules change (62 and 182
+    // until snapshots spread over turns, 279 until command batches went binary): when this fails,
+    // `npm run sim:node -- --seeds 400 --fault renew-after-expiry` finds the current one.
+    for (const seed of [317]) {
       const result = await runNodeSimulation({ seed, fault: 'renew-after-expiry', workarounds: [] });
       assert.equal(result.ok, false, `seed ${seed} should catch the planted bug`);
       const clean = await runNodeSimulation({ seed, workarounds: [] });
