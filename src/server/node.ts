@@ -219,7 +219,7 @@ export class TesseraNode {
     });
     this.clientPort = await this.api.start();
     await this.startHttp();
-    this.security.attach({ api: this.api, transport: this.transport, metrics: this.http });
+    this.security.attach({ api: this.api, transport: this.transport, metrics: this.http, storage: this.storage });
     this.startTicking();
     this.clock.onRateChange(() => this.startTicking());
     this.logger.info(

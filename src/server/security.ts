@@ -9,6 +9,7 @@ import {
   TlsReloader,
   checkPeerName,
   clientTlsOptions,
+  filesStamp,
   parseAuthTokenSpec,
   readKeyFile,
   serverTlsOptions,
@@ -22,10 +23,16 @@ export interface TlsTargets {
   api: { setSecureContext(options: tls.TlsOptions): void } | null;
   transport: { updateTls(options: TransportTlsOptions): void };
   metrics?: { setSecureContext(options: tls.TlsOptions): void } | null;
+  /** Takes a reloaded encryption key ring (NodeStorage.setKeyring); throws to keep the current one. */
+  storage?: { setKeyring(keyring: Keyring): void };
 }
 
 export class NodeSecurity {
+  /** The key ring of --encryption-key-file as read at start (later versions go to storage on reload). */
   readonly keyring: Keyring | undefined;
+  private keyFileStamp: string | null;
+  private keyTimer: NodeJS.Timeout | null = null;
+  private storageTarget: TlsTargets['storage'] | undefined;
   /** --auth-token jwt,...: the keys that sign and verify tokens; null for simple tokens. */
   readonly jwt: JwtTokenKeeper | null;
   private readonly client: TlsReloader | null;
@@ -38,6 +45,7 @@ export class NodeSecurity {
     private readonly logger: Logger,
   ) {
     this.minVersion = config.tlsMinVersion === 'TLS1.3' ? 'TLSv1.3' : 'TLSv1.2';
+    this.keyFileStamp = config.encryptionKeyFile === undefined ? null : filesStamp([config.encryptionKeyFile]);
     this.keyring = config.encryptionKeyFile === undefined ? undefined : readKeyFile(config.encryptionKeyFile);
     const intervalMs = config.tlsReloadIntervalMs;
     const options = (label: string) => ({ label, minVersion: this.minVersion, intervalMs, logger });
@@ -89,19 +97,54 @@ export class NodeSecurity {
     this.client?.start();
     this.peer?.start();
     this.jwt?.start();
+    this.storageTarget = targets.storage;
+    const intervalMs = this.config.tlsReloadIntervalMs;
+    if (this.keyFileStamp !== null && intervalMs > 0) {
+      this.keyTimer = setInterval(() => this.checkKeyFile(), intervalMs);
+      this.keyTimer.unref();
+    }
   }
 
-  /** Reloads every certificate file and the JWT key files now (SIGHUP). */
+  /** Reloads every certificate file, the JWT key files and the encryption key file now (SIGHUP). */
   reload(): void {
     this.client?.reload();
     this.peer?.reload();
     this.jwt?.reload();
+    this.reloadKeyFile();
   }
 
   close(): void {
     this.client?.stop();
     this.peer?.stop();
     this.jwt?.stop();
+    if (this.keyTimer !== null) clearInterval(this.keyTimer);
+  }
+
+  /** Reloads the encryption key file if it changed since it was last read. */
+  checkKeyFile(): void {
+    const file = this.config.encryptionKeyFile;
+    if (file !== undefined && filesStamp([file]) !== this.keyFileStamp) this.reloadKeyFile();
+  }
+
+  /**
+   * Reads the encryption key file again and hands its key ring to storage: new writes are then
+   * sealed under its newest key (a key rotation without a restart). A file that does not parse, or
+   * that lacks a key the data directory needs, keeps the current keys (logged).
+   */
+  private reloadKeyFile(): void {
+    const file = this.config.encryptionKeyFile;
+    if (file === undefined || this.storageTarget === undefined) return;
+    this.keyFileStamp = filesStamp([file]);
+    try {
+      const keyring = readKeyFile(file);
+      this.storageTarget.setKeyring(keyring);
+      this.logger.info({ event: 'encryption_keys_reloaded', keys: keyring.ids, sealingKey: keyring.newest.id }, 'security: encryption key file reloaded');
+    } catch (error) {
+      this.logger.error(
+        { event: 'encryption_key_reload_failed', reason: (error as Error).message },
+        'security: the new encryption key file is not usable; keeping the current keys',
+      );
+    }
   }
 
   private apiOptions(material: TlsMaterial): tls.TlsOptions {

@@ -50,7 +50,8 @@ function checkAad(id: string): Buffer {
 
 /** Seals what storage writes when a key ring is set, and opens what it reads (sealed or not). */
 export class AtRestCodec {
-  constructor(readonly keyring: Keyring | null) {}
+  /** Replaced (never set or cleared) when the key file is reloaded: NodeStorage.setKeyring. */
+  constructor(public keyring: Keyring | null) {}
 
   /** True when new writes are sealed. */
   get sealing(): boolean {

@@ -9,7 +9,7 @@ import { assert } from '../util/index.ts';
 import { openDbs } from './dbs.ts';
 import type { StorageDbs } from './dbs.ts';
 import { AtRestCodec, ENCRYPTION_RECORD_KEY, keyRecord, verifyKeys } from './encryption.ts';
-import { StorageClosedError, StorageCorruptionError, StorageFailedError, StorageLimitError } from './errors.ts';
+import { StorageClosedError, StorageCorruptionError, StorageEncryptionError, StorageFailedError, StorageLimitError } from './errors.ts';
 import { InjectedFsyncError, StorageFaults } from './faults.ts';
 import { GroupStorage } from './group-storage.ts';
 import type { GroupHost } from './group-storage.ts';
@@ -121,6 +121,22 @@ export class NodeStorage {
       releaseLock();
       throw error;
     }
+  }
+
+  /**
+   * Seals new writes under `keyring`'s newest key from now on: a key file reloaded without a
+   * restart (a new key added for rotation). The checks of open() apply: every key that sealed data
+   * here must be in it, and be the same key; the new key's check record is committed before
+   * anything is sealed with it. Throws StorageEncryptionError and keeps the current keys otherwise.
+   * Turning encryption on or off needs a restart (and `tessera storage re-encrypt`).
+   */
+  setKeyring(keyring: Keyring): void {
+    this.checkOpen();
+    if (this.host.codec.keyring === null) {
+      throw new StorageEncryptionError('encryption at rest was off at start; turning it on needs a restart (and `tessera storage re-encrypt` for what is already written)');
+    }
+    checkEncryption(this.dbs, keyring);
+    this.host.codec.keyring = keyring;
   }
 
   /** The storage of group `groupId`, recovered from disk on first use (empty if it has none). */
