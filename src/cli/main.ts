@@ -49,7 +49,7 @@ program
   .option('--peer-cert-allowed-cn <cn>', 'accept peer certificates only with this common name')
   .option('--peer-cert-allowed-hostname <name>', 'accept peer certificates only if valid for this host name or IP')
   .addOption(new Option('--tls-min-version <version>', 'lowest TLS version accepted (default TLS1.2)').choices(['TLS1.2', 'TLS1.3']))
-  .option('--tls-reload-interval-ms <ms>', 'how often certificate files are checked for changes; 0: only on SIGHUP (default 5000)', toInt)
+  .option('--tls-reload-interval-ms <ms>', 'how often certificate, JWT key and encryption key files are checked for changes; 0: only on SIGHUP (default 5000)', toInt)
   .option('--encryption-key-file <path>', 'encrypt data at rest with the newest key of this file (lines id:base64, mode 0600)')
   .option('--auth-token-ttl <seconds>', 'seconds a simple auth token lives after its last use (default 300)', toInt)
   .option(
