@@ -18,10 +18,29 @@ export interface Backup {
 
 /** magic, u32 payload length, msgpack payload: the format tells its own end, so trailing padding is ignored. */
 export function encodeBackup(backup: Backup): Buffer {
-  const payload = packr.pack(backup);
+  const { data, ...position } = backup;
+  return Buffer.concat(backupChunks(position, [data]).chunks);
+}
+
+/**
+ * encodeBackup's bytes as a list of chunks whose tail is `data` itself, uncopied: a backup of a
+ * large state is streamed from the image's pieces without joining them. The payload is the msgpack
+ * map {index, term, confState, data} written element by element, `data` as one bin32.
+ */
+export function backupChunks(position: Omit<Backup, 'data'>, data: readonly Uint8Array[]): { size: number; chunks: Uint8Array[] } {
+  const dataBytes = data.reduce((n, piece) => n + piece.length, 0);
+  const fields = [packr.pack('index'), packr.pack(position.index), packr.pack('term'), packr.pack(position.term)];
+  fields.push(packr.pack('confState'), packr.pack(position.confState), packr.pack('data'));
+  const binHeader = Buffer.alloc(5);
+  binHeader[0] = 0xc6; // bin 32
+  binHeader.writeUInt32BE(dataBytes, 1);
+  const mapHeader = Buffer.from([0x84]); // fixmap of 4 entries
+  const payloadBytes = mapHeader.length + fields.reduce((n, f) => n + f.length, 0) + binHeader.length + dataBytes;
   const length = Buffer.alloc(4);
-  length.writeUInt32BE(payload.length);
-  return Buffer.concat([magic, length, payload]);
+  length.writeUInt32BE(payloadBytes);
+  const head = Buffer.concat([magic, length, mapHeader, ...fields, binHeader]);
+  const chunks = [head, ...data.filter((piece) => piece.length > 0)];
+  return { size: head.length + dataBytes, chunks };
 }
 
 export function decodeBackup(bytes: Uint8Array): Backup {

@@ -37,7 +37,7 @@ import { EtcdError, Errors, GrpcCode } from '../util/index.ts';
 import type { GrpcCodeValue } from '../util/index.ts';
 import { memberId } from './members.ts';
 import type { Member } from './members.ts';
-import { encodeBackup } from './backup.ts';
+import { backupChunks } from './backup.ts';
 import { stamped } from './commands.ts';
 import type { Command } from './commands.ts';
 import { encodeConfContext } from './replica.ts';
@@ -80,17 +80,12 @@ export class MaintenanceService implements MaintenanceBackend {
    */
   async snapshot(): Promise<SnapshotStream> {
     const replica = firstReplica(this.node);
-    const { data, captured } = await buildSnapshotData(replica, () => ({
+    const { pieces, captured } = await buildSnapshotData(replica, () => ({
       index: replica.applied,
       term: replica.term,
       confState: structuredClone(replica.confState),
     }));
-    const blob = encodeBackup({ ...captured, data });
-    const chunkBytes = 1 << 20;
-    const chunks = Array.from({ length: Math.ceil(blob.length / chunkBytes) }, (_, i) =>
-      blob.subarray(i * chunkBytes, (i + 1) * chunkBytes),
-    );
-    return { size: blob.length, chunks };
+    return backupChunks(captured, pieces); // the image's pieces as they are: one copy of it in memory
   }
 
   async moveLeader(targetId: string): Promise<void> {

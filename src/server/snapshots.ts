@@ -117,12 +117,12 @@ export class SnapshotBuilder {
 }
 
 /**
- * The whole image of `state`, encoded a few chunks per macrotask so the node keeps serving while a
- * backup of a large state is made (Maintenance.Snapshot). `capture` runs synchronously with the
+ * The whole image of `state` (as pieces, in order), encoded a few chunks per macrotask so the node
+ * keeps serving while a backup of a large state is made (Maintenance.Snapshot). `capture` runs synchronously with the
  * build's start, for what must describe the same moment (the applied index). A compaction in
  * between restarts the build, at most `attempts` times.
  */
-export async function buildSnapshotData<T>(state: ReplicatedState, capture: () => T, attempts = 3): Promise<{ data: Uint8Array; captured: T }> {
+export async function buildSnapshotData<T>(state: ReplicatedState, capture: () => T, attempts = 3): Promise<{ pieces: Uint8Array[]; captured: T }> {
   for (let attempt = 1; ; attempt++) {
     const builder = new SnapshotBuilder(state);
     const captured = capture();
@@ -137,7 +137,7 @@ export async function buildSnapshotData<T>(state: ReplicatedState, capture: () =
       continue;
     }
     pieces.push(builder.take());
-    return { data: Buffer.concat(pieces), captured };
+    return { pieces, captured }; // the image is the pieces in order; not joined, so it is never held twice
   }
 }
 

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { Packr } from 'msgpackr';
 import { MvccStore } from '../../src/mvcc/index.ts';
 import { AuthStore } from '../../src/server/auth-store.ts';
+import { backupChunks, decodeBackup } from '../../src/server/backup.ts';
 import { buildSnapshotData, decodeSnapshotData, encodeSnapshotData, replaceMembers } from '../../src/server/snapshots.ts';
 import type { ReplicatedState } from '../../src/server/snapshots.ts';
 import { EtcdError, GrpcCode } from '../../src/util/index.ts';
@@ -92,11 +93,30 @@ describe('snapshot images', () => {
         await new Promise((resolve) => setImmediate(resolve));
       }
     })();
-    const { data, captured } = await building;
+    const { pieces, captured } = await building;
+    const data = Buffer.concat(pieces);
     writing = false;
     await writer;
     assert.ok(writes >= 2, `only ${writes} writes ran during the build`);
     assert.equal(captured, expected.revision);
     assert.deepEqual(observe(decodeSnapshotData(data)), expected);
+  });
+
+  it('a backup streamed from the image pieces is the encodeBackup byte format, and decodes to the same backup', () => {
+    const image = encodeSnapshotData(state(1_000));
+    const pieces = [image.subarray(0, 1000), image.subarray(1000, 1000), image.subarray(1000)];
+    const position = { index: 42, term: 7, confState: { voters: [1, 2, 3], votersOutgoing: [], learners: [], learnersNext: [], autoLeave: false } };
+    const { size, chunks } = backupChunks(position, pieces);
+    const streamed = Buffer.concat(chunks);
+    assert.equal(streamed.length, size);
+    const decoded = decodeBackup(streamed);
+    assert.deepEqual({ ...decoded, data: Buffer.from(decoded.data) }, { ...position, data: Buffer.from(image) });
+    // What earlier versions wrote (the whole object packed at once) is still read.
+    const payload = new Packr({ useRecords: false }).pack({ ...position, data: image });
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(payload.length);
+    const legacy = decodeBackup(Buffer.concat([Buffer.from('TESSERA-BACKUP-1'), length, payload]));
+    assert.equal(legacy.index, 42);
+    assert.deepEqual(Buffer.from(legacy.data), Buffer.from(image));
   });
 });
