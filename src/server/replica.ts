@@ -37,6 +37,8 @@ interface ReadBatch {
 
 /** A ReadIndex request unanswered this long is asked again (lost message, leader change), as etcd does. */
 const readIndexRetryMs = 500;
+/** A snapshot build restarted this often in a row steps at 4^this × the normal pace (then all at once, in effect). */
+const maxSnapshotEscalation = 6;
 
 const contextPackr = new Packr({ useRecords: false });
 
@@ -144,6 +146,8 @@ export class Replica {
   /** Raft calls from outside the loop (client requests, transport callbacks), run at the next turn. */
   private raftOps: (() => void)[] = [];
   private snapshotRequested = false;
+  /** Builds started again in a row because a compaction invalidated them (each then steps 4× faster). */
+  private snapshotRestarts = 0;
   /** Index of the last snapshot stored or installed: a new one must be after it. */
   private snapshotIndex = 0;
   /** The snapshot being built over several turns (snapshotStep), or null. */
@@ -541,12 +545,16 @@ export class Replica {
     const build = this.snapshotBuild;
     let done: boolean;
     try {
-      done = build.builder.step(this.limits.snapshotChunksPerTurn);
+      // Each restart (a compaction invalidated the build) takes 4× bigger steps, so a build
+      // finishes even while compactions come faster than it would at the normal pace.
+      const escalation = 4 ** Math.min(this.snapshotRestarts, maxSnapshotEscalation);
+      done = build.builder.step(this.limits.snapshotChunksPerTurn * escalation);
     } catch (error) {
       if (!(error instanceof SnapshotInvalidatedError)) throw error;
       this.snapshotBuild = null;
       this.snapshotRequested = true; // start again at the next turn
-      this.logger.info({ group: this.groupId, index: build.index, reason: error.message }, 'snapshot started again');
+      this.snapshotRestarts += 1;
+      this.logger.info({ index: build.index, reason: error.message, restarts: this.snapshotRestarts }, 'snapshot started again');
       return false;
     }
     // Each step's bytes go to storage now (a piece per turn, so the final write is small), or are
@@ -558,6 +566,7 @@ export class Replica {
     if (piece.length > 0) build.pieceCount += 1;
     if (!done) return staged; // a piece to commit
     this.snapshotBuild = null;
+    this.snapshotRestarts = 0;
     if (this.storage.createSnapshotFromPieces) {
       this.storage.createSnapshotFromPieces(build.index, build.confState, build.pieceCount, build.builder.byteLength);
     } else {

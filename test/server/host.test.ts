@@ -83,4 +83,27 @@ describe('replica host', () => {
     await settle(restarted, 10);
     assert.deepEqual(dump(restarted), before);
   });
+
+  it('a snapshot build finishes even when a compaction applies on every turn (restarts step faster)', async () => {
+    const storage = bootstrappedStorage();
+    const host = singleNodeHost(storage, 1, { snapshotCount: 3_000, snapshotCatchupEntries: 0 });
+    await settle(host, 5);
+    const replica = host.replicas.get(1)!;
+    const writes: Promise<unknown>[] = [];
+    for (let i = 0; i < 2_990; i++) writes.push(replica.propose(put(`k/${String(i).padStart(5, '0')}`, `v${i}`.padEnd(600, 'x'))));
+    await settle(host, 20);
+    await Promise.all(writes);
+    const bootSnapshot = storage.snapshot().metadata.index;
+    for (let i = 0; i < 20; i++) void replica.propose(put('k/00000', `due ${i}`));
+    let turns = 0;
+    for (; turns < 300 && storage.snapshot().metadata.index === bootSnapshot; turns++) {
+      // A write and a compaction to the latest revision on every turn: each invalidates the build in progress.
+      void replica.propose(put('k/00001', `turn ${turns}`));
+      void replica.propose({ op: 'compact', req: { revision: replica.store.currentRevision, physical: false } }).catch(() => undefined);
+      host.tick();
+      await host.turn();
+    }
+    assert.ok(storage.snapshot().metadata.index > bootSnapshot, `no snapshot after ${turns} turns of compactions`);
+    assert.ok(replica.store.compactedRevision > 2_990, 'compactions did apply meanwhile');
+  });
 });
