@@ -206,8 +206,10 @@ describe('auth and RBAC (real processes)', { timeout: 240_000 }, () => {
     await login(alice, 'alice', alicePassword); // her old token went stale with her own change
     const held = await root.call('Lock', 'lock', { name: b('/locks/m') });
     const waiting = failure(alice.call('Lock', 'lock', { name: b('/locks/m') }));
-    await sleep(500); // alice's waiter key is in, behind root's
-    assert.equal((await root.call('KV', 'range', { key: b('/locks/m/'), rangeEnd: b('/locks/m0') })).kvs.length, 2);
+    // alice's waiter key is in, behind root's
+    const waiters = async () => (await root.call('KV', 'range', { key: b('/locks/m/'), rangeEnd: b('/locks/m0') })).kvs.length;
+    for (let i = 0; i < 50 && (await waiters()) < 2; i++) await sleep(100);
+    assert.equal(await waiters(), 2);
     await root.call('Auth', 'roleRevokePermission', { role: 'locker', key: b('/locks/'), rangeEnd: b('/locks0') });
     await settle();
     await root.call('Lock', 'unlock', { key: held.key });

@@ -14,6 +14,12 @@ import { sleep } from './support.ts';
 
 const b = (s: string) => Buffer.from(s);
 
+/** Waits until `condition` holds (the node reacts to SIGHUP asynchronously), at most 10 s. */
+async function until(condition: () => boolean): Promise<void> {
+  for (let i = 0; i < 100 && !condition(); i++) await sleep(100);
+  assert.ok(condition(), 'timed out waiting for the node');
+}
+
 describe('encryption key file reload (real process)', { timeout: 120_000 }, () => {
   let dir: string;
   let keyFile: string;
@@ -41,16 +47,14 @@ describe('encryption key file reload (real process)', { timeout: 120_000 }, () =
     addKeyToFile(strayFile, 'stray');
     writeFileSync(keyFile, readFileSync(strayFile), { mode: 0o600 });
     cluster.nodes[0].proc!.kill('SIGHUP');
-    await sleep(500);
-    assert.match(cluster.log(0), /the new encryption key file is not usable; keeping the current keys/);
+    await until(() => /the new encryption key file is not usable/.test(cluster.log(0)));
     assert.match(cluster.log(0), /does not hold/);
     await client.call('KV', 'put', { key: b('still'), value: b('k1') });
     // Now k1 plus a new k2: accepted, and the newest key seals from here on.
     writeFileSync(keyFile, original, { mode: 0o600 });
     addKeyToFile(keyFile, 'k2');
     cluster.nodes[0].proc!.kill('SIGHUP');
-    await sleep(500);
-    assert.match(cluster.log(0), /encryption key file reloaded/);
+    await until(() => /encryption key file reloaded/.test(cluster.log(0)));
     await client.call('KV', 'put', { key: b('after'), value: b('k2') });
     assert.equal((await client.call('KV', 'range', { key: b('after') })).kvs.length, 1);
     await cluster.stop({ keepData: true });
