@@ -17,4 +17,4 @@ export {
 export { encodeConfChange, decodeConfChange } from './confchange.ts';
 export { defaultRaftConfig, MAX_OUTBOX_MESSAGES, MAX_PENDING_READ_INDEX, MAX_PENDING_READ_STATES } from './config.ts';
 export { seededRng } from './rng.ts';
-export { entrySizeBytes } from './entries.ts';
+export { copyConfState, entrySizeBytes } from './entries.ts';

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { SnapshotInvalidatedError } from '../mvcc/index.ts';
 import type { MvccStore } from '../mvcc/index.ts';
 import type { RequestOp, ResponseHeader, TxnRequest } from '../mvcc/index.ts';
-import { decodeConfChange, encodeConfChange, ProposalDroppedError, RawNode } from '../raft/index.ts';
+import { copyConfState, decodeConfChange, encodeConfChange, ProposalDroppedError, RawNode } from '../raft/index.ts';
 import type { ConfChange, ConfState, Entry, HardState, LogStorage, RaftConfig, Ready, Snapshot } from '../raft/index.ts';
 import { assert, EtcdError, Errors, unreachable } from '../util/index.ts';
 import type { AuthStore } from './auth-store.ts';
@@ -530,11 +530,10 @@ export class Replica {
         this.appliedSinceSnapshot = 0;
         return false;
       }
-      const cs = this.confState;
       this.snapshotBuild = {
         builder: new SnapshotBuilder(this),
         index: this.applied,
-        confState: { ...cs, voters: [...cs.voters], votersOutgoing: [...cs.votersOutgoing], learners: [...cs.learners], learnersNext: [...cs.learnersNext] },
+        confState: copyConfState(this.confState),
         startedAtMs: this.now(),
         pieces: [],
         pieceCount: 0,

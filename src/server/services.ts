@@ -30,7 +30,7 @@ import type {
   WatchState,
 } from '../mvcc/index.ts';
 import { ApiErrors } from '../api/index.ts';
-import { ProposalDroppedError } from '../raft/index.ts';
+import { copyConfState, ProposalDroppedError } from '../raft/index.ts';
 import { PeerCallError } from '../transport/index.ts';
 import type { ConfChangeSingle } from '../raft/index.ts';
 import { EtcdError, Errors, GrpcCode } from '../util/index.ts';
@@ -83,7 +83,7 @@ export class MaintenanceService implements MaintenanceBackend {
     const { pieces, captured } = await buildSnapshotData(replica, () => ({
       index: replica.applied,
       term: replica.term,
-      confState: structuredClone(replica.confState),
+      confState: copyConfState(replica.confState),
     }));
     return backupChunks(captured, pieces); // the image's pieces as they are: one copy of it in memory
   }

@@ -25,7 +25,7 @@ import type {
 import { assert } from '../util/index.ts';
 import { InvariantViolation } from './checker.ts';
 import type { Checker } from './checker.ts';
-import { copyConfState } from './network.ts';
+import { copyConfState } from '../raft/index.ts';
 import type { Envelope, SimNetwork } from './network.ts';
 import { nodeRng } from './random.ts';
 import type { SimRandom } from './random.ts';

@@ -1,6 +1,7 @@
 // The simulated network: messages are delayed (so reordered), dropped, duplicated, or blocked by
 // symmetric and one-way partitions, all decided by the seed. Time is the tick count of the cluster.
-import type { ConfState, Message, NodeId } from '../raft/index.ts';
+import { copyConfState } from '../raft/index.ts';
+import type { Message, NodeId } from '../raft/index.ts';
 import { assert } from '../util/index.ts';
 import type { SimRandom } from './random.ts';
 
@@ -202,12 +203,4 @@ export function copyMessage(msg: Message): Message {
   }
 }
 
-export function copyConfState(conf: ConfState): ConfState {
-  return {
-    voters: conf.voters.slice(),
-    votersOutgoing: conf.votersOutgoing.slice(),
-    learners: conf.learners.slice(),
-    learnersNext: conf.learnersNext.slice(),
-    autoLeave: conf.autoLeave,
-  };
-}
+

@@ -136,10 +136,8 @@ export class GroupStorage implements LogStorage {
    */
   snapshot(): Snapshot {
     const { index, term, confState, byteLength } = this.snap;
+    if (this.snapData !== null || index === 0 || byteLength <= this.host.limits.snapshotReadBytesPerCall) return this.fullSnapshot();
     const metadata = { index, term, confState: copyConfState(confState) };
-    if (this.snapData !== null) return { metadata, data: this.snapData.data };
-    if (index === 0) return { metadata, data: new Uint8Array(0) };
-    if (byteLength <= this.host.limits.snapshotReadBytesPerCall) return { metadata, data: this.readSnapshotData() };
     if (this.snapRead === null || this.snapRead.index !== index) {
       this.snapRead = { index, data: new Uint8Array(byteLength), nextChunk: 0, at: 0 };
     }

@@ -1,6 +1,9 @@
 // The small per-group records kept in the `state` database, and their checks on the way back in:
 // whatever comes off disk is `unknown` until it is proven to have the right shape.
+import { copyConfState } from '../raft/index.ts';
 import type { ConfState, HardState } from '../raft/index.ts';
+
+export { copyConfState };
 import { StorageCorruptionError } from './errors.ts';
 
 export type RecordName = 'group' | 'hardState' | 'confState' | 'offset' | 'snapshot';
@@ -24,16 +27,6 @@ export interface SnapshotRecord {
 
 export function emptyConfState(): ConfState {
   return { voters: [], votersOutgoing: [], learners: [], learnersNext: [], autoLeave: false };
-}
-
-export function copyConfState(cs: ConfState): ConfState {
-  return {
-    voters: [...cs.voters],
-    votersOutgoing: [...cs.votersOutgoing],
-    learners: [...cs.learners],
-    learnersNext: [...cs.learnersNext],
-    autoLeave: cs.autoLeave,
-  };
 }
 
 export function isIndex(value: unknown): value is number {
