@@ -23,6 +23,8 @@ import {
 } from './records.ts';
 import type { LogOffset, RecordName, SnapshotRecord } from './records.ts';
 import { TermRuns } from './term-runs.ts';
+import { DB_CHUNKS, DB_LOG, DB_STATE } from './writes.ts';
+import type { Writes } from './writes.ts';
 
 /** Bytes counted against the staging bound for one small record (hard state, offset, ...). */
 const RECORD_STAGED_BYTES = 256;
@@ -38,14 +40,14 @@ export interface GroupHost {
    * dirty. Returns the sequence number of the batch the staged writes will be committed in.
    */
   stage(group: GroupStorage, bytes: number): number;
-  /** Highest batch sequence number known durable. */
-  readonly durableSeq: number;
+  /** Highest batch sequence number LMDB holds (durably): memory may drop what it wrote. */
+  readonly storedSeq: number;
 }
 
 interface CachedEntry {
   entry: Entry;
   bytes: number;
-  /** Batch that wrote it; the entry may leave the cache only once that batch is durable. */
+  /** Batch that wrote it; the entry may leave the cache only once LMDB holds that batch. */
   seq: number;
 }
 
@@ -67,7 +69,7 @@ export class GroupStorage implements LogStorage {
   /** Terms of (offset.index, last]; `terms.last` is the log's last index. */
   private readonly terms = new TermRuns(1);
   private snap: SnapshotRecord;
-  /** Data of a snapshot installed or created since the last durable commit (LMDB has it after). */
+  /** Data of a snapshot installed or created in a batch LMDB does not hold yet. */
   private snapData: { data: Uint8Array; seq: number } | null = null;
   /** A large snapshot being read a part per snapshot() call (to send it), or null. */
   private snapRead: SnapshotRead | null = null;
@@ -77,7 +79,7 @@ export class GroupStorage implements LogStorage {
   private cacheBytes = 0;
   /** True once the group's marker record is on disk or staged (so groups() finds it after a restart). */
   private persisted = false;
-  // Staged writes, coalesced by key, handed to LMDB by flushStaged(). `null` deletes.
+  // Staged writes, coalesced by key, moved into the commit by drainStaged(). `null` deletes.
   private readonly stagedLog = new Map<number, Buffer | null>();
   private readonly stagedRecords = new Map<RecordName, unknown>();
   private readonly stagedChunks = new Map<string, { index: number; chunk: number; value: Uint8Array | null }>();
@@ -260,7 +262,7 @@ export class GroupStorage implements LogStorage {
     this.dropSnapshotChunks();
     this.snap = { index, term, confState: copyConfState(confState), byteLength, chunkCount: pieces, sealed: this.host.codec.sealing };
     this.stagedRecords.set('snapshot', this.snap);
-    this.snapData = null; // read back from LMDB, where this turn's commit puts the last piece
+    this.snapData = null; // read back from LMDB: commits that write chunks go straight to LMDB (NodeStorage.commit)
     this.snapRead = null;
     this.setConfState(confState);
   }
@@ -290,21 +292,25 @@ export class GroupStorage implements LogStorage {
     return this.stagedLog.size > 0 || this.stagedRecords.size > 0 || this.stagedChunks.size > 0;
   }
 
-  /** @internal Hands every staged write to LMDB (in the caller's batch); `track` sees each write's promise. */
-  flushStaged(track: (write: Promise<boolean>) => void): void {
-    const { log, state, chunks } = this.host.dbs;
+  /** @internal True once the group's marker record is on disk or staged (groups() lists it). */
+  get hasState(): boolean {
+    return this.persisted;
+  }
+
+  /** @internal Moves every staged write into `writes` (the caller's commit). */
+  drainStaged(writes: Writes): void {
     const g = this.groupId;
-    for (const [index, value] of this.stagedLog) track(value === null ? log.remove(logKey(g, index)) : log.put(logKey(g, index), value));
-    for (const [name, value] of this.stagedRecords) track(state.put([g, name], value));
+    for (const [index, value] of this.stagedLog) writes.put(DB_LOG, logKey(g, index), value, value === null ? 0 : value.byteLength);
+    for (const [name, value] of this.stagedRecords) writes.put(DB_STATE, [g, name], value, RECORD_STAGED_BYTES);
     for (const { index, chunk, value } of this.stagedChunks.values()) {
-      track(value === null ? chunks.remove([g, index, chunk]) : chunks.put([g, index, chunk], Buffer.from(value.buffer, value.byteOffset, value.byteLength)));
+      writes.put(DB_CHUNKS, [g, index, chunk], value === null ? null : Buffer.from(value.buffer, value.byteOffset, value.byteLength), value === null ? 0 : value.byteLength);
     }
     this.stagedLog.clear();
     this.stagedRecords.clear();
     this.stagedChunks.clear();
   }
 
-  /** @internal Batch `seq` is durable: release what memory held only until LMDB had it. */
+  /** @internal LMDB holds batch `seq` and every earlier one: release what memory held only until it did. */
   onDurable(seq: number): void {
     if (this.snapData !== null && this.snapData.seq <= seq) this.snapData = null;
     this.evictCache();
@@ -381,10 +387,10 @@ export class GroupStorage implements LogStorage {
   /** Drops the oldest durable entries while the cache is over its bound. */
   private evictCache(): void {
     const limit = this.host.limits.logCacheBytesPerGroup;
-    const durable = this.host.durableSeq;
+    const stored = this.host.storedSeq;
     while (this.cacheBytes > limit) {
       const oldest = this.cache.get(this.cacheFirst);
-      if (oldest === undefined || oldest.seq > durable) break;
+      if (oldest === undefined || oldest.seq > stored) break;
       this.uncache(this.cacheFirst);
       this.cacheFirst++;
     }

@@ -5,8 +5,7 @@ const MIB = 1024 * KIB;
 
 export interface StorageLimits {
   /**
-   * Bytes staged (appended entries, snapshot data, records) but not yet handed to LMDB by
-   * `commit()`. Past it the staging call throws StorageLimitError before changing anything.
+   * Bytes staged (appended entries, snapshot data, records) but not yet committed by `commit()`. Past it the staging call throws StorageLimitError before changing anything.
    */
   maxStagedBytes: number;
   /**
@@ -22,6 +21,20 @@ export interface StorageLimits {
    * again at the follower's next heartbeat) until it is all in, so the loop never stalls on it.
    */
   snapshotReadBytesPerCall: number;
+  /** A write-ahead log segment is closed and a new one started past this many bytes (wal.ts). */
+  walSegmentBytes: number;
+  /**
+   * A commit whose writes exceed this (or that writes snapshot chunks) skips the write-ahead log:
+   * it goes straight to LMDB in its own transaction, with everything before it.
+   */
+  walMaxRecordBytes: number;
+  /**
+   * Commits in the write-ahead log are written to LMDB, many per transaction, once this many bytes
+   * are waiting or `lmdbFlushIntervalMs` after the first one, whichever comes first. Until then
+   * their log entries stay in memory.
+   */
+  lmdbFlushBytes: number;
+  lmdbFlushIntervalMs: number;
 }
 
 export const DEFAULT_STORAGE_LIMITS: Readonly<StorageLimits> = Object.freeze({
@@ -29,4 +42,8 @@ export const DEFAULT_STORAGE_LIMITS: Readonly<StorageLimits> = Object.freeze({
   logCacheBytesPerGroup: 4 * MIB,
   snapshotChunkBytes: 1 * MIB,
   snapshotReadBytesPerCall: 32 * MIB,
+  walSegmentBytes: 64 * MIB,
+  walMaxRecordBytes: 16 * MIB,
+  lmdbFlushBytes: 16 * MIB,
+  lmdbFlushIntervalMs: 100,
 });

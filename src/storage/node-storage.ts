@@ -1,6 +1,9 @@
 // One node's durable storage: an LMDB environment holding every Raft group's state plus node
-// metadata. Writes are staged in memory and committed by commit(): everything staged since the
-// previous commit, across all groups, goes to LMDB in one transaction with one fsync (group commit).
+// metadata, in front of it a write-ahead log. Writes are staged in memory and committed by
+// commit(): everything staged since the previous commit, across all groups, becomes one record of
+// the write-ahead log, durable after one sequential write (group commit). LMDB receives the same
+// writes later, the commits of up to `lmdbFlushIntervalMs` in one transaction; until it holds them,
+// what reads need of them stays in memory. Recovery replays the log's tail into LMDB.
 import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pack, unpack } from 'msgpackr';
@@ -10,6 +13,8 @@ import { openDbs } from './dbs.ts';
 import type { StorageDbs } from './dbs.ts';
 import { AtRestCodec, ENCRYPTION_RECORD_KEY, keyRecord, verifyKeys } from './encryption.ts';
 import { StorageClosedError, StorageCorruptionError, StorageEncryptionError, StorageFailedError, StorageLimitError } from './errors.ts';
+import { recoverWal, Wal, WAL_DIR, WAL_SEQ_KEY } from './wal.ts';
+import { DB_META, Writes } from './writes.ts';
 import { InjectedFsyncError, StorageFaults } from './faults.ts';
 import { GroupStorage } from './group-storage.ts';
 import type { GroupHost } from './group-storage.ts';
@@ -19,9 +24,14 @@ import { acquireLock } from './lock.ts';
 import { REENCRYPT_OLD_DIR } from './reencrypt.ts';
 import { isIndex } from './records.ts';
 
-/** Bumped when the on-disk layout changes incompatibly; a mismatch refuses to open. */
-const FORMAT_VERSION = 1;
+/**
+ * Bumped when the on-disk layout changes incompatibly; a newer version refuses to open. Version 2
+ * added the write-ahead log: version 1 directories are upgraded on open, and a version 1 binary
+ * refuses a version 2 directory (it would not replay the log).
+ */
+const FORMAT_VERSION = 2;
 const FORMAT_KEY = ['node', 'formatVersion'];
+
 
 export interface NodeStorageOptions {
   /** Directory for this node's storage; the LMDB environment lives in `<dataDir>/db`. Created if missing. */
@@ -40,14 +50,18 @@ export interface NodeStorageOptions {
 }
 
 export interface StorageStats {
-  /** Batches handed to LMDB by commit(). */
+  /** Batches committed by commit(). */
   commits: number;
   /** LMDB write transactions committed since open (observed through lmdb's `aftercommit`). */
   lmdbTransactions: number;
-  /** Commits handed to LMDB that are not yet durable. */
+  /** Commits made that are not yet durable. */
   commitsInFlight: number;
-  /** Bytes staged and not yet handed to LMDB. */
+  /** Bytes staged and not yet committed. */
   stagedBytes: number;
+  /** Durable commits (in the write-ahead log) whose writes LMDB does not hold yet. */
+  commitsAheadOfLmdb: number;
+  /** Bytes in write-ahead log segments not yet released. */
+  walBytes: number;
   /** Bytes of log entries cached in memory, summed over groups. */
   cachedEntryBytes: number;
   /** Groups open in this process. */
@@ -68,27 +82,40 @@ export class NodeStorage {
   private readonly stagedMeta = new Map<string, Buffer>();
   private readonly releaseLock: () => void;
   private stagedBytes = 0;
-  /** Sequence number of the last batch handed to LMDB; staged writes belong to batch `batchSeq + 1`. */
-  private batchSeq = 0;
-  private durable = 0;
+  /** Sequence number of the last batch committed; staged writes belong to batch `batchSeq + 1`. */
+  private batchSeq: number;
+  /** Last batch durable (in the write-ahead log or LMDB). */
+  private durable: number;
+  /** Last batch LMDB holds durably. */
+  private stored: number;
   private lastCommit: Promise<void> = Promise.resolve();
+  /** Durable batches not yet issued to LMDB, in order. */
+  private forLmdb: { seq: number; writes: Writes }[] = [];
+  private forLmdbBytes = 0;
+  private lmdbTimer: NodeJS.Timeout | null = null;
+  private lastLmdbWrite: Promise<void> = Promise.resolve();
+  private readonly wal: Wal;
   private commitCount = 0;
   private lmdbTransactions = 0;
   private failure: StorageFailedError | null = null;
   private closed = false;
 
-  private constructor(dbs: StorageDbs, limits: StorageLimits, releaseLock: () => void, codec: AtRestCodec) {
+  private constructor(dbs: StorageDbs, limits: StorageLimits, releaseLock: () => void, codec: AtRestCodec, wal: Wal, lastSeq: number) {
     this.dbs = dbs;
     this.limits = Object.freeze(limits);
     this.releaseLock = releaseLock;
-    const durableSeq = () => this.durable;
+    this.wal = wal;
+    this.batchSeq = lastSeq;
+    this.durable = lastSeq;
+    this.stored = lastSeq;
+    const storedSeq = () => this.stored;
     this.host = {
       dbs,
       limits: this.limits,
       codec,
       stage: (group, bytes) => this.stage(group, bytes),
-      get durableSeq() {
-        return durableSeq();
+      get storedSeq() {
+        return storedSeq();
       },
     };
     // lmdb-js also reports a phantom txnId 0 before the first real transaction: skip it.
@@ -108,15 +135,20 @@ export class NodeStorage {
       if (!existsSync(join(dataDir, 'db')) && existsSync(join(dataDir, REENCRYPT_OLD_DIR))) {
         throw new StorageCorruptionError(`${dataDir} holds an interrupted re-encryption; run \`tessera storage re-encrypt\` again to finish it`);
       }
-      const dbs = openDbs({ path: join(dataDir, 'db'), sync: options.sync ?? true, mapSizeBytes: options.mapSizeBytes });
+      const sync = options.sync ?? true;
+      const dbs = openDbs({ path: join(dataDir, 'db'), sync, mapSizeBytes: options.mapSizeBytes });
+      let wal: Wal;
+      let lastSeq: number;
       try {
         checkFormat(dbs);
+        lastSeq = recoverWal(dbs, join(dataDir, WAL_DIR));
         checkEncryption(dbs, options.encryption ?? null);
+        wal = new Wal({ dir: join(dataDir, WAL_DIR), sync, segmentBytes: limits.walSegmentBytes }, lastSeq + 1);
       } catch (error) {
         dbs.env.close().catch(() => undefined);
         throw error;
       }
-      return new NodeStorage(dbs, limits, releaseLock, new AtRestCodec(options.encryption ?? null));
+      return new NodeStorage(dbs, limits, releaseLock, new AtRestCodec(options.encryption ?? null), wal, lastSeq);
     } catch (error) {
       releaseLock();
       throw error;
@@ -158,7 +190,7 @@ export class NodeStorage {
     for (const key of this.dbs.state.getKeys({ start: [0], end: [Number.MAX_SAFE_INTEGER, 'z'] })) {
       if (typeof key[0] === 'number' && key[1] === 'group') ids.add(key[0]);
     }
-    for (const [id, group] of this.groupsById) if (group.dirty) ids.add(id);
+    for (const [id, group] of this.groupsById) if (group.hasState) ids.add(id);
     return [...ids].sort((a, b) => a - b);
   }
 
@@ -183,9 +215,9 @@ export class NodeStorage {
   }
 
   /**
-   * Hands everything staged so far (all groups, metadata) to LMDB as one transaction and resolves
-   * once it and every earlier commit are durable (fsynced when `sync` is on). With nothing staged
-   * it resolves when the commits already in flight are durable.
+   * Commits everything staged so far (all groups, metadata) as one batch and resolves once it and
+   * every earlier batch are durable (flushed to disk when `sync` is on). With nothing staged it
+   * resolves when the commits already in flight are durable.
    */
   commit(): Promise<void> {
     if (this.closed) return Promise.reject(new StorageClosedError());
@@ -197,27 +229,46 @@ export class NodeStorage {
       return Promise.reject(this.failure);
     }
     const seq = ++this.batchSeq;
-    const groups = [...this.dirtyGroups];
+    const writes = new Writes();
+    for (const group of this.dirtyGroups) group.drainStaged(writes);
+    for (const [name, bytes] of this.stagedMeta) writes.put(DB_META, name, bytes, bytes.byteLength);
+    this.dirtyGroups.clear();
+    this.stagedMeta.clear();
+    this.stagedBytes = 0;
+    this.commitCount++;
+    this.forLmdb.push({ seq, writes });
+    this.forLmdbBytes += writes.bytes;
     let flushed: Promise<void>;
-    try {
-      flushed = this.flushBatch();
-    } catch (error) {
-      return Promise.reject(error);
+    if (writes.hasChunks || writes.bytes > this.limits.walMaxRecordBytes) {
+      // Snapshot images: straight to LMDB (with every batch before them), not through the log.
+      flushed = this.writeToLmdb();
+    } else {
+      flushed = this.wal.append(seq, writes.encode());
+      if (this.forLmdbBytes >= this.limits.lmdbFlushBytes) this.writeToLmdb().catch(() => undefined);
+      else this.lmdbTimer ??= setTimeout(() => this.writeToLmdb().catch(() => undefined), this.limits.lmdbFlushIntervalMs);
     }
     const delayMs = this.faults.nextFsyncDelayMs();
     if (delayMs > 0) flushed = flushed.then(() => new Promise<void>((resolveLater) => setTimeout(resolveLater, delayMs)));
-    this.stagedBytes = 0;
-    this.commitCount++;
-    // Chained on the previous commit, so commits become durable (and release memory) in order.
+    // Chained on the previous commit, so commits become durable in order.
     const previous = this.lastCommit;
     this.lastCommit = Promise.all([previous, flushed]).then(
-      () => this.onDurable(seq, groups),
+      () => this.onDurable(seq),
       (error: unknown) => {
         this.failure ??= new StorageFailedError(error);
         throw this.failure;
       },
     );
     return this.lastCommit;
+  }
+
+  /**
+   * Writes every committed batch LMDB does not hold yet to LMDB now and resolves once it holds
+   * them durably (the write-ahead log can then be released). Normally this happens on its own,
+   * `lmdbFlushIntervalMs` after a commit; close() and tests call it.
+   */
+  async checkpoint(): Promise<void> {
+    await this.lastCommit;
+    await this.writeToLmdb();
   }
 
   stats(): StorageStats {
@@ -228,16 +279,26 @@ export class NodeStorage {
       lmdbTransactions: this.lmdbTransactions,
       commitsInFlight: this.batchSeq - this.durable,
       stagedBytes: this.stagedBytes,
+      commitsAheadOfLmdb: this.durable - Math.min(this.stored, this.durable),
+      walBytes: this.wal.bytes,
       cachedEntryBytes,
       openGroups: this.groupsById.size,
     };
   }
 
-  /** Waits for commits in flight, drops whatever is staged but uncommitted, closes LMDB and the lock. */
+  /**
+   * Waits for commits in flight, drops whatever is staged but uncommitted, writes the rest of the
+   * write-ahead log to LMDB (then removes the log), closes LMDB and the lock.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     await this.lastCommit.catch(() => undefined);
+    let written = this.failure === null;
+    if (written) await this.writeToLmdb().catch(() => (written = false));
+    // After a failure the log keeps what LMDB may lack; the next open replays it.
+    if (written) await this.wal.destroy();
+    else await this.wal.close();
     await this.dbs.env.close();
     this.releaseLock();
   }
@@ -266,10 +327,21 @@ export class NodeStorage {
   }
 
   /**
-   * Issues every staged write synchronously, so lmdb-js puts them all in one transaction (it
-   * batches the writes of one event turn), and returns a promise for that transaction's fsync.
+   * Issues the writes of every batch waiting for LMDB synchronously, so lmdb-js puts them all in
+   * one transaction (it batches the writes of one event turn) together with the number of the last
+   * one, and returns a promise for that transaction's fsync.
    */
-  private flushBatch(): Promise<void> {
+  private writeToLmdb(): Promise<void> {
+    if (this.lmdbTimer !== null) {
+      clearTimeout(this.lmdbTimer);
+      this.lmdbTimer = null;
+    }
+    if (this.forLmdb.length === 0) return this.lastLmdbWrite;
+    if (this.failure !== null) return Promise.reject(this.failure);
+    const batches = this.forLmdb;
+    this.forLmdb = [];
+    this.forLmdbBytes = 0;
+    const lastSeq = batches[batches.length - 1].seq;
     const writes: Promise<boolean>[] = [];
     let last: Promise<boolean> | null = null;
     const track = (write: Promise<boolean>) => {
@@ -277,26 +349,38 @@ export class NodeStorage {
       last = write;
     };
     try {
-      for (const group of this.dirtyGroups) group.flushStaged(track);
-      for (const [name, bytes] of this.stagedMeta) track(this.dbs.meta.put(name, bytes));
+      for (const batch of batches) batch.writes.issue(this.dbs, track);
+      track(this.dbs.state.put(WAL_SEQ_KEY, lastSeq));
     } catch (error) {
       // lmdb-js throws synchronously only for invalid keys or values, which staging rules out; if
       // it happens anyway, part of the batch may already be queued, so stop accepting writes.
       this.failure = new StorageFailedError(error);
-      throw this.failure;
+      return Promise.reject(this.failure);
     }
-    this.dirtyGroups.clear();
-    this.stagedMeta.clear();
     const flushed = new Promise<void>((resolveFlushed, rejectFlushed) => {
       this.dbs.env.flushed.then(() => resolveFlushed(), rejectFlushed);
     });
-    return Promise.all([...writes, flushed]).then(() => undefined);
+    const written = Promise.all([...writes, flushed]);
+    this.lastLmdbWrite = Promise.all([this.lastLmdbWrite, written]).then(
+      () => this.onStored(lastSeq),
+      (error: unknown) => {
+        this.failure ??= new StorageFailedError(error);
+        throw this.failure;
+      },
+    );
+    return this.lastLmdbWrite;
   }
 
-  private onDurable(seq: number, groups: GroupStorage[]): void {
+  private onDurable(seq: number): void {
     assert(seq === this.durable + 1, () => `batch ${seq} durable after ${this.durable}`);
     this.durable = seq;
-    for (const group of groups) group.onDurable(seq);
+  }
+
+  /** LMDB holds every batch up to `seq` durably: memory and the write-ahead log may let go of them. */
+  private onStored(seq: number): void {
+    this.stored = seq;
+    for (const group of this.groupsById.values()) group.onDurable(seq);
+    this.wal.release(seq);
   }
 }
 
@@ -308,9 +392,11 @@ function checkEncryption(dbs: StorageDbs, keyring: Keyring | null): void {
 
 function checkFormat(dbs: StorageDbs): void {
   const version = dbs.state.get(FORMAT_KEY);
-  if (version === undefined) {
+  if (version === FORMAT_VERSION) return;
+  // Version 1 (no write-ahead log) reads the same; from now on the log is in use.
+  if (version === undefined || version === 1) {
     dbs.state.putSync(FORMAT_KEY, FORMAT_VERSION);
     return;
   }
-  if (version !== FORMAT_VERSION) throw new StorageCorruptionError(`format version ${String(version)}, expected ${FORMAT_VERSION}`);
+  throw new StorageCorruptionError(`format version ${String(version)}, expected ${FORMAT_VERSION} (written by a newer Tessera?)`);
 }

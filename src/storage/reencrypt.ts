@@ -9,6 +9,7 @@ import type { Keyring } from '../security/index.ts';
 import { assert } from '../util/index.ts';
 import { logKeyGroup, logKeyIndex } from './codec.ts';
 import { openDbs } from './dbs.ts';
+import { recoverWal, WAL_DIR } from './wal.ts';
 import type { StorageDbs } from './dbs.ts';
 import { AtRestCodec, ENCRYPTION_RECORD_KEY, keyRecord, verifyKeys } from './encryption.ts';
 import { StorageError } from './errors.ts';
@@ -53,10 +54,11 @@ export async function reencryptDataDir(options: ReencryptOptions): Promise<Reenc
     if (!existsSync(dbPath) && existsSync(oldPath)) renameSync(oldPath, dbPath); // undo a half-done swap
     rmSync(oldPath, { recursive: true, force: true });
     rmSync(newPath, { recursive: true, force: true });
-    const source = openDbs({ path: dbPath, sync: false });
+    const source = openDbs({ path: dbPath, sync: true });
     let target: StorageDbs | null = null;
     let result: ReencryptResult;
     try {
+      recoverWal(source, join(dataDir, WAL_DIR)); // what a crash left in the write-ahead log goes into the copy too
       verifyKeys(source, options.keyring);
       target = openDbs({ path: newPath, sync: true });
       result = await copyAll(source, target, options.keyring);
