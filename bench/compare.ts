@@ -82,7 +82,7 @@ function scenarioConfig(options: Options, scenario: Scenario, endpoints: string[
   return {
     ...DEFAULT_CONFIG,
     endpoints,
-    durationSec: options.durationSec,
+    durationSec: options.quick ? options.durationSec : Math.max(options.durationSec, scenario.minDurationSec ?? 0),
     warmupSec: options.warmupSec,
     keySpace: options.keys,
     valSize: 256,
@@ -296,7 +296,7 @@ async function main(): Promise<void> {
     console.log(
       (rounds === 0
         ? `no workload rounds (systems: ${systems.join(', ')}); `
-        : `rounds: ${rounds} (alternating ${systems.join(', ')}), ${options.durationSec} s measured per workload after ${options.warmupSec} s warm-up, ` +
+        : `rounds: ${rounds} (alternating ${systems.join(', ')}), ${options.durationSec} s measured per workload (watch at least ${options.quick ? options.durationSec : 10} s) after ${options.warmupSec} s warm-up, ` +
           `${options.keys} keys and ${options.serverWarmupSec} s of unmeasured puts first, 256-byte values, medians over rounds; `) +
         (memoryPhases.length > 0 ? `memory phase: ${options.memoryKeys} keys in Txns of 100 puts on a fresh cluster, RSS after ${options.memorySettleSec} s; ` : '') +
         `↑ higher is better, ↓ lower is better; took ${report.elapsedSec} s`,
