@@ -12,6 +12,7 @@ import { gunzipSync, inflateSync } from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { assert, GrpcCode } from '../util/index.ts';
+import { callDeadlines, COARSE_AFTER_MS } from './deadlines.ts';
 import { EncodedMessage, encodeGrpcMessage, frameMessage, GrpcWireError, MessageDeframer } from './grpc-wire.ts';
 import type { Received } from './protos.ts';
 
@@ -111,6 +112,8 @@ export class LeanCall extends EventEmitter implements FramesWriter {
   private endEmitted = false;
   private dispatched = false;
   private timer: NodeJS.Timeout | null = null;
+  /** The deadline slot this call waits in (deadlines.ts), or -1. */
+  private deadlineSlot = -1;
   private grpcMetadata: grpc.Metadata | null = null;
 
   constructor(
@@ -133,8 +136,10 @@ export class LeanCall extends EventEmitter implements FramesWriter {
   /** Starts the call: arms the deadline and, for bidi streams, runs the handler at once. */
   start(timeoutMs: number | null): void {
     if (timeoutMs !== null) {
-      // setTimeout holds at most 2^31-1 ms (~24 days); a longer deadline is as good as none.
-      if (timeoutMs <= 2 ** 31 - 1) this.timer = setTimeout(() => this.onDeadline(), Math.max(0, timeoutMs));
+      // Far deadlines (nearly all) share one timer; setTimeout holds at most 2^31-1 ms (~24 days),
+      // and a longer deadline is as good as none.
+      if (timeoutMs >= COARSE_AFTER_MS) this.deadlineSlot = callDeadlines.add(this, performance.now() + timeoutMs);
+      else this.timer = setTimeout(() => this.onDeadline(), Math.max(0, timeoutMs));
     }
     if (this.method.kind === 'bidi') this.dispatch();
   }
@@ -335,6 +340,12 @@ export class LeanCall extends EventEmitter implements FramesWriter {
     this.notify('close');
   }
 
+  /** Expiring: the call's deadline slot came due. */
+  expire(): void {
+    this.deadlineSlot = -1;
+    this.onDeadline();
+  }
+
   private onDeadline(): void {
     this.timer = null;
     if (this.finished || this.gone) return;
@@ -419,6 +430,10 @@ export class LeanCall extends EventEmitter implements FramesWriter {
   }
 
   private clearTimer(): void {
+    if (this.deadlineSlot >= 0) {
+      callDeadlines.remove(this, this.deadlineSlot);
+      this.deadlineSlot = -1;
+    }
     if (this.timer === null) return;
     clearTimeout(this.timer);
     this.timer = null;

@@ -155,6 +155,12 @@ describe('lean gRPC server', { timeout: 60_000 }, () => {
       const result = await rawCall(own, RANGE, [frameMessage(encodeRange({ key: b('k') }))], { headers: { 'grpc-timeout': '150m' } }).done;
       assert.equal(result.code, GrpcCode.DEADLINE_EXCEEDED);
       assert.ok(Date.now() - startedAt >= 140, 'not before the deadline');
+      // A far deadline (>= 1 s) waits in a shared slot: not early, at most a slot late.
+      const farStart = performance.now();
+      const far = await rawCall(own, RANGE, [frameMessage(encodeRange({ key: b('k') }))], { headers: { 'grpc-timeout': '1100m' } }).done;
+      const farMs = performance.now() - farStart;
+      assert.equal(far.code, GrpcCode.DEADLINE_EXCEEDED);
+      assert.ok(farMs >= 1090 && farMs < 1600, `far deadline fired after ${farMs} ms`);
       const malformed = await rawCall(own, RANGE, [frameMessage(encodeRange({ key: b('k') }))], { headers: { 'grpc-timeout': '12x' } }).done;
       assert.equal(malformed.code, GrpcCode.INTERNAL);
     } finally {
