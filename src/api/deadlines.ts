@@ -46,7 +46,7 @@ export class DeadlineSlots {
     if (items === undefined || !items.delete(item)) return;
     this.count--;
     if (items.size === 0) this.slots.delete(slot);
-    if (this.count === 0) this.stop();
+    // The timer stays until a tick finds nothing: calls come and go faster than a slot.
   }
 
   get size(): number {
