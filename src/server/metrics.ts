@@ -1,6 +1,7 @@
 // Prometheus metrics for one node, named like etcd's where the concept is the same so existing
 // dashboards and alerts keep working; Tessera-only ones are prefixed `tessera_`.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { StorageStats } from '../storage/index.ts';
 import type { TransportStats } from '../transport/index.ts';
 
 /** The peer transport's running totals, read when Prometheus scrapes (etcd_network_* where etcd has one). */
@@ -25,8 +26,14 @@ export class NodeMetrics {
   readonly proposalsFailed = new Counter({ name: 'etcd_server_proposals_failed_total', help: 'client commands that timed out or were rejected', registers: [this.registry] });
   readonly fsyncSeconds = new Histogram({
     name: 'etcd_disk_wal_fsync_duration_seconds',
-    help: 'latency of one storage commit (one fsync for every group)',
+    help: 'latency of one storage commit: one write-ahead log write for every group',
     buckets: [0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024],
+    registers: [this.registry],
+  });
+  readonly backendCommitSeconds = new Histogram({
+    name: 'etcd_disk_backend_commit_duration_seconds',
+    help: 'latency of one LMDB transaction taking the write-ahead log\'s commits (many per transaction, off the request path)',
+    buckets: [0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.048, 4.096, 8.192],
     registers: [this.registry],
   });
   readonly snapshotsTaken = new Counter({ name: 'tessera_snapshots_taken_total', help: 'state-machine snapshots taken', registers: [this.registry] });
@@ -40,6 +47,26 @@ export class NodeMetrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Exposes the storage's write-ahead log figures (read at scrape time). */
+  trackStorage(stats: () => StorageStats): void {
+    new Gauge({
+      name: 'tessera_wal_bytes',
+      help: 'bytes in write-ahead log segments not yet released (their commits are not all in LMDB yet)',
+      registers: [this.registry],
+      collect() {
+        this.set(stats().walBytes);
+      },
+    });
+    new Gauge({
+      name: 'tessera_storage_commits_ahead_of_lmdb',
+      help: 'durable commits (in the write-ahead log) that LMDB does not hold yet',
+      registers: [this.registry],
+      collect() {
+        this.set(stats().commitsAheadOfLmdb);
+      },
+    });
   }
 
   /** Exposes the transport's counters (read at scrape time, never on the hot path). */

@@ -93,6 +93,8 @@ export class TesseraNode {
       tls: security.transportTls(),
     });
     this.metrics.trackTransport(() => this.transport.stats());
+    this.metrics.trackStorage(() => storage.stats());
+    storage.onLmdbCommit((seconds) => this.metrics.backendCommitSeconds.observe(seconds));
     this.host = new ReplicaHost({
       nodeId: meta.selfId,
       storage: plantedBug === 'ack-before-fsync' ? ackBeforeFsync(storage) : storage,

@@ -99,6 +99,7 @@ export class NodeStorage {
   private lmdbTransactions = 0;
   private failure: StorageFailedError | null = null;
   private closed = false;
+  private lmdbCommitListener: ((seconds: number) => void) | null = null;
 
   private constructor(dbs: StorageDbs, limits: StorageLimits, releaseLock: () => void, codec: AtRestCodec, wal: Wal, lastSeq: number) {
     this.dbs = dbs;
@@ -271,6 +272,11 @@ export class NodeStorage {
     await this.writeToLmdb();
   }
 
+  /** Calls `listener` with the seconds each LMDB transaction of the write-ahead log's commits took to become durable. */
+  onLmdbCommit(listener: (seconds: number) => void): void {
+    this.lmdbCommitListener = listener;
+  }
+
   stats(): StorageStats {
     let cachedEntryBytes = 0;
     for (const group of this.groupsById.values()) cachedEntryBytes += group.cachedBytes;
@@ -361,8 +367,12 @@ export class NodeStorage {
       this.dbs.env.flushed.then(() => resolveFlushed(), rejectFlushed);
     });
     const written = Promise.all([...writes, flushed]);
+    const startedAt = performance.now();
     this.lastLmdbWrite = Promise.all([this.lastLmdbWrite, written]).then(
-      () => this.onStored(lastSeq),
+      () => {
+        this.lmdbCommitListener?.((performance.now() - startedAt) / 1000);
+        this.onStored(lastSeq);
+      },
       (error: unknown) => {
         this.failure ??= new StorageFailedError(error);
         throw this.failure;

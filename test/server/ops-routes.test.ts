@@ -30,5 +30,15 @@ describe('client port: /metrics, /health, /version', { timeout: 90_000 }, () => 
     const range = (await (await fetch(`${base}/v3/kv/range`, { method: 'POST', body: JSON.stringify({ key: 'Zm9v' }) })).json()) as { kvs: { value: string }[] };
     assert.equal(range.kvs[0].value, 'YmFy');
     assert.equal((await fetch(`${base}/nope`)).status, 404);
+    // The put went through the write-ahead log; LMDB took it within its flush interval (100 ms).
+    let after = '';
+    for (let i = 0; i < 50 && !/^etcd_disk_backend_commit_duration_seconds_count [1-9]/m.test(after); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      after = await (await fetch(`${base}/metrics`)).text();
+    }
+    assert.match(after, /^etcd_disk_wal_fsync_duration_seconds_count [1-9]\d*$/m);
+    assert.match(after, /^etcd_disk_backend_commit_duration_seconds_count [1-9]\d*$/m);
+    assert.match(after, /^tessera_wal_bytes \d+$/m);
+    assert.match(after, /^tessera_storage_commits_ahead_of_lmdb \d+$/m);
   });
 });
