@@ -26,9 +26,31 @@ export function toKeyString(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
 }
 
-/** A fresh plain Uint8Array holding `bytes` (never a view of the caller's buffer). */
+/**
+ * Copies of up to this many bytes share slabs of `SLAB_BYTES` (as Node's Buffer pool does): one
+ * ArrayBuffer per slab instead of one per key and value. V8 keeps the backing store of every
+ * typed array over 64 bytes outside its heap and sweeps each one separately; with a buffer per
+ * value, a snapshot restore of 300k keys spent 36% of its time in GC and 18% allocating.
+ * The cost: a slab stays alive while any copy in it does (at most SLAB_BYTES per live copy).
+ */
+const SLAB_COPY_MAX_BYTES = 1024;
+const SLAB_BYTES = 16 * 1024;
+let slab = new ArrayBuffer(SLAB_BYTES);
+let slabUsed = 0;
+
+/** A plain Uint8Array holding a copy of `bytes` (never a view of the caller's buffer; maybe a view of a slab). */
 export function copyBytes(bytes: Uint8Array): Uint8Array {
-  return bytes.length === 0 ? EMPTY_BYTES : new Uint8Array(bytes);
+  const n = bytes.length;
+  if (n === 0) return EMPTY_BYTES;
+  if (n > SLAB_COPY_MAX_BYTES) return new Uint8Array(bytes);
+  if (slabUsed + n > SLAB_BYTES) {
+    slab = new ArrayBuffer(SLAB_BYTES);
+    slabUsed = 0;
+  }
+  const copy = new Uint8Array(slab, slabUsed, n);
+  copy.set(bytes);
+  slabUsed += (n + 7) & ~7; // 8-byte aligned, like Node's pool
+  return copy;
 }
 
 export function compareKeyStrings(a: string, b: string): number {

@@ -443,12 +443,13 @@ export class Keyspace {
     assert(this.revEnd.length === this.current - this.logBase + 1, 'log length');
     assert(this.byId.size === this.tree.size, 'point index and ordered index hold the same keys');
     let previousId: string | null = null;
-    for (const [id, entry] of this.tree.entries()) {
+    // forEachPair, not entries(): no [key, value] array per key (restore runs this over every key).
+    this.tree.forEachPair((id, entry) => {
       assert(previousId === null || previousId < id, 'tree order');
       previousId = id;
       assert(entry instanceof KeyEntry && entry.id === id && this.byId.get(id) === entry, 'point index entry');
       checkHistory(entry, this.compacted, this.current);
-    }
+    });
     // Only the compacted revision may have lost writes (earlier writes of a key at it).
     assert(this.baseSubs === null || this.logBase === this.compacted, 'sub-revision gaps only at the compacted revision');
     let start = 0;
