@@ -35,6 +35,12 @@ export interface StorageLimits {
    */
   lmdbFlushBytes: number;
   lmdbFlushIntervalMs: number;
+  /**
+   * Bytes of commits LMDB does not hold yet (waiting or in an LMDB transaction) past which a
+   * commit waits for LMDB instead of only the log: the bound on memory when LMDB falls behind
+   * (the group caches pin those commits' entries).
+   */
+  maxUnstoredBytes: number;
 }
 
 export const DEFAULT_STORAGE_LIMITS: Readonly<StorageLimits> = Object.freeze({
@@ -46,4 +52,5 @@ export const DEFAULT_STORAGE_LIMITS: Readonly<StorageLimits> = Object.freeze({
   walMaxRecordBytes: 16 * MIB,
   lmdbFlushBytes: 16 * MIB,
   lmdbFlushIntervalMs: 100,
+  maxUnstoredBytes: 256 * MIB,
 });

@@ -92,6 +92,8 @@ export class NodeStorage {
   /** Durable batches not yet issued to LMDB, in order. */
   private forLmdb: { seq: number; writes: Writes }[] = [];
   private forLmdbBytes = 0;
+  /** Bytes of committed batches LMDB does not hold durably yet (waiting, or in a transaction). */
+  private unstoredBytes = 0;
   private lmdbTimer: NodeJS.Timeout | null = null;
   private lastLmdbWrite: Promise<void> = Promise.resolve();
   private readonly wal: Wal;
@@ -239,9 +241,11 @@ export class NodeStorage {
     this.commitCount++;
     this.forLmdb.push({ seq, writes });
     this.forLmdbBytes += writes.bytes;
+    this.unstoredBytes += writes.bytes;
     let flushed: Promise<void>;
-    if (writes.hasChunks || writes.bytes > this.limits.walMaxRecordBytes) {
+    if (writes.hasChunks || writes.bytes > this.limits.walMaxRecordBytes || this.unstoredBytes > this.limits.maxUnstoredBytes) {
       // Snapshot images: straight to LMDB (with every batch before them), not through the log.
+      // So does any commit while LMDB is too far behind: it then waits for LMDB (backpressure).
       flushed = this.writeToLmdb();
     } else {
       flushed = this.wal.append(seq, writes.encode());
@@ -345,6 +349,7 @@ export class NodeStorage {
     if (this.forLmdb.length === 0) return this.lastLmdbWrite;
     if (this.failure !== null) return Promise.reject(this.failure);
     const batches = this.forLmdb;
+    const bytes = this.forLmdbBytes;
     this.forLmdb = [];
     this.forLmdbBytes = 0;
     const lastSeq = batches[batches.length - 1].seq;
@@ -371,6 +376,7 @@ export class NodeStorage {
     this.lastLmdbWrite = Promise.all([this.lastLmdbWrite, written]).then(
       () => {
         this.lmdbCommitListener?.((performance.now() - startedAt) / 1000);
+        this.unstoredBytes -= bytes;
         this.onStored(lastSeq);
       },
       (error: unknown) => {

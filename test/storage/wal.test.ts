@@ -177,6 +177,26 @@ describe('write-ahead log', () => {
     }
   });
 
+  it('makes commits wait for LMDB once too much is only in the log (maxUnstoredBytes)', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const storage = NodeStorage.open({ dataDir: dir, limits: { ...LOG_ONLY, maxUnstoredBytes: 3000 } });
+      try {
+        const before = storage.stats().lmdbTransactions;
+        for (let index = 1; index <= 40; index++) {
+          storage.group(1).append([entry(index, 1, 200)]);
+          await storage.commit();
+          assert.ok(storage.stats().commitsAheadOfLmdb <= 12, `${storage.stats().commitsAheadOfLmdb} commits only in the log`);
+        }
+        assert.ok(storage.stats().lmdbTransactions - before >= 3, 'LMDB took the commits past the bound');
+      } finally {
+        await storage.close();
+      }
+    } finally {
+      cleanup();
+    }
+  });
+
   it('upgrades a format 1 directory (no log) and marks it format 2', async () => {
     const { dir, cleanup } = tempDir();
     try {
