@@ -230,13 +230,26 @@ export class Wal {
     if (this.closed) return;
     this.closed = true;
     if (this.writing) await new Promise<void>((resolve) => this.idle.push(resolve));
-    closeSync(this.fd);
+    try {
+      closeSync(this.fd);
+    } catch {
+      // already closed: a failed segment switch closed it
+    }
   }
 
   /** Removes the whole log (everything it held is durable in LMDB). */
   async destroy(): Promise<void> {
     await this.close();
     rmSync(this.options.dir, { recursive: true, force: true });
+  }
+
+  /** Nothing more can be written: rejects `waiters` and everything queued, and every later append. */
+  private fail(error: unknown, waiters: Waiter[]): void {
+    this.failure = error;
+    for (const waiter of [...waiters, ...this.queuedWaiters]) waiter.reject(error);
+    this.queued = [];
+    this.queuedWaiters = [];
+    for (const wake of this.idle.splice(0)) wake();
   }
 
   private openSegment(firstSeq: number): number {
@@ -251,8 +264,14 @@ export class Wal {
   private writeQueued(): void {
     const current = this.segments[this.segments.length - 1];
     if (current.bytes >= this.options.segmentBytes) {
-      closeSync(this.fd);
-      this.fd = this.openSegment(this.queuedWaiters[0].seq);
+      try {
+        closeSync(this.fd);
+        this.fd = this.openSegment(this.queuedWaiters[0].seq);
+      } catch (error) {
+        // No new segment (a full disk, say): fail what waits, as a failed write does.
+        this.fail(error, []);
+        return;
+      }
     }
     const take = Math.min(this.queued.length, MAX_IOVECS);
     const buffers = this.queued.splice(0, take);
@@ -263,10 +282,7 @@ export class Wal {
       this.writing = false;
       if (error === null && written !== bytes) error = Object.assign(new Error(`wal: short write of ${written} of ${bytes} bytes`), { code: 'EIO' });
       if (error !== null) {
-        this.failure = error;
-        for (const waiter of [...waiters, ...this.queuedWaiters]) waiter.reject(error);
-        this.queued = [];
-        this.queuedWaiters = [];
+        this.fail(error, waiters);
       } else {
         const segment = this.segments[this.segments.length - 1];
         segment.bytes += bytes;
