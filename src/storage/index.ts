@@ -1,5 +1,5 @@
-// Durable per-node storage on LMDB: every Raft group's log, hard state and snapshots, plus node
-// metadata, in one environment with group commit (one transaction, one fsync per commit()).
+// Durable per-node storage: every Raft group's log, hard state and snapshots, plus node metadata,
+// in one LMDB environment behind a write-ahead log, with group commit (one log write per commit()).
 export { NodeStorage } from './node-storage.ts';
 export type { NodeStorageOptions, StorageStats } from './node-storage.ts';
 export { GroupStorage } from './group-storage.ts';
