@@ -51,20 +51,18 @@ export class NodeMetrics {
 
   /** Exposes the storage's write-ahead log figures (read at scrape time). */
   trackStorage(stats: () => StorageStats): void {
+    this.scrapedGauge('tessera_wal_bytes', 'bytes in write-ahead log segments not yet released (their commits are not all in LMDB yet)', () => stats().walBytes);
+    this.scrapedGauge('tessera_storage_commits_ahead_of_lmdb', 'durable commits (in the write-ahead log) that LMDB does not hold yet', () => stats().commitsAheadOfLmdb);
+  }
+
+  /** A gauge whose value is read when Prometheus scrapes. */
+  private scrapedGauge(name: string, help: string, read: () => number): void {
     new Gauge({
-      name: 'tessera_wal_bytes',
-      help: 'bytes in write-ahead log segments not yet released (their commits are not all in LMDB yet)',
+      name,
+      help,
       registers: [this.registry],
       collect() {
-        this.set(stats().walBytes);
-      },
-    });
-    new Gauge({
-      name: 'tessera_storage_commits_ahead_of_lmdb',
-      help: 'durable commits (in the write-ahead log) that LMDB does not hold yet',
-      registers: [this.registry],
-      collect() {
-        this.set(stats().commitsAheadOfLmdb);
+        this.set(read());
       },
     });
   }
@@ -82,13 +80,6 @@ export class NodeMetrics {
         },
       });
     }
-    new Gauge({
-      name: 'tessera_network_peer_connections',
-      help: 'peer sockets open now (both directions, message and snapshot streams)',
-      registers: [this.registry],
-      collect() {
-        this.set(stats().connections);
-      },
-    });
+    this.scrapedGauge('tessera_network_peer_connections', 'peer sockets open now (both directions, message and snapshot streams)', () => stats().connections);
   }
 }
