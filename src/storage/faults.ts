@@ -24,6 +24,7 @@ export interface StorageFaultState {
 export class StorageFaults {
   private delay: [number, number] | null = null;
   private failNext = false;
+  private failLmdbAfterMs: number | null = null;
 
   /**
    * Every commit from now on becomes durable `loMs..hiMs` later than LMDB reports (a slow or
@@ -48,10 +49,20 @@ export class StorageFaults {
     this.failNext = true;
   }
 
+  /**
+   * The next LMDB transaction that takes the write-ahead log's commits writes nothing and fails
+   * with EIO `afterMs` later (a disk error found at its fsync), as the storage tests need to see
+   * that nothing is written to LMDB after a failed transaction.
+   */
+  failNextLmdbWrite(afterMs: number): void {
+    this.failLmdbAfterMs = afterMs;
+  }
+
   /** Clears every fault not yet taken effect (a storage that already failed stays failed). */
   heal(): void {
     this.delay = null;
     this.failNext = false;
+    this.failLmdbAfterMs = null;
   }
 
   state(): StorageFaultState {
@@ -63,6 +74,13 @@ export class StorageFaults {
     const fail = this.failNext;
     this.failNext = false;
     return fail;
+  }
+
+  /** NodeStorage: ms after which this LMDB transaction fails, or null (consumes the fault). */
+  takeLmdbFailure(): number | null {
+    const afterMs = this.failLmdbAfterMs;
+    this.failLmdbAfterMs = null;
+    return afterMs;
   }
 
   /** NodeStorage: the extra latency of this commit, ms (0 when off). */

@@ -96,6 +96,10 @@ export class NodeStorage {
   private unstoredBytes = 0;
   private lmdbTimer: NodeJS.Timeout | null = null;
   private lastLmdbWrite: Promise<void> = Promise.resolve();
+  /** An LMDB transaction is running; the next waits for it (see writeToLmdb). */
+  private lmdbWriting = false;
+  /** The transaction that will take what is waiting once the running one is durable, or null. */
+  private nextLmdbWrite: Promise<void> | null = null;
   private readonly wal: Wal;
   private commitCount = 0;
   private lmdbTransactions = 0;
@@ -346,13 +350,25 @@ export class NodeStorage {
       clearTimeout(this.lmdbTimer);
       this.lmdbTimer = null;
     }
-    if (this.forLmdb.length === 0) return this.lastLmdbWrite;
     if (this.failure !== null) return Promise.reject(this.failure);
+    if (this.lmdbWriting) {
+      // One transaction at a time: each records the last batch LMDB holds, so a later one that
+      // committed while an earlier one failed would claim batches LMDB never got. What waits now
+      // goes in one transaction after the running one is durable (and never, if it fails).
+      this.nextLmdbWrite ??= this.lastLmdbWrite.then(() => {
+        this.nextLmdbWrite = null;
+        return this.writeToLmdb();
+      });
+      return this.nextLmdbWrite;
+    }
+    if (this.forLmdb.length === 0) return this.lastLmdbWrite;
     const batches = this.forLmdb;
     const bytes = this.forLmdbBytes;
     this.forLmdb = [];
     this.forLmdbBytes = 0;
     const lastSeq = batches[batches.length - 1].seq;
+    const failAfterMs = this.faults.takeLmdbFailure();
+    if (failAfterMs !== null) return this.startLmdbWrite(new Promise((_, reject) => setTimeout(() => reject(new InjectedFsyncError()), failAfterMs)), bytes, lastSeq);
     const writes: Promise<boolean>[] = [];
     let last: Promise<boolean> | null = null;
     const track = (write: Promise<boolean>) => {
@@ -371,17 +387,23 @@ export class NodeStorage {
     const flushed = new Promise<void>((resolveFlushed, rejectFlushed) => {
       this.dbs.env.flushed.then(() => resolveFlushed(), rejectFlushed);
     });
-    const written = Promise.all([...writes, flushed]);
+    return this.startLmdbWrite(Promise.all([...writes, flushed]), bytes, lastSeq);
+  }
+
+  /** Tracks the LMDB transaction `written` (batches up to `lastSeq`, `bytes` of them) until it is durable. */
+  private startLmdbWrite(written: Promise<unknown>, bytes: number, lastSeq: number): Promise<void> {
     const startedAt = performance.now();
-    this.lastLmdbWrite = Promise.all([this.lastLmdbWrite, written]).then(
+    this.lmdbWriting = true;
+    this.lastLmdbWrite = written.then(
       () => {
+        this.lmdbWriting = false;
         this.lmdbCommitListener?.((performance.now() - startedAt) / 1000);
         this.unstoredBytes -= bytes;
         this.onStored(lastSeq);
       },
       (error: unknown) => {
         this.failure ??= new StorageFailedError(error);
-        throw this.failure;
+        throw this.failure; // lmdbWriting stays set: nothing is written to LMDB after a failure
       },
     );
     return this.lastLmdbWrite;

@@ -148,8 +148,9 @@ function listSegments(dir: string): { path: string; firstSeq: number }[] {
   let names: string[];
   try {
     names = readdirSync(dir);
-  } catch {
-    return [];
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return []; // no log yet
+    throw error; // an unreadable log must not pass for an empty one
   }
   return names
     .filter((name) => name.endsWith(SEGMENT_SUFFIX))
@@ -230,11 +231,8 @@ export class Wal {
     if (this.closed) return;
     this.closed = true;
     if (this.writing) await new Promise<void>((resolve) => this.idle.push(resolve));
-    try {
-      closeSync(this.fd);
-    } catch {
-      // already closed: a failed segment switch closed it
-    }
+    if (this.fd >= 0) closeSync(this.fd);
+    this.fd = -1;
   }
 
   /** Removes the whole log (everything it held is durable in LMDB). */
@@ -265,7 +263,9 @@ export class Wal {
     const current = this.segments[this.segments.length - 1];
     if (current.bytes >= this.options.segmentBytes) {
       try {
-        closeSync(this.fd);
+        const old = this.fd;
+        this.fd = -1; // never closed twice (the number may belong to another file by then)
+        closeSync(old);
         this.fd = this.openSegment(this.queuedWaiters[0].seq);
       } catch (error) {
         // No new segment (a full disk, say): fail what waits, as a failed write does.

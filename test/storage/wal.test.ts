@@ -68,6 +68,16 @@ async function expectBatches(dir: string, batches: number): Promise<void> {
   }
 }
 
+async function expectLastIndex(dir: string, last: number): Promise<void> {
+  const storage = NodeStorage.open({ dataDir: dir });
+  try {
+    assert.equal(storage.group(1).lastIndex(), last);
+    assert.deepEqual(storage.group(1).entries(1, last + 1, Infinity), Array.from({ length: last }, (_, i) => entry(i + 1, 1, 100)));
+  } finally {
+    await storage.close();
+  }
+}
+
 describe('write-ahead log', () => {
   it('replays the commits LMDB lacks after a crash, then starts an empty log', async () => {
     const { dir, cleanup } = tempDir();
@@ -194,6 +204,59 @@ describe('write-ahead log', () => {
       }
     } finally {
       cleanup();
+    }
+  });
+
+  it('keeps every commit when each one asks LMDB for a transaction at once (later ones join the next)', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      // Every commit asks for an LMDB write at once, each in its own event turn; a log write is
+      // faster than an LMDB transaction, so most commits find one running.
+      const storage = NodeStorage.open({ dataDir: dir, limits: { lmdbFlushBytes: 1 } });
+      try {
+        for (let index = 1; index <= 60; index++) {
+          storage.group(1).append([entry(index, 1, 100)]);
+          await storage.commit();
+        }
+        await storage.checkpoint();
+        const { lmdbTransactions, commitsAheadOfLmdb } = storage.stats();
+        assert.equal(commitsAheadOfLmdb, 0);
+        assert.ok(lmdbTransactions < 60, `${lmdbTransactions} LMDB transactions for 60 commits: later ones should join the next`);
+      } finally {
+        await storage.close();
+      }
+      await expectLastIndex(dir, 60);
+    } finally {
+      cleanup();
+    }
+  });
+
+  it('writes nothing more to LMDB after an LMDB transaction failed, so the log still replays every commit', async () => {
+    const { dir, cleanup } = tempDir();
+    const { dir: crashed, cleanup: cleanupCrashed } = tempDir();
+    try {
+      const storage = NodeStorage.open({ dataDir: dir, limits: LOG_ONLY });
+      const group = storage.group(1);
+      const commitBatch = async (b: number) => {
+        group.append([entry(3 * b + 1, 1, 100), entry(3 * b + 2, 1, 100), entry(3 * b + 3, 1, 100)]);
+        group.setHardState({ term: 1, vote: 1, commit: 3 * b + 3 });
+        storage.putMeta('progress', b + 1);
+        await storage.commit();
+      };
+      for (let b = 0; b < 5; b++) await commitBatch(b);
+      // The transaction taking batches 1-5 fails 100 ms from now; batches 6-8 come meanwhile.
+      storage.faults.failNextLmdbWrite(100);
+      const failing = storage.checkpoint();
+      for (let b = 5; b < 8; b++) await commitBatch(b);
+      const after = storage.checkpoint(); // must not commit 6-8 (and walSeq 8) to LMDB
+      const outcomes = await Promise.allSettled([failing, after]);
+      assert.deepEqual(outcomes.map((o) => o.status), ['rejected', 'rejected']);
+      cpSync(dir, crashed, { recursive: true }); // the disk as the fail-stop leaves it
+      await storage.close();
+      await expectBatches(crashed, 8);
+    } finally {
+      cleanup();
+      cleanupCrashed();
     }
   });
 
