@@ -128,6 +128,12 @@ export class TesseraNode {
     mkdirSync(config.dataDir, { recursive: true });
     const security = new NodeSecurity(config, logger.child({ component: 'security' }));
     const storage = await NodeStorage.open({ dataDir: config.dataDir, sync: !config.unsafeNoFsync, encryption: security.keyring });
+    const { replayedCommits, tornBytes } = storage.recovery;
+    if (replayedCommits > 0 || tornBytes > 0) {
+      // After a crash: the commits only the write-ahead log held went into LMDB; a write the crash
+      // cut short was never acknowledged.
+      logger.info({ replayedCommits, tornBytes }, 'storage: replayed the write-ahead log');
+    }
     const meta = TesseraNode.loadOrCreateMeta(config, storage);
     const node = new TesseraNode(config, logger, storage, meta, security, plantedBug);
     await node.startServing();

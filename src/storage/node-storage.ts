@@ -14,6 +14,7 @@ import type { StorageDbs } from './dbs.ts';
 import { AtRestCodec, ENCRYPTION_RECORD_KEY, keyRecord, verifyKeys } from './encryption.ts';
 import { StorageClosedError, StorageCorruptionError, StorageEncryptionError, StorageFailedError, StorageLimitError } from './errors.ts';
 import { recoverWal, Wal, WAL_DIR, WAL_SEQ_KEY } from './wal.ts';
+import type { WalReplay } from './wal.ts';
 import { DB_META, Writes } from './writes.ts';
 import { InjectedFsyncError, StorageFaults } from './faults.ts';
 import { GroupStorage } from './group-storage.ts';
@@ -106,6 +107,8 @@ export class NodeStorage {
   private failure: StorageFailedError | null = null;
   private closed = false;
   private lmdbCommitListener: ((seconds: number) => void) | null = null;
+  /** What open() found in the write-ahead log: commits replayed into LMDB, bytes of a torn last record dropped. */
+  recovery = { replayedCommits: 0, tornBytes: 0 };
 
   private constructor(dbs: StorageDbs, limits: StorageLimits, releaseLock: () => void, codec: AtRestCodec, wal: Wal, lastSeq: number) {
     this.dbs = dbs;
@@ -146,16 +149,20 @@ export class NodeStorage {
       const dbs = openDbs({ path: join(dataDir, 'db'), sync, mapSizeBytes: options.mapSizeBytes });
       let wal: Wal;
       let lastSeq: number;
+      let replay: WalReplay;
       try {
         checkFormat(dbs);
-        lastSeq = recoverWal(dbs, join(dataDir, WAL_DIR));
+        replay = recoverWal(dbs, join(dataDir, WAL_DIR));
+        lastSeq = replay.lastSeq;
         checkEncryption(dbs, options.encryption ?? null);
         wal = new Wal({ dir: join(dataDir, WAL_DIR), sync, segmentBytes: limits.walSegmentBytes }, lastSeq + 1);
       } catch (error) {
         dbs.env.close().catch(() => undefined);
         throw error;
       }
-      return new NodeStorage(dbs, limits, releaseLock, new AtRestCodec(options.encryption ?? null), wal, lastSeq);
+      const storage = new NodeStorage(dbs, limits, releaseLock, new AtRestCodec(options.encryption ?? null), wal, lastSeq);
+      storage.recovery = { replayedCommits: replay.replayed, tornBytes: replay.tornBytes };
+      return storage;
     } catch (error) {
       releaseLock();
       throw error;

@@ -97,13 +97,13 @@ export function readWal(dir: string, appliedSeq: number): WalRecovery {
  * Replays the write-ahead log's batches that LMDB lacks into LMDB in one synced transaction, then
  * removes the log. Returns the number of the last batch LMDB holds.
  */
-export function recoverWal(dbs: StorageDbs, walDir: string): number {
+export function recoverWal(dbs: StorageDbs, walDir: string): WalReplay {
   const applied = dbs.state.get(WAL_SEQ_KEY) ?? 0;
   if (typeof applied !== 'number' || !Number.isSafeInteger(applied) || applied < 0) throw new StorageCorruptionError(`bad write-ahead log position ${String(applied)}`);
-  const { records } = readWal(walDir, applied);
+  const { records, tornBytes } = readWal(walDir, applied);
   if (records.length === 0) {
     clearWal(walDir);
-    return applied;
+    return { lastSeq: applied, replayed: 0, tornBytes };
   }
   const batches = records.map((record) => Writes.decode(record.payload));
   const last = records[records.length - 1].seq;
@@ -112,7 +112,17 @@ export function recoverWal(dbs: StorageDbs, walDir: string): number {
     dbs.state.putSync(WAL_SEQ_KEY, last);
   });
   clearWal(walDir);
-  return last;
+  return { lastSeq: last, replayed: records.length, tornBytes };
+}
+
+/** What recoverWal did. */
+export interface WalReplay {
+  /** The last batch LMDB holds now. */
+  lastSeq: number;
+  /** Commits replayed from the log into LMDB. */
+  replayed: number;
+  /** Bytes of a torn last record (a write a crash cut short) that were dropped. */
+  tornBytes: number;
 }
 
 /** Removes every segment in `dir` (after their batches were written to LMDB durably). */

@@ -86,6 +86,7 @@ describe('write-ahead log', () => {
       assert.equal(segments(dir).length, 1);
       const storage = NodeStorage.open({ dataDir: dir });
       try {
+        assert.deepEqual(storage.recovery, { replayedCommits: 5, tornBytes: 0 });
         assert.equal(storage.group(1).lastIndex(), 15);
         assert.equal(storage.getMeta('progress'), 5);
         // Replayed into LMDB at open: the old segment is gone, the new one is empty.
@@ -110,6 +111,9 @@ describe('write-ahead log', () => {
       const torn = Buffer.alloc(HEADER_BYTES + 20, 7);
       torn.writeUInt32BE(500, 0);
       appendFileSync(segment, torn);
+      const reopened = NodeStorage.open({ dataDir: dir });
+      assert.deepEqual(reopened.recovery, { replayedCommits: 4, tornBytes: HEADER_BYTES + 20 });
+      await reopened.close();
       await expectBatches(dir, 4);
       // And a last record with a flipped byte: its checksum fails, the three before it stand.
       const { dir: dir2, cleanup: cleanup2 } = tempDir();
