@@ -8,8 +8,8 @@
 // consecutive sequence numbers; recovery replays the run that continues LMDB's last batch and
 // stops at the first torn record or gap (a commit is acknowledged only after every earlier one is
 // durable, so nothing past a gap was acknowledged).
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, unlinkSync, writev, constants } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, unlinkSync, writev, constants } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { assert } from '../util/index.ts';
 import type { StorageDbs } from './dbs.ts';
@@ -198,7 +198,10 @@ export class Wal {
     nextSeq: number,
   ) {
     assert(options.segmentBytes > 0, 'wal: segmentBytes must be positive');
-    mkdirSync(options.dir, { recursive: true });
+    if (!existsSync(options.dir)) {
+      mkdirSync(options.dir, { recursive: true });
+      if (options.sync) syncDir(dirname(options.dir)); // the directory's name must survive a power loss too
+    }
     assert(listSegments(options.dir).length === 0, () => `wal: ${options.dir} still holds segments`);
     this.fd = this.openSegment(nextSeq);
   }
@@ -249,6 +252,7 @@ export class Wal {
   async destroy(): Promise<void> {
     await this.close();
     rmSync(this.options.dir, { recursive: true, force: true });
+    if (this.options.sync) syncDir(dirname(this.options.dir));
   }
 
   /** Nothing more can be written: rejects `waiters` and everything queued, and every later append. */
