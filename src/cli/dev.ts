@@ -128,7 +128,7 @@ function prepareSecurity(dataDir: string, nodeCount: number): DevSecurity {
  * put100`, cluster CPU per 10k puts 1.82-2.19 s without it, 1.69-1.72 s with it (docs/BENCHMARKS.md).
  * A node started by hand gets it from NODE_OPTIONS (README, "Running a node yourself").
  */
-export const NODE_V8_FLAGS = ['--max-semi-space-size=32'];
+const NODE_V8_FLAGS = ['--max-semi-space-size=32'];
 
 function devNodeNames(count: number): string[] {
   return Array.from({ length: count }, (_, i) => `node${i + 1}`);

@@ -287,11 +287,6 @@ export class GroupStorage implements LogStorage {
     return this.cacheBytes;
   }
 
-  /** @internal True when there are staged writes not yet handed to LMDB. */
-  get dirty(): boolean {
-    return this.stagedLog.size > 0 || this.stagedRecords.size > 0 || this.stagedChunks.size > 0;
-  }
-
   /** @internal True once the group's marker record is on disk or staged (groups() lists it). */
   get hasState(): boolean {
     return this.persisted;

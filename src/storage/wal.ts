@@ -26,7 +26,7 @@ const TWO_POW_32 = 2 ** 32;
 /** Most buffers handed to one writev call (IOV_MAX is 1024 on Linux). */
 const MAX_IOVECS = 512;
 
-export interface WalRecord {
+interface WalRecord {
   seq: number;
   payload: Buffer;
 }
@@ -54,7 +54,7 @@ interface Waiter {
 }
 
 /** What recovery found in the segments. */
-export interface WalRecovery {
+interface WalRecovery {
   /** Batches after `appliedSeq`, consecutive, in order. */
   records: WalRecord[];
   /** Bytes after the last good record of the last segment (a write a crash cut short), or 0. */
@@ -66,7 +66,7 @@ export interface WalRecovery {
  * stopping at a gap or at a torn record at the very end. A bad record followed by good data in a
  * later segment is corruption, not a torn write, and throws StorageCorruptionError.
  */
-export function readWal(dir: string, appliedSeq: number): WalRecovery {
+function readWal(dir: string, appliedSeq: number): WalRecovery {
   const records: WalRecord[] = [];
   let expected = appliedSeq + 1;
   let gap = false;
@@ -126,13 +126,13 @@ export interface WalReplay {
 }
 
 /** Removes every segment in `dir` (after their batches were written to LMDB durably). */
-export function clearWal(dir: string): void {
+function clearWal(dir: string): void {
   const segments = listSegments(dir);
   for (const segment of segments) unlinkSync(segment.path);
   if (segments.length > 0) syncDir(dir);
 }
 
-export function encodeRecord(seq: number, payload: Uint8Array): Buffer {
+function encodeRecord(seq: number, payload: Uint8Array): Buffer {
   const record = Buffer.allocUnsafe(WAL_HEADER_BYTES + payload.byteLength);
   record.writeUInt32BE(payload.byteLength, 0);
   record.writeUInt32BE(Math.floor(seq / TWO_POW_32), 8);

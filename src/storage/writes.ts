@@ -30,10 +30,6 @@ export class Writes {
     if (db === DB_CHUNKS) this.hasChunks = true;
   }
 
-  get size(): number {
-    return this.dbs.length;
-  }
-
   encode(): Buffer {
     return pack([this.dbs, this.keys, this.values]);
   }
@@ -56,23 +52,16 @@ export class Writes {
 
   /** Issues every operation to LMDB (they join the transaction of the current event turn); `track` sees each promise. */
   issue(dbs: StorageDbs, track: (write: Promise<boolean>) => void): void {
-    for (let i = 0; i < this.dbs.length; i++) {
-      const db = database(dbs, this.dbs[i]);
-      const key = this.keys[i] as Key;
-      const value = this.values[i];
-      track(value === null ? db.remove(key) : db.put(key, value));
-    }
+    this.forEach(dbs, (db, key, value) => track(value === null ? db.remove(key) : db.put(key, value)));
   }
 
   /** issue() inside a synchronous transaction (recovery). */
   issueSync(dbs: StorageDbs): void {
-    for (let i = 0; i < this.dbs.length; i++) {
-      const db = database(dbs, this.dbs[i]);
-      const key = this.keys[i] as Key;
-      const value = this.values[i];
-      if (value === null) db.removeSync(key);
-      else db.putSync(key, value);
-    }
+    this.forEach(dbs, (db, key, value) => (value === null ? db.removeSync(key) : db.putSync(key, value)));
+  }
+
+  private forEach(dbs: StorageDbs, visit: (db: Database<unknown, Key>, key: Key, value: unknown) => void): void {
+    for (let i = 0; i < this.dbs.length; i++) visit(database(dbs, this.dbs[i]), this.keys[i] as Key, this.values[i]);
   }
 }
 
