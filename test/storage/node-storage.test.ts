@@ -14,7 +14,7 @@ import {
   StorageLimitError,
   StorageLockedError,
 } from '../../src/storage/index.ts';
-import { confState, entry, payload, tempDir } from './support.ts';
+import { confState, entry, payload, tempDir, withStorage } from './support.ts';
 
 const MIB = 1024 * 1024;
 
@@ -35,14 +35,6 @@ async function rawChunkKeys(dir: string): Promise<unknown[][]> {
   }
 }
 
-async function withStorage<T>(dir: string, body: (s: NodeStorage) => Promise<T> | T, options = {}): Promise<T> {
-  const storage = NodeStorage.open({ dataDir: dir, ...options });
-  try {
-    return await body(storage);
-  } finally {
-    await storage.close();
-  }
-}
 
 describe('restart recovery', () => {
   it('shows exactly what was committed: staged writes vanish with close', async () => {

@@ -3,11 +3,33 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ConfState, Entry } from '../../src/raft/index.ts';
+import { NodeStorage } from '../../src/storage/index.ts';
+import type { NodeStorageOptions } from '../../src/storage/index.ts';
 
 /** A fresh directory under the OS temp dir; `cleanup` removes it. */
 export function tempDir(): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'tessera-storage-'));
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Runs `body` with a fresh temporary directory, removed afterwards. */
+export async function withTempDir<T>(body: (dir: string) => Promise<T>): Promise<T> {
+  const { dir, cleanup } = tempDir();
+  try {
+    return await body(dir);
+  } finally {
+    cleanup();
+  }
+}
+
+/** Runs `body` with NodeStorage open on `dir`, closed afterwards. */
+export async function withStorage<T>(dir: string, body: (s: NodeStorage) => Promise<T> | T, options: Partial<NodeStorageOptions> = {}): Promise<T> {
+  const storage = NodeStorage.open({ dataDir: dir, ...options });
+  try {
+    return await body(storage);
+  } finally {
+    await storage.close();
+  }
 }
 
 /** Deterministic payload: `size` bytes derived from (index, term, salt). */

@@ -6,11 +6,11 @@ import { appendFileSync, cpSync, readdirSync, readFileSync, writeFileSync } from
 import { join } from 'node:path';
 import { open } from 'lmdb';
 import { NodeStorage, StorageCorruptionError } from '../../src/storage/index.ts';
-import { entry, tempDir } from './support.ts';
+import { WAL_HEADER_BYTES as HEADER_BYTES } from '../../src/storage/wal.ts';
+import { entry, withStorage, withTempDir } from './support.ts';
 
 /** LMDB gets nothing on its own during a test: only the log holds the commits. */
 const LOG_ONLY = { lmdbFlushIntervalMs: 3_600_000, lmdbFlushBytes: 2 ** 40 };
-const HEADER_BYTES = 16;
 
 function segments(dir: string): string[] {
   return readdirSync(join(dir, 'wal'))
@@ -19,28 +19,31 @@ function segments(dir: string): string[] {
     .map((name) => join(dir, 'wal', name));
 }
 
+/** Commits batch `b` (0, 1, ...): entries 3b+1..3b+3 of group 1, the hard state, and `progress` b+1. */
+async function commitBatch(storage: NodeStorage, b: number): Promise<void> {
+  const group = storage.group(1);
+  group.append([entry(3 * b + 1, 1, 100), entry(3 * b + 2, 1, 100), entry(3 * b + 3, 1, 100)]);
+  group.setHardState({ term: 1, vote: 1, commit: 3 * b + 3 });
+  storage.putMeta('progress', b + 1);
+  await storage.commit();
+}
+
 /**
- * Commits `batches` batches of 3 entries to group 1 of a node whose LMDB receives nothing, copies
- * its data directory to `crashed` (the disk as a crash would leave it: the log durable, LMDB
- * behind), then closes the node.
+ * Commits `batches` batches to a node whose LMDB receives nothing, copies its data directory to
+ * `crashed` (the disk as a crash would leave it: the log durable, LMDB behind), then closes the node.
  */
 async function commitAndCrash(batches: number, crashed: string, limits: object = {}): Promise<void> {
-  const { dir, cleanup } = tempDir();
-  try {
-    const storage = NodeStorage.open({ dataDir: dir, limits: { ...LOG_ONLY, ...limits } });
-    const group = storage.group(1);
-    for (let b = 0; b < batches; b++) {
-      group.append([entry(3 * b + 1, 1, 100), entry(3 * b + 2, 1, 100), entry(3 * b + 3, 1, 100)]);
-      group.setHardState({ term: 1, vote: 1, commit: 3 * b + 3 });
-      storage.putMeta('progress', b + 1);
-      await storage.commit();
-    }
-    assert.equal(storage.stats().commitsAheadOfLmdb, batches);
-    cpSync(dir, crashed, { recursive: true });
-    await storage.close();
-  } finally {
-    cleanup();
-  }
+  await withTempDir((dir) =>
+    withStorage(
+      dir,
+      async (storage) => {
+        for (let b = 0; b < batches; b++) await commitBatch(storage, b);
+        assert.equal(storage.stats().commitsAheadOfLmdb, batches);
+        cpSync(dir, crashed, { recursive: true });
+      },
+      { limits: { ...LOG_ONLY, ...limits } },
+    ),
+  );
 }
 
 /** The records of a segment file, as byte ranges. */
@@ -55,55 +58,35 @@ function records(path: string): Buffer[] {
   return out;
 }
 
+/** What commitBatch wrote for batches 0..batches-1 is all there, and nothing more. */
 async function expectBatches(dir: string, batches: number): Promise<void> {
-  const storage = NodeStorage.open({ dataDir: dir });
-  try {
+  await withStorage(dir, (storage) => {
     const group = storage.group(1);
     assert.equal(group.lastIndex(), 3 * batches);
     assert.equal(storage.getMeta('progress'), batches === 0 ? undefined : batches);
     assert.deepEqual(group.initialState().hardState, batches === 0 ? { term: 0, vote: 0, commit: 0 } : { term: 1, vote: 1, commit: 3 * batches });
     if (batches > 0) assert.deepEqual(group.entries(1, 3 * batches + 1, Infinity), Array.from({ length: 3 * batches }, (_, i) => entry(i + 1, 1, 100)));
-  } finally {
-    await storage.close();
-  }
-}
-
-async function expectLastIndex(dir: string, last: number): Promise<void> {
-  const storage = NodeStorage.open({ dataDir: dir });
-  try {
-    assert.equal(storage.group(1).lastIndex(), last);
-    assert.deepEqual(storage.group(1).entries(1, last + 1, Infinity), Array.from({ length: last }, (_, i) => entry(i + 1, 1, 100)));
-  } finally {
-    await storage.close();
-  }
+  });
 }
 
 describe('write-ahead log', () => {
-  it('replays the commits LMDB lacks after a crash, then starts an empty log', async () => {
-    const { dir, cleanup } = tempDir();
-    try {
+  it('replays the commits LMDB lacks after a crash, then starts an empty log', () =>
+    withTempDir(async (dir) => {
       await commitAndCrash(5, dir);
       assert.equal(segments(dir).length, 1);
-      const storage = NodeStorage.open({ dataDir: dir });
-      try {
+      await withStorage(dir, (storage) => {
         assert.deepEqual(storage.recovery, { replayedCommits: 5, tornBytes: 0 });
         assert.equal(storage.group(1).lastIndex(), 15);
         assert.equal(storage.getMeta('progress'), 5);
         // Replayed into LMDB at open: the old segment is gone, the new one is empty.
         assert.equal(storage.stats().walBytes, 0);
         assert.deepEqual(segments(dir).map((p) => readFileSync(p).byteLength), [0]);
-      } finally {
-        await storage.close();
-      }
+      });
       await expectBatches(dir, 5);
-    } finally {
-      cleanup();
-    }
-  });
+    }));
 
   it('ignores a record a crash cut short at the end of the log', async () => {
-    const { dir, cleanup } = tempDir();
-    try {
+    await withTempDir(async (dir) => {
       await commitAndCrash(4, dir);
       const [segment] = segments(dir);
       assert.equal(records(segment).length, 4);
@@ -111,43 +94,31 @@ describe('write-ahead log', () => {
       const torn = Buffer.alloc(HEADER_BYTES + 20, 7);
       torn.writeUInt32BE(500, 0);
       appendFileSync(segment, torn);
-      const reopened = NodeStorage.open({ dataDir: dir });
-      assert.deepEqual(reopened.recovery, { replayedCommits: 4, tornBytes: HEADER_BYTES + 20 });
-      await reopened.close();
+      await withStorage(dir, (reopened) => assert.deepEqual(reopened.recovery, { replayedCommits: 4, tornBytes: HEADER_BYTES + 20 }));
       await expectBatches(dir, 4);
-      // And a last record with a flipped byte: its checksum fails, the three before it stand.
-      const { dir: dir2, cleanup: cleanup2 } = tempDir();
-      try {
-        await commitAndCrash(4, dir2);
-        const [segment2] = segments(dir2);
-        const data = readFileSync(segment2);
-        data[data.byteLength - 5] ^= 0xff;
-        writeFileSync(segment2, data);
-        await expectBatches(dir2, 3);
-      } finally {
-        cleanup2();
-      }
-    } finally {
-      cleanup();
-    }
+    });
+    // And a last record with a flipped byte: its checksum fails, the three before it stand.
+    await withTempDir(async (dir) => {
+      await commitAndCrash(4, dir);
+      const [segment] = segments(dir);
+      const data = readFileSync(segment);
+      data[data.byteLength - 5] ^= 0xff;
+      writeFileSync(segment, data);
+      await expectBatches(dir, 3);
+    });
   });
 
-  it('stops at a gap: nothing after a batch that never became durable was acknowledged', async () => {
-    const { dir, cleanup } = tempDir();
-    try {
+  it('stops at a gap: nothing after a batch that never became durable was acknowledged', () =>
+    withTempDir(async (dir) => {
       await commitAndCrash(4, dir);
       const [segment] = segments(dir);
       const [r1, , r3, r4] = records(segment);
       writeFileSync(segment, Buffer.concat([r1, r3, r4]));
       await expectBatches(dir, 1);
-    } finally {
-      cleanup();
-    }
-  });
+    }));
 
-  it('refuses a damaged record that has good records in a later segment after it', async () => {
-    const { dir, cleanup } = tempDir();
-    try {
+  it('refuses a damaged record that has good records in a later segment after it', () =>
+    withTempDir(async (dir) => {
       await commitAndCrash(4, dir, { walSegmentBytes: 1 }); // every write starts a new segment
       const paths = segments(dir);
       assert.equal(paths.length, 4);
@@ -159,131 +130,98 @@ describe('write-ahead log', () => {
         assert.match(error.message, /write-ahead log .*bad record at byte 0, with later segments after it/);
         return true;
       });
-    } finally {
-      cleanup();
-    }
-  });
+    }));
 
-  it('deletes segments once LMDB holds their batches', async () => {
-    const { dir, cleanup } = tempDir();
-    try {
-      const storage = NodeStorage.open({ dataDir: dir, limits: { ...LOG_ONLY, walSegmentBytes: 4096 } });
-      try {
-        const group = storage.group(1);
-        for (let index = 1; index <= 200; index++) {
-          group.append([entry(index, 1, 200)]);
-          await storage.commit();
-        }
-        assert.ok(segments(dir).length >= 10, `${segments(dir).length} segments`);
-        await storage.checkpoint();
-        // Only the segment being written stays.
-        assert.equal(segments(dir).length, 1);
-        assert.equal(storage.stats().commitsAheadOfLmdb, 0);
-      } finally {
-        await storage.close();
-      }
+  it('deletes segments once LMDB holds their batches', () =>
+    withTempDir(async (dir) => {
+      await withStorage(
+        dir,
+        async (storage) => {
+          const group = storage.group(1);
+          for (let index = 1; index <= 200; index++) {
+            group.append([entry(index, 1, 200)]);
+            await storage.commit();
+          }
+          assert.ok(segments(dir).length >= 10, `${segments(dir).length} segments`);
+          await storage.checkpoint();
+          // Only the segment being written stays.
+          assert.equal(segments(dir).length, 1);
+          assert.equal(storage.stats().commitsAheadOfLmdb, 0);
+        },
+        { limits: { ...LOG_ONLY, walSegmentBytes: 4096 } },
+      );
       assert.deepEqual(readdirSync(dir).includes('wal'), false, 'close removes the log');
-      const reopened = NodeStorage.open({ dataDir: dir });
-      assert.equal(reopened.group(1).lastIndex(), 200);
-      await reopened.close();
-    } finally {
-      cleanup();
-    }
-  });
+      await withStorage(dir, (reopened) => assert.equal(reopened.group(1).lastIndex(), 200));
+    }));
 
-  it('makes commits wait for LMDB once too much is only in the log (maxUnstoredBytes)', async () => {
-    const { dir, cleanup } = tempDir();
-    try {
-      const storage = NodeStorage.open({ dataDir: dir, limits: { ...LOG_ONLY, maxUnstoredBytes: 3000 } });
-      try {
-        const before = storage.stats().lmdbTransactions;
-        for (let index = 1; index <= 40; index++) {
-          storage.group(1).append([entry(index, 1, 200)]);
-          await storage.commit();
-          assert.ok(storage.stats().commitsAheadOfLmdb <= 12, `${storage.stats().commitsAheadOfLmdb} commits only in the log`);
-        }
-        assert.ok(storage.stats().lmdbTransactions - before >= 3, 'LMDB took the commits past the bound');
-      } finally {
-        await storage.close();
-      }
-    } finally {
-      cleanup();
-    }
-  });
+  it('makes commits wait for LMDB once too much is only in the log (maxUnstoredBytes)', () =>
+    withTempDir((dir) =>
+      withStorage(
+        dir,
+        async (storage) => {
+          const before = storage.stats().lmdbTransactions;
+          for (let index = 1; index <= 40; index++) {
+            storage.group(1).append([entry(index, 1, 200)]);
+            await storage.commit();
+            assert.ok(storage.stats().commitsAheadOfLmdb <= 12, `${storage.stats().commitsAheadOfLmdb} commits only in the log`);
+          }
+          assert.ok(storage.stats().lmdbTransactions - before >= 3, 'LMDB took the commits past the bound');
+        },
+        { limits: { ...LOG_ONLY, maxUnstoredBytes: 3000 } },
+      ),
+    ));
 
-  it('keeps every commit when each one asks LMDB for a transaction at once (later ones join the next)', async () => {
-    const { dir, cleanup } = tempDir();
-    try {
+  it('keeps every commit when each one asks LMDB for a transaction at once (later ones join the next)', () =>
+    withTempDir(async (dir) => {
       // Every commit asks for an LMDB write at once, each in its own event turn; a log write is
       // faster than an LMDB transaction, so most commits find one running.
-      const storage = NodeStorage.open({ dataDir: dir, limits: { lmdbFlushBytes: 1 } });
-      try {
-        for (let index = 1; index <= 60; index++) {
-          storage.group(1).append([entry(index, 1, 100)]);
-          await storage.commit();
-        }
-        await storage.checkpoint();
-        const { lmdbTransactions, commitsAheadOfLmdb } = storage.stats();
-        assert.equal(commitsAheadOfLmdb, 0);
-        assert.ok(lmdbTransactions < 60, `${lmdbTransactions} LMDB transactions for 60 commits: later ones should join the next`);
-      } finally {
-        await storage.close();
-      }
-      await expectLastIndex(dir, 60);
-    } finally {
-      cleanup();
-    }
-  });
+      await withStorage(
+        dir,
+        async (storage) => {
+          for (let b = 0; b < 20; b++) await commitBatch(storage, b);
+          await storage.checkpoint();
+          const { lmdbTransactions, commitsAheadOfLmdb } = storage.stats();
+          assert.equal(commitsAheadOfLmdb, 0);
+          assert.ok(lmdbTransactions < 20, `${lmdbTransactions} LMDB transactions for 20 commits: later ones should join the next`);
+        },
+        { limits: { lmdbFlushBytes: 1 } },
+      );
+      await expectBatches(dir, 20);
+    }));
 
-  it('writes nothing more to LMDB after an LMDB transaction failed, so the log still replays every commit', async () => {
-    const { dir, cleanup } = tempDir();
-    const { dir: crashed, cleanup: cleanupCrashed } = tempDir();
-    try {
-      const storage = NodeStorage.open({ dataDir: dir, limits: LOG_ONLY });
-      const group = storage.group(1);
-      const commitBatch = async (b: number) => {
-        group.append([entry(3 * b + 1, 1, 100), entry(3 * b + 2, 1, 100), entry(3 * b + 3, 1, 100)]);
-        group.setHardState({ term: 1, vote: 1, commit: 3 * b + 3 });
-        storage.putMeta('progress', b + 1);
-        await storage.commit();
-      };
-      for (let b = 0; b < 5; b++) await commitBatch(b);
-      // The transaction taking batches 1-5 fails 100 ms from now; batches 6-8 come meanwhile.
-      storage.faults.failNextLmdbWrite(100);
-      const failing = storage.checkpoint();
-      for (let b = 5; b < 8; b++) await commitBatch(b);
-      const after = storage.checkpoint(); // must not commit 6-8 (and walSeq 8) to LMDB
-      const outcomes = await Promise.allSettled([failing, after]);
-      assert.deepEqual(outcomes.map((o) => o.status), ['rejected', 'rejected']);
-      cpSync(dir, crashed, { recursive: true }); // the disk as the fail-stop leaves it
-      await storage.close();
+  it('writes nothing more to LMDB after an LMDB transaction failed, so the log still replays every commit', () =>
+    withTempDir(async (crashed) => {
+      await withTempDir((dir) =>
+        withStorage(
+          dir,
+          async (storage) => {
+            for (let b = 0; b < 5; b++) await commitBatch(storage, b);
+            // The transaction taking batches 1-5 fails 100 ms from now; batches 6-8 come meanwhile.
+            storage.faults.failNextLmdbWrite(100);
+            const failing = storage.checkpoint();
+            for (let b = 5; b < 8; b++) await commitBatch(storage, b);
+            const after = storage.checkpoint(); // must not commit 6-8 (and walSeq 8) to LMDB
+            const outcomes = await Promise.allSettled([failing, after]);
+            assert.deepEqual(outcomes.map((o) => o.status), ['rejected', 'rejected']);
+            cpSync(dir, crashed, { recursive: true }); // the disk as the fail-stop leaves it
+          },
+          { limits: LOG_ONLY },
+        ),
+      );
       await expectBatches(crashed, 8);
-    } finally {
-      cleanup();
-      cleanupCrashed();
-    }
-  });
+    }));
 
-  it('upgrades a format 1 directory (no log) and marks it format 2', async () => {
-    const { dir, cleanup } = tempDir();
-    try {
-      const storage = NodeStorage.open({ dataDir: dir });
-      storage.group(1).append([entry(1, 1)]);
-      await storage.commit();
-      await storage.close();
+  it('upgrades a format 1 directory (no log) and marks it format 2', () =>
+    withTempDir(async (dir) => {
+      await withStorage(dir, (storage) => commitBatch(storage, 0));
       const env = open(join(dir, 'db'), { maxDbs: 8 });
       const state = env.openDB('state', { encoding: 'msgpack' });
       await state.put(['node', 'formatVersion'], 1);
       await state.remove(['node', 'walSeq']);
       await env.close();
-      const upgraded = NodeStorage.open({ dataDir: dir });
-      assert.equal(upgraded.group(1).lastIndex(), 1);
-      await upgraded.close();
+      await expectBatches(dir, 1);
       const check = open(join(dir, 'db'), { maxDbs: 8, readOnly: true });
       assert.equal(check.openDB('state', { encoding: 'msgpack' }).get(['node', 'formatVersion']), 2);
       await check.close();
-    } finally {
-      cleanup();
-    }
-  });
+    }));
 });
