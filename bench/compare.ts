@@ -78,11 +78,22 @@ function log(message: string): void {
   process.stderr.write(`[bench:compare +${Math.round((Date.now() - startedAt) / 1000)}s] ${message}\n`);
 }
 
+/** Seconds `scenario` is measured: --duration, or its minimum outside --quick. */
+function measuredSec(options: Options, scenario: Scenario): number {
+  return options.quick ? options.durationSec : Math.max(options.durationSec, scenario.minDurationSec ?? 0);
+}
+
+/** " (watch 10 s)" for the scenarios measured longer than --duration, else "". */
+function longerRuns(options: Options): string {
+  const longer = SCENARIOS.filter((s) => measuredSec(options, s) > options.durationSec).map((s) => `${s.id} ${measuredSec(options, s)} s`);
+  return longer.length === 0 ? '' : ` (${longer.join(', ')})`;
+}
+
 function scenarioConfig(options: Options, scenario: Scenario, endpoints: string[]): BenchConfig {
   return {
     ...DEFAULT_CONFIG,
     endpoints,
-    durationSec: options.quick ? options.durationSec : Math.max(options.durationSec, scenario.minDurationSec ?? 0),
+    durationSec: measuredSec(options, scenario),
     warmupSec: options.warmupSec,
     keySpace: options.keys,
     valSize: 256,
@@ -296,7 +307,7 @@ async function main(): Promise<void> {
     console.log(
       (rounds === 0
         ? `no workload rounds (systems: ${systems.join(', ')}); `
-        : `rounds: ${rounds} (alternating ${systems.join(', ')}), ${options.durationSec} s measured per workload (watch at least ${options.quick ? options.durationSec : 10} s) after ${options.warmupSec} s warm-up, ` +
+        : `rounds: ${rounds} (alternating ${systems.join(', ')}), ${options.durationSec} s measured per workload${longerRuns(options)} after ${options.warmupSec} s warm-up, ` +
           `${options.keys} keys and ${options.serverWarmupSec} s of unmeasured puts first, 256-byte values, medians over rounds; `) +
         (memoryPhases.length > 0 ? `memory phase: ${options.memoryKeys} keys in Txns of 100 puts on a fresh cluster, RSS after ${options.memorySettleSec} s; ` : '') +
         `↑ higher is better, ↓ lower is better; took ${report.elapsedSec} s`,
