@@ -83,9 +83,9 @@ function measuredSec(options: Options, scenario: Scenario): number {
   return options.quick ? options.durationSec : Math.max(options.durationSec, scenario.minDurationSec ?? 0);
 }
 
-/** " (watch 10 s)" for the scenarios measured longer than --duration, else "". */
-function longerRuns(options: Options): string {
-  const longer = SCENARIOS.filter((s) => measuredSec(options, s) > options.durationSec).map((s) => `${s.id} ${measuredSec(options, s)} s`);
+/** " (watch 10 s)" for the scenarios run that are measured longer than --duration, else "". */
+function longerRuns(options: Options, run: Scenario[]): string {
+  const longer = run.filter((s) => measuredSec(options, s) > options.durationSec).map((s) => `${s.id} ${measuredSec(options, s)} s`);
   return longer.length === 0 ? '' : ` (${longer.join(', ')})`;
 }
 
@@ -307,7 +307,7 @@ async function main(): Promise<void> {
     console.log(
       (rounds === 0
         ? `no workload rounds (systems: ${systems.join(', ')}); `
-        : `rounds: ${rounds} (alternating ${systems.join(', ')}), ${options.durationSec} s measured per workload${longerRuns(options)} after ${options.warmupSec} s warm-up, ` +
+        : `rounds: ${rounds} (alternating ${systems.join(', ')}), ${options.durationSec} s measured per workload${longerRuns(options, scenarios)} after ${options.warmupSec} s warm-up, ` +
           `${options.keys} keys and ${options.serverWarmupSec} s of unmeasured puts first, 256-byte values, medians over rounds; `) +
         (memoryPhases.length > 0 ? `memory phase: ${options.memoryKeys} keys in Txns of 100 puts on a fresh cluster, RSS after ${options.memorySettleSec} s; ` : '') +
         `↑ higher is better, ↓ lower is better; took ${report.elapsedSec} s`,
