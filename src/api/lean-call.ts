@@ -1,16 +1,18 @@
-// One gRPC call of the lean server on one HTTP/2 stream, dressed as the grpc-js call objects the
+// One gRPC call of the lean server on one HTTP/2 stream (src/http2), dressed as the grpc-js call objects the
 // service handlers use (ServerUnaryCall, ServerWritableStream, ServerDuplexStream): `request`,
 // `write(message, cb)` → false when HTTP/2 flow control holds the client back, 'drain', `end()`,
 // `emit('error', status)` to end with a status, `pause()`/`resume()` of reading (flow control on the
 // client), 'data'/'end' of client messages, 'cancelled' when the client leaves or the deadline passes,
 // 'close' when the stream is gone, `destroyed`, `writableEnded`.
 import { EventEmitter } from 'node:events';
-import { constants as h2 } from 'node:http2';
-import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import type { IncomingHttpHeaders } from 'node:http2';
+import type { Socket } from 'node:net';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
 import { gunzipSync, inflateSync } from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { encodeHeaderBlock, H2ErrorCode } from '../http2/index.ts';
+import type { H2Stream, HeaderMap } from '../http2/index.ts';
 import { assert, GrpcCode } from '../util/index.ts';
 import { callDeadlines, COARSE_AFTER_MS } from './deadlines.ts';
 import { EncodedMessage, encodeGrpcMessage, frameMessage, GrpcWireError, MessageDeframer } from './grpc-wire.ts';
@@ -57,10 +59,9 @@ export interface CallContext {
 
 /** grpc-go's answer to bytes that do not decode (grpc-js words it this way; tests match it). */
 export const DESERIALIZE_ERROR = 'Error deserializing request';
-const RESPONSE_HEADERS: OutgoingHttpHeaders = Object.freeze({ ':status': 200, 'content-type': 'application/grpc' });
-const OK_TRAILERS: OutgoingHttpHeaders = Object.freeze({ 'grpc-status': '0' });
-const RESPOND_STREAMING = Object.freeze({ waitForTrailers: true, sendDate: false });
-const RESPOND_END = Object.freeze({ endStream: true, sendDate: false });
+/** Header blocks that never change, HPACK-encoded once. */
+const RESPONSE_HEADERS = encodeHeaderBlock([[':status', '200'], ['content-type', 'application/grpc']]);
+const OK_TRAILERS = encodeHeaderBlock([['grpc-status', '0']]);
 const OK: CallStatus = Object.freeze({ code: GrpcCode.OK, details: '' });
 
 /** The status a handler's error stands for: grpc-js accepts {code, details} objects and Errors alike. */
@@ -72,22 +73,20 @@ export function statusOf(error: unknown): CallStatus {
   return { code: valid ? code : GrpcCode.UNKNOWN, details: text };
 }
 
-/** A trailers-only answer: headers carrying the status, stream ended. */
-export function statusHeaders(status: CallStatus): OutgoingHttpHeaders {
-  const headers: OutgoingHttpHeaders = {
-    ':status': 200,
-    'content-type': 'application/grpc',
-    'grpc-status': String(status.code),
-  };
-  if (status.details.length > 0) headers['grpc-message'] = encodeGrpcMessage(status.details);
-  return headers;
+function statusFields(status: CallStatus): [string, string][] {
+  const fields: [string, string][] = [['grpc-status', String(status.code)]];
+  if (status.details.length > 0) fields.push(['grpc-message', encodeGrpcMessage(status.details)]);
+  return fields;
 }
 
-function trailers(status: CallStatus): OutgoingHttpHeaders {
+/** A trailers-only answer's header block: headers carrying the status (the stream ends with it). */
+export function statusHeaders(status: CallStatus): Buffer {
+  return encodeHeaderBlock([[':status', '200'], ['content-type', 'application/grpc'], ...statusFields(status)]);
+}
+
+function trailers(status: CallStatus): Buffer {
   if (status.code === GrpcCode.OK && status.details.length === 0) return OK_TRAILERS;
-  const headers: OutgoingHttpHeaders = { 'grpc-status': String(status.code) };
-  if (status.details.length > 0) headers['grpc-message'] = encodeGrpcMessage(status.details);
-  return headers;
+  return encodeHeaderBlock(statusFields(status));
 }
 
 export class LeanCall extends EventEmitter implements FramesWriter {
@@ -100,12 +99,10 @@ export class LeanCall extends EventEmitter implements FramesWriter {
   private responded = false;
   /** A status was decided; nothing more is written. */
   private finished = false;
-  private pendingStatus: CallStatus = OK;
   private closed = false;
-  private clientEnded = false;
   /**
    * bidi: client messages held while the handler paused reading. Bounded by one DATA chunk's
-   * worth: pause() stops the stream, so no further chunk arrives until resume().
+   * worth: pause() stops the stream's delivery, so no further chunk arrives until resume().
    */
   private readonly queued: Received<unknown>[] = [];
   private paused = false;
@@ -117,8 +114,8 @@ export class LeanCall extends EventEmitter implements FramesWriter {
   private grpcMetadata: grpc.Metadata | null = null;
 
   constructor(
-    private readonly stream: ServerHttp2Stream,
-    private readonly headers: IncomingHttpHeaders,
+    private readonly stream: H2Stream,
+    private readonly headers: HeaderMap,
     private readonly method: LeanMethod,
     private readonly context: CallContext,
     private readonly encoding: 'identity' | 'gzip' | 'deflate',
@@ -126,11 +123,10 @@ export class LeanCall extends EventEmitter implements FramesWriter {
   ) {
     super();
     this.deframer = new MessageDeframer(context.maxReceiveMessageBytes);
-    stream.on('data', (chunk: Buffer) => this.onData(chunk));
-    stream.on('end', () => this.onClientEnd());
-    stream.on('close', () => this.onClose());
-    stream.on('error', (error) => context.logger.debug({ err: error, path: method.path }, 'gRPC stream error'));
-    if (method.kind !== 'unary') stream.on('drain', () => this.notify('drain'));
+    stream.onData = (chunk) => this.onData(chunk);
+    stream.onEnd = () => this.onClientEnd();
+    stream.onClose = () => this.onClose();
+    if (method.kind !== 'unary') stream.onDrain = () => this.notify('drain');
   }
 
   /** Starts the call: arms the deadline and, for bidi streams, runs the handler at once. */
@@ -157,13 +153,13 @@ export class LeanCall extends EventEmitter implements FramesWriter {
   }
 
   get metadata(): grpc.Metadata {
-    this.grpcMetadata ??= grpc.Metadata.fromHttp2Headers(this.headers);
+    this.grpcMetadata ??= grpc.Metadata.fromHttp2Headers(this.headers as IncomingHttpHeaders);
     return this.grpcMetadata;
   }
 
   getPeer(): string {
-    const socket = this.stream.session?.socket;
-    return socket === undefined ? 'unknown' : `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    const socket = this.stream.connection.socket as Partial<Socket>;
+    return `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
   }
 
   getDeadline(): number {
@@ -172,8 +168,8 @@ export class LeanCall extends EventEmitter implements FramesWriter {
 
   /** grpc-js's AuthContext: the client certificate of a TLS connection (with --client-cert-auth its CN is the etcd user). */
   getAuthContext(): { transportSecurityType?: string; sslPeerCertificate?: PeerCertificate } {
-    const socket = this.stream.session?.socket as Partial<TLSSocket> | undefined;
-    if (socket === undefined || typeof socket.getPeerCertificate !== 'function') return {};
+    const socket = this.stream.connection.socket as Partial<TLSSocket>;
+    if (typeof socket.getPeerCertificate !== 'function') return {};
     const certificate = socket.getPeerCertificate();
     const present = socket.authorized === true && certificate !== null && Object.keys(certificate).length > 0;
     return { transportSecurityType: 'ssl', sslPeerCertificate: present ? certificate : undefined };
@@ -187,9 +183,9 @@ export class LeanCall extends EventEmitter implements FramesWriter {
     return this.gone;
   }
 
-  /** The stream can take nothing more ('close' comes a tick after Node destroys a stream). */
+  /** The stream can take nothing more. */
   private get gone(): boolean {
-    return this.closed || this.stream.destroyed || this.stream.closed;
+    return this.closed || this.stream.closed;
   }
 
   get writableEnded(): boolean {
@@ -258,7 +254,8 @@ export class LeanCall extends EventEmitter implements FramesWriter {
     this.clearTimer();
     this.guarded('answer', () => {
       this.respondOnce();
-      this.stream.end(frame);
+      this.stream.write(frame);
+      this.stream.end(OK_TRAILERS);
     });
   }
 
@@ -310,7 +307,6 @@ export class LeanCall extends EventEmitter implements FramesWriter {
   }
 
   private onClientEnd(): void {
-    this.clientEnded = true;
     if (this.finished || this.gone) return;
     if (!this.deframer.idle) {
       return this.sendStatus({ code: GrpcCode.INTERNAL, details: 'grpc: the client ended the stream inside a message' });
@@ -323,7 +319,7 @@ export class LeanCall extends EventEmitter implements FramesWriter {
   }
 
   private maybeEmitEnd(): void {
-    if (!this.clientEnded || this.endEmitted || this.paused || this.queued.length > 0 || this.closed) return;
+    if (!this.stream.remoteEnded || this.endEmitted || this.paused || this.queued.length > 0 || this.closed) return;
     this.endEmitted = true;
     this.notify('end');
   }
@@ -384,28 +380,25 @@ export class LeanCall extends EventEmitter implements FramesWriter {
   private respondOnce(): void {
     if (this.responded) return;
     this.responded = true;
-    this.stream.respond(RESPONSE_HEADERS, RESPOND_STREAMING);
-    this.stream.once('wantTrailers', () => {
-      if (this.gone) return;
-      this.guarded('trailers', () => this.stream.sendTrailers(trailers(this.pendingStatus)));
-      // Node sends trailers from a setImmediate; a reset queued now would overtake them.
-      if (!this.clientEnded) setImmediate(() => this.stopClient());
-    });
+    this.stream.respond(RESPONSE_HEADERS);
   }
 
-  /** Ends the call with `status`: trailers after the data sent, or a trailers-only answer. */
+  /**
+   * Ends the call with `status`: trailers after the data sent, or a trailers-only answer. Like
+   * grpc-go, a client that has not ended its side (a stream, or an oversized message still
+   * arriving) is then told to stop with RST_STREAM(NO_ERROR); the HTTP/2 layer does that once the
+   * trailers are out.
+   */
   sendStatus(status: CallStatus): void {
     if (this.finished || this.gone) return;
     this.finished = true;
     this.clearTimer();
     this.guarded('status', () => {
       if (this.responded) {
-        this.pendingStatus = status; // sent as trailers on 'wantTrailers', after the data
-        this.stream.end();
+        this.stream.end(trailers(status));
       } else {
         this.responded = true;
-        this.stream.respond(statusHeaders(status), RESPOND_END);
-        this.stopClient();
+        this.stream.respond(statusHeaders(status), true);
       }
     });
   }
@@ -416,17 +409,8 @@ export class LeanCall extends EventEmitter implements FramesWriter {
       step();
     } catch (error) {
       this.context.logger.debug({ err: error, path: this.method.path }, `gRPC ${what} failed; resetting the stream`);
-      this.stream.destroy();
+      this.stream.reset(H2ErrorCode.INTERNAL_ERROR);
     }
-  }
-
-  /**
-   * Like grpc-go: once the status is out, a client that has not ended its side (a stream, or an
-   * oversized message still arriving) is told to stop with RST_STREAM(NO_ERROR), so the stream
-   * does not stay half-open on a client that never closes it.
-   */
-  private stopClient(): void {
-    if (!this.clientEnded && !this.stream.closed && !this.stream.destroyed) this.stream.close(h2.NGHTTP2_NO_ERROR);
   }
 
   private clearTimer(): void {

@@ -1,12 +1,13 @@
-// A lean gRPC server on node:http2, wire-compatible with grpc-go clients, in place of grpc-js (which
+// A lean gRPC server on our own HTTP/2 (src/http2), wire-compatible with grpc-go clients, in place of grpc-js (which
 // costs about twice the CPU per call; docs/BENCHMARKS.md). It takes the same service definitions and
 // handlers as grpc.Server (the handlers see grpc-js-like call objects, lean-call.ts), decodes and
 // encodes the hot messages with the hand-written codecs of fast-codec.ts and the rest with
 // protobufjs, and takes connections from ClientListener as grpc-js's connection injector does.
-import * as http2 from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { encodeHeaderBlock, H2Connection } from '../http2/index.ts';
+import type { H2Stream, HeaderMap } from '../http2/index.ts';
 import { assert, GrpcCode } from '../util/index.ts';
 import { FAST_CODECS } from './fast-codec.ts';
 import { frameMessage, isGrpcContentType, parseGrpcTimeout } from './grpc-wire.ts';
@@ -27,15 +28,18 @@ export interface LeanServerOptions {
 export const DEFAULT_MAX_CONCURRENT_STREAMS = 10_000;
 /** Connection-level receive window: request data is consumed at once, so this only saves WINDOW_UPDATE round trips. */
 const CONNECTION_WINDOW_BYTES = 1024 * 1024;
+/** Per-stream receive window: what a paused watch stream may buffer, and how far a large put runs ahead of the server. */
+const STREAM_WINDOW_BYTES = 1024 * 1024;
 const SUPPORTED_ENCODINGS = new Set(['identity', 'gzip', 'deflate']);
 type Encoding = 'identity' | 'gzip' | 'deflate';
 
 export class LeanGrpcServer implements grpc.ConnectionInjector {
-  private readonly http2: http2.Http2Server;
   private readonly methods = new Map<string, LeanMethod>();
   /** Service names with at least one method registered (for grpc-go's "unknown service" wording). */
   private readonly services = new Set<string>();
-  private readonly sessions = new Set<http2.ServerHttp2Session>();
+  private readonly sessions = new Set<H2Connection>();
+  /** Called back once each connection has closed (tryShutdown). */
+  private readonly closeWaiters = new Map<H2Connection, (() => void)[]>();
   private readonly logger: Logger;
   private shuttingDown = false;
 
@@ -45,18 +49,6 @@ export class LeanGrpcServer implements grpc.ConnectionInjector {
       'maxReceiveMessageBytes is a positive integer',
     );
     this.logger = options.logger;
-    this.http2 = http2.createServer({
-      // grpc-js's choices: Node's session memory cap degrades badly when reached, and long error
-      // messages must fit in a trailer block.
-      maxSessionMemory: Number.MAX_SAFE_INTEGER,
-      maxSendHeaderBlockLength: Number.MAX_SAFE_INTEGER,
-      settings: {
-        maxConcurrentStreams: options.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS,
-        enablePush: false,
-      },
-    });
-    this.http2.on('session', (session) => this.onSession(session));
-    this.http2.on('stream', (stream, headers) => this.onStream(stream, headers));
   }
 
   /** grpc.Server.addService's contract: unimplemented methods answer UNIMPLEMENTED. */
@@ -99,7 +91,20 @@ export class LeanGrpcServer implements grpc.ConnectionInjector {
       connection.destroy();
       return;
     }
-    this.http2.emit('connection', connection);
+    const session = new H2Connection(connection, {
+      role: 'server',
+      maxConcurrentStreams: this.options.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS,
+      streamWindowBytes: STREAM_WINDOW_BYTES,
+      connectionWindowBytes: CONNECTION_WINDOW_BYTES,
+      onStream: (stream) => this.onStream(stream, stream.headers),
+      onError: (error) => this.logger.debug({ err: error }, 'gRPC connection error'),
+      onClose: () => {
+        this.sessions.delete(session);
+        for (const callback of this.closeWaiters.get(session) ?? []) callback();
+        this.closeWaiters.delete(session);
+      },
+    });
+    this.sessions.add(session);
   }
 
   /** GOAWAY to every connection; open calls may finish for `graceTimeMs`, then connections are cut. */
@@ -124,12 +129,13 @@ export class LeanGrpcServer implements grpc.ConnectionInjector {
     }
     let open = this.sessions.size;
     for (const session of this.sessions) {
-      // 'close', not close()'s callback: a session already closing would never call it back.
-      session.once('close', () => {
+      const waiters = this.closeWaiters.get(session) ?? [];
+      waiters.push(() => {
         open -= 1;
         if (open === 0) callback();
       });
-      if (!session.closed) session.close();
+      this.closeWaiters.set(session, waiters);
+      session.close();
     }
   }
 
@@ -144,31 +150,17 @@ export class LeanGrpcServer implements grpc.ConnectionInjector {
     return this.sessions.size;
   }
 
-  private onSession(session: http2.ServerHttp2Session): void {
-    if (this.shuttingDown) {
-      session.destroy();
-      return;
-    }
-    this.sessions.add(session);
-    session.once('close', () => this.sessions.delete(session));
-    session.on('error', (error) => this.logger.debug({ err: error }, 'gRPC connection error'));
-    try {
-      session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
-    } catch (error) {
-      this.logger.debug({ err: error }, 'could not raise the connection window');
-    }
-  }
-
-  private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
-    const contentType = headers['content-type'];
+  private onStream(stream: H2Stream, headers: HeaderMap): void {
+    const contentTypeHeader = headers['content-type'];
+    const contentType = typeof contentTypeHeader === 'string' ? contentTypeHeader : undefined;
     if (!isGrpcContentType(contentType)) {
       // grpc-go answers a non-gRPC request on its port with HTTP 415.
-      return refuse(stream, { ':status': 415, 'content-type': 'text/plain' }, `invalid gRPC request content-type "${contentType ?? ''}"`);
+      return refuse(stream, '415', `invalid gRPC request content-type "${contentType ?? ''}"`);
     }
     if (headers[':method'] !== 'POST') {
-      return refuse(stream, { ':status': 405, 'content-type': 'text/plain' }, 'gRPC requires POST');
+      return refuse(stream, '405', 'gRPC requires POST');
     }
-    const path = headers[':path'] ?? '';
+    const path = String(headers[':path'] ?? '');
     const method = this.methods.get(path);
     if (method === undefined) return this.answerStatus(stream, unimplemented(path, this.services));
     const timeoutMs = parseGrpcTimeout(headers['grpc-timeout']);
@@ -189,18 +181,16 @@ export class LeanGrpcServer implements grpc.ConnectionInjector {
   }
 
   /** A trailers-only answer to a stream that gets no call; a client still sending is reset after it. */
-  private answerStatus(stream: http2.ServerHttp2Stream, status: CallStatus): void {
-    stream.on('error', (error) => this.logger.debug({ err: error }, 'gRPC stream error'));
-    stream.respond(statusHeaders(status), { endStream: true });
-    if (!stream.closed && !stream.readableEnded) stream.close(http2.constants.NGHTTP2_NO_ERROR);
+  private answerStatus(stream: H2Stream, status: CallStatus): void {
+    stream.respond(statusHeaders(status), true);
   }
 }
 
-function refuse(stream: http2.ServerHttp2Stream, headers: http2.OutgoingHttpHeaders, text: string): void {
-  stream.on('error', () => {});
-  stream.respond(headers);
-  stream.end(text);
-  if (!stream.closed && !stream.readableEnded) stream.close(http2.constants.NGHTTP2_NO_ERROR);
+/** A plain-HTTP answer (not gRPC) to a request that is not a gRPC call. */
+function refuse(stream: H2Stream, status: string, text: string): void {
+  stream.respond(encodeHeaderBlock([[':status', status], ['content-type', 'text/plain']]));
+  stream.write(Buffer.from(text));
+  stream.end();
 }
 
 /** `/pkg.Service/Method` → `pkg.Service`. */

@@ -1,11 +1,12 @@
-// A lean gRPC client over node:http2 for the load generator: one HTTP/2 session per connection,
-// gRPC's 5-byte message framing done by hand, status from the trailers. It does only what the
-// benchmark needs (unary calls and bidi streams of raw protobuf bytes) and costs the client less
-// CPU per call than grpc-js (measured in docs/BENCHMARKS.md), which leaves more of a small machine
-// to the servers under test.
-import { connect, constants } from 'node:http2';
-import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders } from 'node:http2';
+// A lean gRPC client over our own HTTP/2 (src/http2) for the load generator: one HTTP/2
+// connection per RpcConnection, gRPC's 5-byte message framing done by hand, status from the
+// trailers. It does only what the benchmark needs (unary calls and bidi streams of raw protobuf
+// bytes) and costs the client less CPU per call than grpc-js or node:http2 (measured in
+// docs/BENCHMARKS.md), which leaves more of a small machine to the servers under test.
+import { connect } from 'node:net';
 import { EventEmitter } from 'node:events';
+import { encodeHeaderBlock, H2Connection as Http2Connection, H2ErrorCode } from '../http2/index.ts';
+import type { H2Stream, HeaderFields } from '../http2/index.ts';
 import { assert } from '../util/index.ts';
 import type { DuplexStream, RpcConnection } from './rpc-error.ts';
 import { RpcError } from './rpc-error.ts';
@@ -52,70 +53,100 @@ class MessageReader {
   }
 }
 
-function statusOf(headers: IncomingHttpHeaders): { code: number; details: string } | null {
-  const raw = headers['grpc-status'];
-  if (raw === undefined) return null;
-  const message = headers['grpc-message'];
-  const details = typeof message === 'string' ? decodeURIComponent(message) : '';
-  return { code: Number(raw), details };
+interface Status {
+  code: number;
+  details: string;
+}
+
+/** The gRPC status a header block carries (trailers, or a trailers-only response), or null. */
+function statusOf(fields: HeaderFields | null): Status | null {
+  if (fields === null) return null;
+  let code: number | null = null;
+  let details = '';
+  for (const [name, value] of fields) {
+    if (name === 'grpc-status') code = Number(value);
+    else if (name === 'grpc-message') details = decodeURIComponent(value);
+  }
+  return code === null ? null : { code, details };
+}
+
+/** Why a stream ended without a status: its reset code, and a deadline when one was set. */
+function statusOfClosed(stream: H2Stream, code: number, timeoutMs: number | null): Status {
+  const status = statusOf(stream.trailers);
+  if (status !== null) return status;
+  if (code === H2ErrorCode.CANCEL && timeoutMs !== null) return { code: GRPC_STATUS_DEADLINE_EXCEEDED, details: 'deadline exceeded' };
+  const unavailable = code === H2ErrorCode.CANCEL || code === H2ErrorCode.REFUSED_STREAM;
+  return { code: unavailable ? GRPC_STATUS_UNAVAILABLE : GRPC_STATUS_UNKNOWN, details: `stream closed (code ${code}) without a status` };
 }
 
 export class H2Connection implements RpcConnection {
-  private session: ClientHttp2Session | null = null;
-  private readonly headersFor = new Map<string, Record<string, string>>();
+  private connection: Http2Connection | null = null;
+  private connected: Promise<void> | null = null;
+  private readonly blockFor = new Map<string, Buffer>();
 
   constructor(readonly endpoint: string) {}
 
-  private open(): ClientHttp2Session {
-    if (this.session !== null && !this.session.closed && !this.session.destroyed) return this.session;
-    const session = connect(`http://${this.endpoint}`, {
-      settings: { initialWindowSize: WINDOW_BYTES, enablePush: false },
+  private open(): Http2Connection {
+    if (this.connection !== null && !this.connection.isDraining) return this.connection;
+    const colon = this.endpoint.lastIndexOf(':');
+    const host = this.endpoint.slice(0, colon).replace(/^\[|\]$/g, '');
+    const socket = connect(Number(this.endpoint.slice(colon + 1)), host);
+    const connection = new Http2Connection(socket, {
+      role: 'client',
+      streamWindowBytes: WINDOW_BYTES,
+      connectionWindowBytes: WINDOW_BYTES,
+      onClose: () => {
+        if (this.connection === connection) this.connection = null;
+      },
     });
-    session.on('error', () => {});
-    session.on('connect', () => session.setLocalWindowSize(WINDOW_BYTES));
-    session.on('close', () => {
-      if (this.session === session) this.session = null;
+    this.connected = new Promise((resolve, reject) => {
+      socket.once('connect', () => resolve());
+      socket.once('error', (error) => reject(new Error(`${this.endpoint}: ${error.message}`)));
     });
-    this.session = session;
-    return session;
+    this.connected.catch(() => {});
+    this.connection = connection;
+    return connection;
   }
 
   waitReady(timeoutMs: number): Promise<void> {
-    const session = this.open();
-    if (!session.connecting) return Promise.resolve();
+    this.open();
+    const connected = this.connected as Promise<void>;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${this.endpoint}: not connected within ${timeoutMs} ms`)), timeoutMs);
-      session.once('connect', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      session.once('error', (error) => {
-        clearTimeout(timer);
-        reject(new Error(`${this.endpoint}: ${error.message}`));
-      });
+      connected.then(
+        () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        (error: Error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      );
     });
   }
 
-  private request(path: string, timeoutMs: number | null): ClientHttp2Stream {
-    let headers = this.headersFor.get(path);
-    if (headers === undefined) {
-      headers = {
-        ':method': 'POST',
-        ':path': path,
-        ':scheme': 'http',
-        'content-type': 'application/grpc',
-        te: 'trailers',
-      };
-      this.headersFor.set(path, headers);
+  private request(path: string, timeoutMs: number | null): H2Stream {
+    let block = this.blockFor.get(path);
+    if (block === undefined) {
+      block = encodeHeaderBlock([
+        [':method', 'POST'],
+        [':scheme', 'http'],
+        [':path', path],
+        [':authority', this.endpoint],
+        ['content-type', 'application/grpc'],
+        ['te', 'trailers'],
+      ]);
+      this.blockFor.set(path, block);
     }
-    if (timeoutMs !== null) headers = { ...headers, 'grpc-timeout': `${Math.max(1, Math.round(timeoutMs))}m` };
-    return this.open().request(headers, { endStream: false });
+    if (timeoutMs !== null) block = Buffer.concat([block, encodeHeaderBlock([['grpc-timeout', `${Math.max(1, Math.round(timeoutMs))}m`]])]);
+    return this.open().request(block);
   }
 
   /** One unary call; resolves to the response message. */
   unary(path: string, request: Buffer, timeoutMs: number | null): Promise<Buffer> {
     return new Promise((resolve, reject) => {
-      let stream: ClientHttp2Stream;
+      let stream: H2Stream;
       try {
         stream = this.request(path, timeoutMs);
       } catch (error) {
@@ -123,27 +154,24 @@ export class H2Connection implements RpcConnection {
         return;
       }
       let response: Buffer | null = null;
-      let status: { code: number; details: string } | null = null;
+      let failure: Status | null = null;
       const reader = new MessageReader();
-      stream.on('response', (headers) => (status = statusOf(headers)));
-      stream.on('trailers', (trailers) => (status = statusOf(trailers)));
-      stream.on('data', (chunk: Buffer) => {
+      stream.onData = (chunk) => {
         try {
           reader.push(chunk, (message) => (response = message));
         } catch (error) {
-          status = { code: (error as RpcError).code, details: (error as Error).message };
-          stream.close(constants.NGHTTP2_CANCEL);
+          failure = { code: (error as RpcError).code, details: (error as Error).message };
+          stream.reset(H2ErrorCode.CANCEL);
         }
-      });
-      stream.on('error', () => {});
-      stream.on('close', () => {
-        const final: { code: number; details: string } | null = status;
-        if (final !== null && final.code !== GRPC_STATUS_OK) reject(new RpcError(final.code, final.details));
-        else if (final !== null && response !== null) resolve(response);
-        else if (stream.rstCode === constants.NGHTTP2_CANCEL && timeoutMs !== null) reject(new RpcError(GRPC_STATUS_DEADLINE_EXCEEDED, 'deadline exceeded'));
-        else reject(new RpcError(final === null ? GRPC_STATUS_UNAVAILABLE : GRPC_STATUS_UNKNOWN, `stream closed (rst code ${stream.rstCode}) without a response`));
-      });
-      stream.end(frame(request));
+      };
+      stream.onClose = (code) => {
+        const status = failure ?? statusOfClosed(stream, code, timeoutMs);
+        if (status.code !== GRPC_STATUS_OK) reject(new RpcError(status.code, status.details));
+        else if (response !== null) resolve(response);
+        else reject(new RpcError(GRPC_STATUS_UNKNOWN, 'OK status without a response message'));
+      };
+      stream.write(frame(request));
+      stream.end();
     });
   }
 
@@ -153,29 +181,25 @@ export class H2Connection implements RpcConnection {
   }
 
   close(): void {
-    this.session?.close();
-    this.session = null;
+    this.connection?.close();
+    this.connection = null;
   }
 }
 
 /** Duplex gRPC stream with the same surface the workloads use from grpc-js's ClientDuplexStream. */
 export class H2BidiStream extends EventEmitter implements DuplexStream {
-  private status: { code: number; details: string } | null = null;
   private canceled = false;
 
-  constructor(private readonly stream: ClientHttp2Stream) {
+  constructor(private readonly stream: H2Stream) {
     super();
     const reader = new MessageReader();
-    stream.on('response', (headers) => (this.status = statusOf(headers)));
-    stream.on('trailers', (trailers) => (this.status = statusOf(trailers)));
-    stream.on('data', (chunk: Buffer) => reader.push(chunk, (message) => this.emit('data', message)));
-    stream.on('error', () => {});
-    stream.on('close', () => {
+    stream.onData = (chunk) => reader.push(chunk, (message) => this.emit('data', message));
+    stream.onClose = (code) => {
       if (this.canceled) return;
-      const status = this.status ?? { code: GRPC_STATUS_UNAVAILABLE, details: `stream reset (code ${stream.rstCode})` };
+      const status = statusOfClosed(stream, code, null);
       if (status.code === GRPC_STATUS_OK) this.emit('end');
       else this.emit('error', Object.assign(new Error(status.details), { code: status.code, details: status.details }));
-    });
+    };
   }
 
   write(message: Buffer): boolean {
@@ -184,11 +208,11 @@ export class H2BidiStream extends EventEmitter implements DuplexStream {
   }
 
   end(): void {
-    if (!this.stream.closed) this.stream.end();
+    this.stream.end();
   }
 
   cancel(): void {
     this.canceled = true;
-    if (!this.stream.closed) this.stream.close(constants.NGHTTP2_CANCEL);
+    this.stream.reset(H2ErrorCode.CANCEL);
   }
 }

@@ -1,0 +1,283 @@
+// The HTTP/2 layer against node:http2 (nghttp2) as the peer on loopback: HPACK with Huffman and the
+// dynamic table, flow control both ways, trailers, pause/resume, refused streams, malformed input.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as http2 from 'node:http2';
+import * as net from 'node:net';
+import { createRequire } from 'node:module';
+import { randomBytes } from 'node:crypto';
+import { encodeHeaderBlock, H2Connection, HPACK_STATIC_TABLE, HpackDecoder, HpackError, HeaderListTooLarge } from '../../src/http2/index.ts';
+import type { H2ConnectionOptions, H2Stream } from '../../src/http2/index.ts';
+
+async function withServer(
+  onStream: (stream: H2Stream) => void,
+  body: (port: number) => Promise<void>,
+  options: Partial<H2ConnectionOptions> = {},
+): Promise<void> {
+  const connections = new Set<H2Connection>();
+  const server = net.createServer((socket) => {
+    const connection = new H2Connection(socket, { role: 'server', onStream, ...options });
+    connections.add(connection);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    await body((server.address() as net.AddressInfo).port);
+  } finally {
+    for (const connection of connections) connection.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
+
+/** Echoes the request body back with trailers naming its size and a header from the request. */
+function echo(stream: H2Stream): void {
+  const chunks: Buffer[] = [];
+  stream.onData = (chunk) => chunks.push(Buffer.from(chunk));
+  stream.onEnd = () => {
+    const body = Buffer.concat(chunks);
+    stream.respond(encodeHeaderBlock([[':status', '200'], ['content-type', 'application/grpc'], ['x-echo', String(stream.headers['x-tag'] ?? '')]]));
+    stream.write(body);
+    stream.end(encodeHeaderBlock([['grpc-status', '0'], ['x-bytes', String(body.length)]]));
+  };
+}
+
+function nodeRequest(session: http2.ClientHttp2Session, headers: http2.OutgoingHttpHeaders, body: Buffer) {
+  return new Promise<{ headers: http2.IncomingHttpHeaders; trailers: http2.IncomingHttpHeaders; body: Buffer }>((resolve, reject) => {
+    const request = session.request({ ':method': 'POST', ':path': '/echo', ...headers });
+    const chunks: Buffer[] = [];
+    let responseHeaders: http2.IncomingHttpHeaders = {};
+    let trailers: http2.IncomingHttpHeaders = {};
+    request.on('response', (h) => (responseHeaders = h));
+    request.on('trailers', (t) => (trailers = t));
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.on('end', () => resolve({ headers: responseHeaders, trailers, body: Buffer.concat(chunks) }));
+    request.on('error', reject);
+    request.end(body);
+  });
+}
+
+test('node:http2 clients get answers: headers through Huffman and the dynamic table, bodies past every window', async () => {
+  await withServer(echo, async (port) => {
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    try {
+      for (let i = 0; i < 50; i++) {
+        const tag = `tag-${i}-${'x'.repeat(i * 7)}`;
+        const result = await nodeRequest(session, { 'x-tag': tag, 'user-agent': 'test/1.0' }, Buffer.from(`hello ${i}`));
+        assert.equal(result.headers['x-echo'], tag);
+        assert.equal(result.body.toString(), `hello ${i}`);
+        assert.equal(result.trailers['x-bytes'], String(`hello ${i}`.length));
+      }
+      const big = randomBytes(5 * 1024 * 1024 + 123);
+      const parallel = await Promise.all([0, 1, 2].map(() => nodeRequest(session, { 'x-tag': 'big' }, big)));
+      for (const result of parallel) {
+        assert.ok(result.body.equals(big));
+        assert.equal(result.trailers['x-bytes'], String(big.length));
+      }
+    } finally {
+      session.close();
+    }
+  });
+});
+
+test('the client side talks to a node:http2 server: trailers, a large response, many streams at once', async () => {
+  const server = http2.createServer();
+  server.on('stream', (stream, headers) => {
+    const size = Number(headers['x-size'] ?? 0);
+    const chunks: Buffer[] = [];
+    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+    stream.on('end', () => {
+      stream.respond({ ':status': 200, 'x-request-bytes': String(Buffer.concat(chunks).length) }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0', 'grpc-message': 'done' }));
+      stream.end(Buffer.alloc(size, 7));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  const socket = net.connect(port, '127.0.0.1');
+  const connection = new H2Connection(socket, { role: 'client' });
+  const call = (size: number, body: Buffer) =>
+    new Promise<{ status: string; trailers: Map<string, string>; bytes: number }>((resolve, reject) => {
+      const stream = connection.request(
+        encodeHeaderBlock([[':method', 'POST'], [':scheme', 'http'], [':path', '/x'], [':authority', 'localhost'], ['x-size', String(size)]]),
+      );
+      let bytes = 0;
+      stream.onData = (chunk) => {
+        bytes += chunk.length;
+      };
+      stream.onClose = (code) => {
+        if (code !== 0) return reject(new Error(`stream closed with ${code}`));
+        resolve({ status: String(stream.headers[':status']), trailers: new Map(stream.trailers ?? []), bytes });
+      };
+      stream.write(body);
+      stream.end();
+    });
+  try {
+    const small = await call(10, Buffer.from('abc'));
+    assert.equal(small.status, '200');
+    assert.equal(small.trailers.get('grpc-message'), 'done');
+    assert.equal(small.bytes, 10);
+    const large = await call(20 * 1024 * 1024, randomBytes(3 * 1024 * 1024));
+    assert.equal(large.bytes, 20 * 1024 * 1024);
+    const many = await Promise.all(Array.from({ length: 200 }, (_, i) => call(i * 100, Buffer.alloc(i))));
+    many.forEach((result, i) => assert.equal(result.bytes, i * 100));
+  } finally {
+    connection.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+});
+
+test('a paused stream holds data within its window and delivers all of it on resume', async () => {
+  let paused: H2Stream | null = null;
+  let received = 0;
+  let ended = false;
+  await withServer(
+    (stream) => {
+      paused = stream;
+      stream.pause();
+      stream.onData = (chunk) => (received += chunk.length);
+      stream.onEnd = () => {
+        ended = true;
+        stream.respond(encodeHeaderBlock([[':status', '200']]));
+        stream.end(encodeHeaderBlock([['grpc-status', '0']]));
+      };
+    },
+    async (port) => {
+      const session = http2.connect(`http://127.0.0.1:${port}`);
+      try {
+        const body = randomBytes(1024 * 1024);
+        const done = nodeRequest(session, {}, body);
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        assert.equal(received, 0, 'nothing is delivered while paused');
+        assert.equal(ended, false);
+        assert.ok(paused !== null);
+        (paused as H2Stream).resume();
+        await done;
+        assert.equal(received, body.length);
+        assert.equal(ended, true);
+      } finally {
+        session.close();
+      }
+    },
+    { streamWindowBytes: 64 * 1024 },
+  );
+});
+
+/** The frames a raw socket received until it closed or `until` saw what it wanted. */
+function readFrames(socket: net.Socket, until: (frames: { type: number; flags: number; id: number; payload: Buffer }[]) => boolean) {
+  return new Promise<{ type: number; flags: number; id: number; payload: Buffer }[]>((resolve) => {
+    let bytes = Buffer.alloc(0);
+    const frames: { type: number; flags: number; id: number; payload: Buffer }[] = [];
+    const done = () => resolve(frames);
+    socket.on('data', (chunk: Buffer) => {
+      bytes = Buffer.concat([bytes, chunk]);
+      while (bytes.length >= 9 && bytes.length >= 9 + bytes.readUIntBE(0, 3)) {
+        const length = bytes.readUIntBE(0, 3);
+        frames.push({ type: bytes[3], flags: bytes[4], id: bytes.readUInt32BE(5), payload: bytes.subarray(9, 9 + length) });
+        bytes = bytes.subarray(9 + length);
+      }
+      if (until(frames)) done();
+    });
+    socket.on('close', done);
+  });
+}
+
+function rawFrame(type: number, flags: number, id: number, payload: Buffer): Buffer {
+  const header = Buffer.alloc(9);
+  header.writeUIntBE(payload.length, 0, 3);
+  header[3] = type;
+  header[4] = flags;
+  header.writeUInt32BE(id, 5);
+  return Buffer.concat([header, payload]);
+}
+
+test('streams past SETTINGS_MAX_CONCURRENT_STREAMS are refused, and the connection goes on', async () => {
+  const open: H2Stream[] = [];
+  await withServer(
+    (stream) => open.push(stream),
+    async (port) => {
+      const socket = net.connect(port, '127.0.0.1');
+      try {
+        const request = encodeHeaderBlock([[':method', 'POST'], [':scheme', 'http'], [':path', '/a'], [':authority', 'x']]);
+        const frames = readFrames(socket, (seen) => seen.some((f) => f.type === 3));
+        socket.write(
+          Buffer.concat([
+            Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'),
+            rawFrame(4, 0, 0, Buffer.alloc(0)),
+            rawFrame(1, 4, 1, request),
+            rawFrame(1, 4, 3, request),
+          ]),
+        );
+        const reset = (await frames).find((f) => f.type === 3);
+        assert.ok(reset !== undefined, 'a RST_STREAM came back');
+        assert.equal(reset.id, 3);
+        assert.equal(reset.payload.readUInt32BE(0), http2.constants.NGHTTP2_REFUSED_STREAM);
+        assert.equal(open.length, 1);
+        assert.equal(open[0].id, 1);
+      } finally {
+        socket.destroy();
+      }
+    },
+    { maxConcurrentStreams: 1 },
+  );
+});
+
+test('malformed input closes that connection with GOAWAY and nothing else', async () => {
+  let streams = 0;
+  await withServer(
+    (stream) => {
+      streams++;
+      echo(stream);
+    },
+    async (port) => {
+      for (const garbage of [
+        Buffer.from('PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n'),
+        Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), Buffer.from([0, 0, 4, 1, 5, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff])]),
+        Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), Buffer.from([0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0])]),
+      ]) {
+        const socket = net.connect(port, '127.0.0.1');
+        const received: Buffer[] = [];
+        socket.on('data', (chunk: Buffer) => received.push(chunk));
+        socket.write(garbage);
+        await new Promise<void>((resolve) => socket.on('close', () => resolve()));
+        const bytes = Buffer.concat(received);
+        let at = 0;
+        let sawGoaway = false;
+        while (at + 9 <= bytes.length) {
+          const length = bytes.readUIntBE(at, 3);
+          if (bytes[at + 3] === 7) sawGoaway = true;
+          at += 9 + length;
+        }
+        assert.ok(sawGoaway, 'the server says GOAWAY before closing');
+      }
+      const session = http2.connect(`http://127.0.0.1:${port}`);
+      try {
+        const result = await nodeRequest(session, {}, Buffer.from('still up'));
+        assert.equal(result.body.toString(), 'still up');
+        assert.equal(streams, 1);
+      } finally {
+        session.close();
+      }
+    },
+  );
+});
+
+test('HPACK: the static table matches hpack.js, and random blocks fail only with HPACK errors', () => {
+  const require = createRequire(import.meta.url);
+  const reference = (require('hpack.js/lib/hpack/static-table.js') as { table: { name: string; value: string }[] }).table;
+  assert.equal(HPACK_STATIC_TABLE.length, 61);
+  HPACK_STATIC_TABLE.forEach(([name, value], i) => {
+    assert.equal(reference[i].name, name);
+    assert.equal(reference[i].value, value);
+  });
+  const decoder = new HpackDecoder();
+  for (let i = 0; i < 5000; i++) {
+    try {
+      decoder.decode(randomBytes(1 + (i % 40)), 1 << 20);
+    } catch (error) {
+      assert.ok(error instanceof HpackError || error instanceof HeaderListTooLarge, String(error));
+    }
+  }
+  const fresh = new HpackDecoder();
+  const block = encodeHeaderBlock([[':status', '200'], ['content-type', 'application/grpc'], ['grpc-status', '0'], ['x-long', 'y'.repeat(300)]]);
+  assert.deepEqual(fresh.decode(block, 1 << 20), [[':status', '200'], ['content-type', 'application/grpc'], ['grpc-status', '0'], ['x-long', 'y'.repeat(300)]]);
+  assert.throws(() => fresh.decode(block, 100), HeaderListTooLarge);
+});
