@@ -100,6 +100,7 @@ export class LeanCall extends EventEmitter implements FramesWriter {
   /** A status was decided; nothing more is written. */
   private finished = false;
   private closed = false;
+  private clientEnded = false;
   /**
    * bidi: client messages held while the handler paused reading. Bounded by one DATA chunk's
    * worth: pause() stops the stream's delivery, so no further chunk arrives until resume().
@@ -231,7 +232,13 @@ export class LeanCall extends EventEmitter implements FramesWriter {
   resume(): this {
     if (!this.paused) return this;
     this.paused = false;
-    while (this.queued.length > 0 && !this.paused && !this.closed) this.emit('data', this.queued.shift());
+    while (this.queued.length > 0 && !this.paused && !this.closed) {
+      try {
+        this.emit('data', this.queued.shift());
+      } catch (error) {
+        this.failInternal(error, "gRPC 'data' listener threw");
+      }
+    }
     if (!this.paused) {
       this.stream.resume();
       this.maybeEmitEnd();
@@ -307,6 +314,7 @@ export class LeanCall extends EventEmitter implements FramesWriter {
   }
 
   private onClientEnd(): void {
+    this.clientEnded = true;
     if (this.finished || this.gone) return;
     if (!this.deframer.idle) {
       return this.sendStatus({ code: GrpcCode.INTERNAL, details: 'grpc: the client ended the stream inside a message' });
@@ -319,7 +327,7 @@ export class LeanCall extends EventEmitter implements FramesWriter {
   }
 
   private maybeEmitEnd(): void {
-    if (!this.stream.remoteEnded || this.endEmitted || this.paused || this.queued.length > 0 || this.closed) return;
+    if (!this.clientEnded || this.endEmitted || this.paused || this.queued.length > 0 || this.closed) return;
     this.endEmitted = true;
     this.notify('end');
   }
@@ -345,9 +353,10 @@ export class LeanCall extends EventEmitter implements FramesWriter {
   private onDeadline(): void {
     this.timer = null;
     if (this.finished || this.gone) return;
-    this.sendStatus({ code: GrpcCode.DEADLINE_EXCEEDED, details: 'Deadline exceeded' });
+    // 'cancelled' before the status: sending it may close the stream, and 'close' comes last.
     this.cancelled = true;
     this.notify('cancelled');
+    this.sendStatus({ code: GrpcCode.DEADLINE_EXCEEDED, details: 'Deadline exceeded' });
   }
 
   // ---- answering ----

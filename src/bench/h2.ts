@@ -58,6 +58,15 @@ interface Status {
   details: string;
 }
 
+/** grpc-message is percent-encoded; a server that sends a stray '%' gets its text back as sent. */
+function percentDecoded(value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
+  }
+}
+
 /** The gRPC status a header block carries (trailers, or a trailers-only response), or null. */
 function statusOf(fields: HeaderFields | null): Status | null {
   if (fields === null) return null;
@@ -65,7 +74,7 @@ function statusOf(fields: HeaderFields | null): Status | null {
   let details = '';
   for (const [name, value] of fields) {
     if (name === 'grpc-status') code = Number(value);
-    else if (name === 'grpc-message') details = decodeURIComponent(value);
+    else if (name === 'grpc-message') details = percentDecoded(value);
   }
   return code === null ? null : { code, details };
 }

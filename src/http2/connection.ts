@@ -34,7 +34,7 @@ import {
   windowUpdateFrame,
   writeFrameHeader,
 } from './frames.ts';
-import { encodeHeaderBlock, HeaderListTooLarge, HpackDecoder, HpackError } from './hpack.ts';
+import { DEFAULT_HEADER_TABLE_SIZE, encodeHeaderBlock, HeaderListTooLarge, HpackDecoder, HpackError } from './hpack.ts';
 import type { HeaderFields } from './hpack.ts';
 
 export type HeaderMap = Record<string, string | string[]>;
@@ -78,6 +78,10 @@ export class H2ProtocolError extends Error {
 }
 
 const RESOURCE_EXHAUSTED = 8;
+/** An HPACK dynamic table size update to 0. */
+const TABLE_SIZE_ZERO = Buffer.from([0x20]);
+/** How long a connection closing gracefully waits for the peer to close its side. */
+const CLOSE_GRACE_MS = 2000;
 
 /** One HTTP/2 stream: the owner sets the callbacks and calls respond/write/end/reset. */
 export class H2Stream {
@@ -198,14 +202,18 @@ export class H2Stream {
 
   // ---- driven by the connection ----
 
-  /** Takes up to `allowed` bytes of pending data; null when there is none. */
-  takePending(allowed: number): Buffer | null {
+  /**
+   * Takes up to `allowed` bytes of pending data (null when there is none); the callback of a buffer
+   * taken whole goes to `sent`, to be called once the frame is queued and the windows debited.
+   */
+  takePending(allowed: number, sent: (() => void)[]): Buffer | null {
     if (this.pending.length === 0 || allowed <= 0) return null;
     const first = this.pending[0];
     if (first.length <= allowed) {
       this.pending.shift();
       this.pendingBytes -= first.length;
-      this.sentCallbacks.shift()?.();
+      const callback = this.sentCallbacks.shift();
+      if (callback !== undefined) sent.push(callback);
       return first;
     }
     this.pending[0] = first.subarray(allowed);
@@ -237,24 +245,33 @@ export class H2Stream {
   endLocal(): void {
     this.localEnded = true;
     if (this.remoteEnded) {
-      if (!this.endPendingDelivery) this.close(ErrorCode.NO_ERROR);
+      // Both sides are done; data still held for a paused reader will never be read.
+      this.endPendingDelivery = false;
+      this.close(ErrorCode.NO_ERROR);
     } else if (this.connection.role === 'server') {
       this.reset(ErrorCode.NO_ERROR);
     }
   }
 
+  /**
+   * A DATA frame's payload. END_STREAM is recorded before the payload is delivered, so an answer
+   * the owner gives while handling it closes the stream instead of resetting a finished client.
+   */
   receiveData(chunk: Buffer, bytes: number, endStream: boolean): void {
-    if (this.paused || this.held.length > 0) this.held.push({ chunk, bytes });
-    else this.deliver(chunk, bytes);
-    if (endStream) {
-      this.remoteEnded = true;
-      if (this.paused || this.held.length > 0) this.endPendingDelivery = true;
-      else this.finishRemote();
+    if (endStream) this.remoteEnded = true;
+    if (this.paused || this.held.length > 0) {
+      if (chunk.length > 0 || bytes > 0) this.held.push({ chunk, bytes });
+      if (endStream) this.endPendingDelivery = true;
+      return;
     }
+    this.deliver(chunk, bytes);
+    if (endStream && !this.closed) this.finishRemote();
   }
 
+  /** END_STREAM on a HEADERS frame (`remoteEnded` may already be set by the connection). */
   receiveEnd(): void {
     this.remoteEnded = true;
+    if (this.closed) return;
     if (this.paused || this.held.length > 0) this.endPendingDelivery = true;
     else this.finishRemote();
   }
@@ -270,6 +287,7 @@ export class H2Stream {
   }
 
   private finishRemote(): void {
+    if (this.closed) return;
     this.onEnd();
     if (this.localEnded && !this.closed) this.close(ErrorCode.NO_ERROR);
   }
@@ -286,9 +304,10 @@ export class H2Stream {
   }
 }
 
-/** Per-field size of a header list: name + value + 32 (RFC 9113 §6.5.2). */
+/** A header list as a map; repeated names collect into arrays. */
 function toHeaderMap(fields: HeaderFields): HeaderMap {
-  const map: HeaderMap = {};
+  // No prototype: a header named `constructor` or `__proto__` is just a header.
+  const map = Object.create(null) as HeaderMap;
   for (const [name, value] of fields) {
     const existing = map[name];
     if (existing === undefined) map[name] = value;
@@ -325,6 +344,7 @@ export class H2Connection {
   private peerMaxFrame = DEFAULT_MAX_FRAME_BYTES;
   private peerMaxConcurrentStreams = Infinity;
 
+  private tableSizeUpdatePending = false;
   private sendWindow = DEFAULT_WINDOW_BYTES;
   private recvWindow = DEFAULT_WINDOW_BYTES;
   private recvUncredited = 0;
@@ -427,6 +447,12 @@ export class H2Connection {
   // ---- output ----
 
   sendHeaders(streamId: number, block: Buffer, endStream: boolean): void {
+    if (this.tableSizeUpdatePending) {
+      // The peer lowered SETTINGS_HEADER_TABLE_SIZE: the next block must say our table is smaller
+      // (RFC 7541 §4.2). Ours never holds anything, so it says 0.
+      this.tableSizeUpdatePending = false;
+      block = Buffer.concat([TABLE_SIZE_ZERO, block]);
+    }
     const max = this.peerMaxFrame;
     const endFlag = endStream ? Flag.END_STREAM : 0;
     if (block.length <= max) {
@@ -458,12 +484,14 @@ export class H2Connection {
   pump(stream: H2Stream): void {
     if (stream.closed || this.dead) return;
     let lastHeader: Buffer | null = null;
+    const sent: (() => void)[] = [];
+    let blocked = false;
     while (stream.hasPending) {
       const allowed = Math.min(stream.sendWindow, this.sendWindow, this.peerMaxFrame);
-      const chunk = stream.takePending(allowed);
+      const chunk = stream.takePending(allowed, sent);
       if (chunk === null) {
-        this.blocked.add(stream);
-        return;
+        blocked = true;
+        break;
       }
       lastHeader = frameHeader(chunk.length, FrameType.DATA, 0, stream.id);
       this.queue(lastHeader);
@@ -471,13 +499,24 @@ export class H2Connection {
       stream.sendWindow -= chunk.length;
       this.sendWindow -= chunk.length;
     }
+    // Re-added at the end, so streams waiting for the connection window take turns.
     this.blocked.delete(stream);
-    if (!stream.readyToEnd) return;
-    const trailers = stream.takeEndTrailers();
-    if (trailers !== null) this.sendHeaders(stream.id, trailers, true);
-    else if (lastHeader !== null) lastHeader[4] |= Flag.END_STREAM;
-    else this.queue(frameHeader(0, FrameType.DATA, Flag.END_STREAM, stream.id));
-    stream.endLocal();
+    if (blocked) this.blocked.add(stream);
+    else if (stream.readyToEnd) {
+      const trailers = stream.takeEndTrailers();
+      if (trailers !== null) this.sendHeaders(stream.id, trailers, true);
+      else if (lastHeader !== null) lastHeader[4] |= Flag.END_STREAM;
+      else this.queue(frameHeader(0, FrameType.DATA, Flag.END_STREAM, stream.id));
+      stream.endLocal();
+    }
+    // Write callbacks run last: one that writes again finds the windows and the order already settled.
+    for (const callback of sent) {
+      try {
+        callback();
+      } catch (error) {
+        this.options.onError?.(error as Error);
+      }
+    }
   }
 
   waitForDrain(stream: H2Stream): void {
@@ -549,6 +588,7 @@ export class H2Connection {
     if (this.closeWhenIdle && this.streams.size === 0 && !this.dead) {
       this.flush();
       this.socket.end();
+      setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS).unref();
     }
   }
 
@@ -774,8 +814,9 @@ export class H2Connection {
       return;
     }
     stream.headers = toHeaderMap(fields);
+    if (endStream) stream.remoteEnded = true; // an answer given in onStream then closes, not resets
     this.options.onStream?.(stream);
-    if (endStream && !stream.closed) stream.receiveEnd();
+    if (endStream) stream.receiveEnd();
   }
 
   private onReset(streamId: number, payload: Buffer): void {
@@ -818,8 +859,11 @@ export class H2Connection {
         case Setting.ENABLE_PUSH:
           if (value > 1) throw new H2ProtocolError(ErrorCode.PROTOCOL_ERROR, 'SETTINGS_ENABLE_PUSH must be 0 or 1');
           break;
+        case Setting.HEADER_TABLE_SIZE:
+          if (value < DEFAULT_HEADER_TABLE_SIZE) this.tableSizeUpdatePending = true;
+          break;
         default:
-          break; // HEADER_TABLE_SIZE: our encoder never uses the dynamic table; others are advisory
+          break; // MAX_HEADER_LIST_SIZE is advisory; unknown settings are ignored
       }
     }
     this.queue(SETTINGS_ACK);

@@ -188,7 +188,8 @@ export class HpackDecoder {
       }
       tableUpdateAllowed = false;
       listBytes += name.length + value.length + ENTRY_OVERHEAD;
-      fields.push([name, value]);
+      // Past the bound the block is still read to its end (the table must stay in step), unkept.
+      if (listBytes <= maxListBytes) fields.push([name, value]);
     }
     this.input = Buffer.alloc(0);
     if (listBytes > maxListBytes) throw new HeaderListTooLarge(`header list of ${listBytes} bytes exceeds ${maxListBytes}`);

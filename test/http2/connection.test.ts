@@ -281,3 +281,96 @@ test('HPACK: the static table matches hpack.js, and random blocks fail only with
   assert.deepEqual(fresh.decode(block, 1 << 20), [[':status', '200'], ['content-type', 'application/grpc'], ['grpc-status', '0'], ['x-long', 'y'.repeat(300)]]);
   assert.throws(() => fresh.decode(block, 100), HeaderListTooLarge);
 });
+
+test('a server that ends a paused stream whose client already ended closes it (no stream is left behind)', async () => {
+  let closedWith: number | null = null;
+  let server: H2Connection | null = null;
+  await withServer(
+    (stream) => {
+      server = stream.connection;
+      stream.pause();
+      stream.onClose = (code) => (closedWith = code);
+      setTimeout(() => {
+        stream.respond(encodeHeaderBlock([[':status', '200']]));
+        stream.end(encodeHeaderBlock([['grpc-status', '0']]));
+      }, 100);
+    },
+    async (port) => {
+      const session = http2.connect(`http://127.0.0.1:${port}`);
+      try {
+        await nodeRequest(session, {}, Buffer.from('never read'));
+        assert.equal(closedWith, 0);
+        assert.equal((server as H2Connection | null)?.streamCount, 0);
+      } finally {
+        session.close();
+      }
+    },
+  );
+});
+
+test('a write callback that writes again keeps the order and the peer window (a small window)', async () => {
+  await withServer(
+    (stream) => {
+      stream.onEnd = () => {
+        stream.respond(encodeHeaderBlock([[':status', '200']]));
+        let next = 0;
+        const writeNext = (): void => {
+          if (next === 20) return stream.end(encodeHeaderBlock([['grpc-status', '0']]));
+          const chunk = Buffer.alloc(3000, next++);
+          stream.write(chunk, writeNext);
+        };
+        writeNext();
+      };
+    },
+    async (port) => {
+      const session = http2.connect(`http://127.0.0.1:${port}`, { settings: { initialWindowSize: 5000 } });
+      try {
+        const result = await nodeRequest(session, {}, Buffer.alloc(0));
+        assert.equal(result.body.length, 60_000);
+        for (let i = 0; i < 20; i++) assert.ok(result.body.subarray(i * 3000, (i + 1) * 3000).every((b) => b === i), `chunk ${i} in place`);
+      } finally {
+        session.close();
+      }
+    },
+  );
+});
+
+test('an answer given while the request ends sends no RST_STREAM; header maps have no prototype; a zero header table works', async () => {
+  let seen: unknown = null;
+  await withServer(
+    (stream) => {
+      seen = stream.headers['constructor'];
+      stream.onData = () => {
+        stream.respond(encodeHeaderBlock([[':status', '200']]));
+        stream.end(encodeHeaderBlock([['grpc-status', '0']]));
+      };
+    },
+    async (port) => {
+      const socket = net.connect(port, '127.0.0.1');
+      try {
+        const request = encodeHeaderBlock([[':method', 'POST'], [':scheme', 'http'], [':path', '/a'], [':authority', 'x'], ['constructor', 'c']]);
+        const frames = readFrames(socket, (all) => all.some((f) => f.type === 1 && f.id === 1 && (f.flags & 1) === 1));
+        socket.write(
+          Buffer.concat([
+            Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'),
+            rawFrame(4, 0, 0, Buffer.alloc(0)),
+            rawFrame(1, 4, 1, request),
+            rawFrame(0, 1, 1, Buffer.from('x')),
+          ]),
+        );
+        const received = await frames;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        assert.equal(seen, 'c');
+        assert.ok(!received.some((f) => f.type === 3), 'no RST_STREAM');
+      } finally {
+        socket.destroy();
+      }
+      const session = http2.connect(`http://127.0.0.1:${port}`, { settings: { headerTableSize: 0 } });
+      try {
+        for (let i = 0; i < 3; i++) assert.equal((await nodeRequest(session, {}, Buffer.from('z'))).headers[':status'], 200);
+      } finally {
+        session.close();
+      }
+    },
+  );
+});
