@@ -63,8 +63,8 @@ interface WalRecovery {
 
 /**
  * Reads every segment in `dir` and returns the batches after `appliedSeq` (what LMDB already has),
- * stopping at a gap or at a torn record at the very end. A bad record followed by good data in a
- * later segment is corruption, not a torn write, and throws StorageCorruptionError.
+ * stopping at a gap or at a torn record at the very end. A bad record followed by a good one (in
+ * its segment or a later one) is corruption, not a torn write, and throws StorageCorruptionError.
  */
 function readWal(dir: string, appliedSeq: number): WalRecovery {
   const records: WalRecord[] = [];
@@ -78,6 +78,11 @@ function readWal(dir: string, appliedSeq: number): WalRecovery {
       const record = parseRecord(data, at);
       if (record === null) {
         if (i < segments.length - 1) throw new StorageCorruptionError(`write-ahead log ${path}: bad record at byte ${at}, with later segments after it`);
+        // A write a crash cut short is the last thing in the log. A good record after the bad one
+        // was written (and maybe acknowledged) after it: that is damage, and dropping it would
+        // lose acknowledged writes.
+        const later = findGoodRecord(data, at + 1);
+        if (later >= 0) throw new StorageCorruptionError(`write-ahead log ${path}: bad record at byte ${at}, with a good record at byte ${later} after it`);
         return { records, tornBytes: data.byteLength - at };
       }
       at += WAL_HEADER_BYTES + record.payload.byteLength;
@@ -140,6 +145,19 @@ function encodeRecord(seq: number, payload: Uint8Array): Buffer {
   record.set(payload, WAL_HEADER_BYTES);
   record.writeUInt32BE(crc32(record.subarray(8)) >>> 0, 4);
   return record;
+}
+
+/**
+ * The offset of the first record at or after `from` whose checksum holds, or -1. Recovery only, and
+ * only after a bad record: it tries every offset, computing a checksum only where the length fits.
+ */
+function findGoodRecord(data: Buffer, from: number): number {
+  for (let at = from; at + WAL_HEADER_BYTES <= data.byteLength; at++) {
+    const length = data.readUInt32BE(at);
+    if (length === 0 || at + WAL_HEADER_BYTES + length > data.byteLength) continue;
+    if (parseRecord(data, at) !== null) return at;
+  }
+  return -1;
 }
 
 function parseRecord(data: Buffer, at: number): WalRecord | null {

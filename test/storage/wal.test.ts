@@ -132,6 +132,22 @@ describe('write-ahead log', () => {
       });
     }));
 
+  it('refuses a damaged record that has good records after it in the same segment', () =>
+    withTempDir(async (dir) => {
+      await commitAndCrash(4, dir);
+      const [segment] = segments(dir);
+      const [r1, r2] = records(segment);
+      const data = readFileSync(segment);
+      const second = r1.byteLength;
+      data[second + HEADER_BYTES + 3] ^= 0xff; // inside record 2's payload: records 3 and 4 stay good
+      writeFileSync(segment, data);
+      assert.throws(() => NodeStorage.open({ dataDir: dir }), (error: unknown) => {
+        assert.ok(error instanceof StorageCorruptionError);
+        assert.match(error.message, new RegExp(`bad record at byte ${second}, with a good record at byte ${second + r2.byteLength} after it`));
+        return true;
+      });
+    }));
+
   it('deletes segments once LMDB holds their batches', () =>
     withTempDir(async (dir) => {
       await withStorage(
