@@ -5,7 +5,7 @@
 // docs/BENCHMARKS.md), which leaves more of a small machine to the servers under test.
 import { connect } from 'node:net';
 import { EventEmitter } from 'node:events';
-import { encodeHeaderBlock, H2Connection as Http2Connection, H2ErrorCode } from '../http2/index.ts';
+import { encodeHeaderBlock, H2Connection as Http2Connection, H2ErrorCode, Reassembler } from '../http2/index.ts';
 import type { H2Stream, HeaderFields } from '../http2/index.ts';
 import { assert } from '../util/index.ts';
 import type { DuplexStream, RpcConnection } from './rpc-error.ts';
@@ -30,26 +30,15 @@ function frame(message: Buffer): Buffer {
 
 /** Reassembles gRPC length-prefixed messages from DATA chunks. */
 class MessageReader {
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
+  private readonly units = new Reassembler(5, (buffer, at) => {
+    const length = buffer.readUInt32BE(at + 1);
+    if (length > MAX_MESSAGE_BYTES) throw new RpcError(8, `response message of ${length} bytes exceeds ${MAX_MESSAGE_BYTES}`);
+    if (buffer[at] !== 0) throw new RpcError(12, 'compressed responses are not supported by the bench client');
+    return 5 + length;
+  });
 
   push(chunk: Buffer, emit: (message: Buffer) => void): void {
-    this.pending.push(chunk);
-    this.pendingBytes += chunk.length;
-    while (this.pendingBytes >= 5) {
-      const head = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending, this.pendingBytes);
-      const length = head.readUInt32BE(1);
-      if (length > MAX_MESSAGE_BYTES) throw new RpcError(8, `response message of ${length} bytes exceeds ${MAX_MESSAGE_BYTES}`);
-      if (head[0] !== 0) throw new RpcError(12, 'compressed responses are not supported by the bench client');
-      if (head.length < 5 + length) {
-        this.pending = [head];
-        return;
-      }
-      emit(head.subarray(5, 5 + length));
-      const rest = head.subarray(5 + length);
-      this.pending = rest.length > 0 ? [rest] : [];
-      this.pendingBytes = rest.length;
-    }
+    this.units.push(chunk, (buffer, start, end) => emit(buffer.subarray(start + 5, end)));
   }
 }
 

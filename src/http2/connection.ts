@@ -36,6 +36,7 @@ import {
 } from './frames.ts';
 import { DEFAULT_HEADER_TABLE_SIZE, encodeHeaderBlock, HeaderListTooLarge, HpackDecoder, HpackError } from './hpack.ts';
 import type { HeaderFields } from './hpack.ts';
+import { Reassembler } from './reassembler.ts';
 
 export type HeaderMap = Record<string, string | string[]>;
 
@@ -335,7 +336,14 @@ export class H2Connection {
   private readonly blocked = new Set<H2Stream>();
   private readonly drainWaiters = new Set<H2Stream>();
 
-  private input: Buffer | null = null;
+  /** Cuts the socket's bytes into frames; a frame longer than we allow is a connection error. */
+  private readonly frames = new Reassembler(FRAME_HEADER_BYTES, (buffer, at) => {
+    const length = (buffer[at] << 16) | (buffer[at + 1] << 8) | buffer[at + 2];
+    if (length > DEFAULT_MAX_FRAME_BYTES) {
+      throw new H2ProtocolError(ErrorCode.FRAME_SIZE_ERROR, `frame of ${length} bytes exceeds ${DEFAULT_MAX_FRAME_BYTES}`);
+    }
+    return FRAME_HEADER_BYTES + length;
+  });
   private prefaceLeft: number;
   private assembly: HeaderAssembly | null = null;
 
@@ -620,8 +628,7 @@ export class H2Connection {
 
   private onSocketData(chunk: Buffer): void {
     if (this.dead) return;
-    let data = this.input === null ? chunk : Buffer.concat([this.input, chunk]);
-    this.input = null;
+    let data = chunk;
     try {
       if (this.prefaceLeft > 0) {
         const n = Math.min(this.prefaceLeft, data.length);
@@ -632,26 +639,19 @@ export class H2Connection {
         this.prefaceLeft -= n;
         data = data.subarray(n);
       }
-      let at = 0;
-      while (data.length - at >= FRAME_HEADER_BYTES && !this.dead) {
-        const length = (data[at] << 16) | (data[at + 1] << 8) | data[at + 2];
-        if (length > DEFAULT_MAX_FRAME_BYTES) {
-          throw new H2ProtocolError(ErrorCode.FRAME_SIZE_ERROR, `frame of ${length} bytes exceeds ${DEFAULT_MAX_FRAME_BYTES}`);
-        }
-        if (data.length - at < FRAME_HEADER_BYTES + length) break;
-        const type = data[at + 3];
-        const flags = data[at + 4];
-        const streamId = data.readUInt32BE(at + 5) & MAX_WINDOW_BYTES;
-        const payload = data.subarray(at + FRAME_HEADER_BYTES, at + FRAME_HEADER_BYTES + length);
-        at += FRAME_HEADER_BYTES + length;
-        this.onFrame(type, flags, streamId, payload);
-      }
-      if (at < data.length && !this.dead) this.input = data.subarray(at);
+      this.frames.push(data, this.onFrameBytes);
     } catch (error) {
       if (error instanceof H2ProtocolError) this.fail(error);
       else this.fail(new H2ProtocolError(ErrorCode.INTERNAL_ERROR, (error as Error).message));
     }
   }
+
+  /** One whole frame in buffer[start, end) (a field: made once, not per read). */
+  private readonly onFrameBytes = (buffer: Buffer, start: number, end: number): void => {
+    if (this.dead) return;
+    const streamId = buffer.readUInt32BE(start + 5) & MAX_WINDOW_BYTES;
+    this.onFrame(buffer[start + 3], buffer[start + 4], streamId, buffer.subarray(start + FRAME_HEADER_BYTES, end));
+  };
 
   private onFrame(type: number, flags: number, streamId: number, payload: Buffer): void {
     if (this.assembly !== null && type !== FrameType.CONTINUATION) {

@@ -4,3 +4,5 @@ export type { H2ConnectionOptions, HeaderMap } from './connection.ts';
 export { encodeHeaderBlock, HpackDecoder, HpackError, HeaderListTooLarge, HPACK_STATIC_TABLE } from './hpack.ts';
 export type { HeaderFields } from './hpack.ts';
 export { ErrorCode as H2ErrorCode, CLIENT_PREFACE } from './frames.ts';
+export { Reassembler } from './reassembler.ts';
+export type { UnitLength } from './reassembler.ts';

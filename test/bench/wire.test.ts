@@ -8,7 +8,7 @@ import {
   decodeCasTxn,
   decodeLeaseGrant,
   decodeLeaseKeepAliveTtl,
-  decodeWatch,
+  scanWatch,
   encodeCasTxn,
   encodeLeaseGrant,
   encodeLeaseKeepAlive,
@@ -18,6 +18,7 @@ import {
   encodeWatchCreate,
   prefixRangeEnd,
 } from '../../src/bench/wire.ts';
+import type { WatchFlags } from '../../src/bench/wire.ts';
 
 const definition = protoLoader.loadSync([...ETCD_PROTO_FILES], {
   longs: String,
@@ -98,14 +99,20 @@ test('responses decode: txn outcome, watch events, lease IDs beyond 2^53', () =>
       { type: 'PUT', kv: { key: Buffer.from('b'), value: Buffer.from('second') } },
     ],
   });
-  const decoded = decodeWatch(events);
-  assert.equal(decoded.created, false);
-  assert.deepEqual(decoded.values.map((v) => v.toString()), ['first', 'second']);
-  const created = decodeWatch(watch.responseSerialize({ header, watchId: '0', created: true }));
-  assert.equal(created.created, true);
-  const canceled = decodeWatch(watch.responseSerialize({ header, canceled: true, cancelReason: 'compacted' }));
-  assert.equal(canceled.canceled, true);
-  assert.equal(canceled.cancelReason, 'compacted');
+  const flags: WatchFlags = { created: true, canceled: true, cancelReason: 'stale' };
+  const scan = (bytes: Buffer): string[] => {
+    const values: string[] = [];
+    scanWatch(bytes, flags, (buffer, start, end) => values.push(buffer.toString('utf8', start, end)));
+    return values;
+  };
+  assert.deepEqual(scan(events), ['first', 'second']);
+  assert.deepEqual(flags, { created: false, canceled: false, cancelReason: '' });
+  const deleted = watch.responseSerialize({ header, watchId: '5', events: [{ type: 'DELETE', kv: { key: Buffer.from('a'), modRevision: '10' } }] });
+  assert.deepEqual(scan(deleted), ['']);
+  assert.deepEqual(scan(watch.responseSerialize({ header, watchId: '0', created: true })), []);
+  assert.equal(flags.created, true);
+  scan(watch.responseSerialize({ header, canceled: true, cancelReason: 'compacted' }));
+  assert.deepEqual(flags, { created: false, canceled: true, cancelReason: 'compacted' });
 
   const bigId = '7587870044578402415'; // an etcd-style lease ID, above 2^53
   const lease = decodeLeaseGrant(grant.responseSerialize({ header, ID: bigId, TTL: '60' }));
