@@ -374,3 +374,59 @@ test('an answer given while the request ends sends no RST_STREAM; header maps ha
     },
   );
 });
+
+test('random frames never throw out of the connection, and the server keeps serving', async () => {
+  const errors: Error[] = [];
+  const uncaught = (error: Error): void => {
+    errors.push(error);
+  };
+  process.on('uncaughtException', uncaught);
+  try {
+    await withServer(
+      (stream) => {
+        if (Math.random() < 0.5) stream.pause();
+        echo(stream);
+        setTimeout(() => stream.resume(), 5);
+      },
+      async (port) => {
+        let seed = 7;
+        const random = (n: number): number => {
+          seed = (seed * 1103515245 + 12345) % 2 ** 31;
+          return seed % n;
+        };
+        const block = encodeHeaderBlock([[':method', 'POST'], [':scheme', 'http'], [':path', '/a'], [':authority', 'x'], ['x-tag', 'fuzz']]);
+        for (let connection = 0; connection < 60; connection++) {
+          const frames: Buffer[] = [Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), rawFrame(4, 0, 0, Buffer.alloc(0))];
+          for (let i = 0; i < 40; i++) {
+            const type = random(11);
+            const flags = random(256);
+            const id = random(4) === 0 ? 0 : 1 + random(12);
+            let payload: Buffer;
+            if (type === 1 && random(2) === 0) payload = block;
+            else if (type === 8 || type === 3) payload = Buffer.alloc(4, random(256));
+            else if (type === 4) payload = Buffer.alloc(6 * random(3), random(256));
+            else payload = randomBytes(random(64));
+            frames.push(rawFrame(type, flags, id, payload));
+          }
+          const socket = net.connect(port, '127.0.0.1');
+          socket.on('error', () => {});
+          socket.on('data', () => {});
+          socket.write(Buffer.concat(frames));
+          await new Promise((resolve) => setTimeout(resolve, 10));
+          socket.destroy();
+        }
+        const session = http2.connect(`http://127.0.0.1:${port}`);
+        try {
+          const result = await nodeRequest(session, { 'x-tag': 'after' }, Buffer.from('still serving'));
+          assert.equal(result.body.toString(), 'still serving');
+          assert.equal(result.headers['x-echo'], 'after');
+        } finally {
+          session.close();
+        }
+      },
+    );
+  } finally {
+    process.off('uncaughtException', uncaught);
+  }
+  assert.deepEqual(errors, []);
+});
