@@ -12,7 +12,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_CONFIG, runBench } from '../src/bench/index.ts';
+import { DEFAULT_CONFIG, findRoles, runBench } from '../src/bench/index.ts';
 import type { BenchConfig } from '../src/bench/index.ts';
 import type { BenchCluster, SystemName } from './compare/clusters.ts';
 import { etcdVersion, startEtcd, startTessera } from './compare/clusters.ts';
@@ -101,6 +101,14 @@ function scenarioConfig(options: Options, scenario: Scenario, endpoints: string[
   };
 }
 
+/** The endpoints a scenario runs against: all of them, or the one its `target` names (null: none). */
+async function scenarioEndpoints(scenario: Scenario, endpoints: string[]): Promise<string[] | null> {
+  if (scenario.target === undefined) return endpoints;
+  const roles = await findRoles(endpoints);
+  const endpoint = scenario.target === 'leader' ? roles.leader : (roles.followers[0] ?? null);
+  return endpoint === null ? null : [endpoint];
+}
+
 async function startCluster(system: SystemName, options: Options, root: string, round: number | 'memory'): Promise<BenchCluster> {
   const name = round === 'memory' ? 'memory' : `round${round}`;
   const dir = join(root, `${system}-${name}`);
@@ -145,9 +153,14 @@ async function runSystem(system: SystemName, options: Options, root: string, rou
       { progress: false },
     );
     for (const scenario of scenarios) {
+      const endpoints = await scenarioEndpoints(scenario, cluster.endpoints);
+      if (endpoints === null) {
+        log(`round ${round}: ${system} ${scenario.id} skipped: no ${scenario.target ?? ''} endpoint found`);
+        continue;
+      }
       let before = new Map<number, number>();
       let clusterCpuSec = 0;
-      const result = await runBench(scenarioConfig(options, scenario, cluster.endpoints), {
+      const result = await runBench(scenarioConfig(options, scenario, endpoints), {
         progress: false,
         onMeasureStart: () => (before = cpuSnapshot(cluster.processes)),
         onMeasureEnd: () => (clusterCpuSec = cpuSpent(before, cpuSnapshot(cluster.processes))),

@@ -4,6 +4,7 @@ import type { TransportName } from './config.ts';
 import { H2Connection } from './h2.ts';
 import type { DuplexStream, RpcConnection } from './rpc-error.ts';
 import { RpcError } from './rpc-error.ts';
+import { decodeStatus } from './wire.ts';
 
 const GRPC_UNKNOWN = 2;
 const GRPC_UNAVAILABLE = 14;
@@ -18,6 +19,7 @@ export const PATHS = {
   watch: '/etcdserverpb.Watch/Watch',
   leaseGrant: '/etcdserverpb.Lease/LeaseGrant',
   leaseKeepAlive: '/etcdserverpb.Lease/LeaseKeepAlive',
+  status: '/etcdserverpb.Maintenance/Status',
 } as const;
 
 /** Request/response over a bidi stream, one exchange at a time (LeaseKeepAlive). */
@@ -61,4 +63,26 @@ export async function openConnection(transport: TransportName, endpoint: string)
   if (transport === 'h2') return new H2Connection(endpoint);
   const { GrpcJsConnection } = await import('./grpc-js.ts');
   return new GrpcJsConnection(endpoint);
+}
+
+/**
+ * Which of `endpoints` serve the Raft leader and which a follower, from each one's
+ * Maintenance.Status (etcd and Tessera both answer it). A single client's latency depends on this:
+ * through a follower a write takes two more hops (the proposal to the leader, the commit back).
+ */
+export async function findRoles(endpoints: readonly string[], timeoutMs = 5_000): Promise<{ leader: string | null; followers: string[] }> {
+  let leader: string | null = null;
+  const followers: string[] = [];
+  for (const endpoint of endpoints) {
+    const connection = new H2Connection(endpoint);
+    try {
+      await connection.waitReady(timeoutMs);
+      const status = decodeStatus(await connection.unary(PATHS.status, Buffer.alloc(0), timeoutMs));
+      if (status.leader !== '' && status.leader === status.memberId) leader = endpoint;
+      else followers.push(endpoint);
+    } finally {
+      connection.close();
+    }
+  }
+  return { leader, followers };
 }

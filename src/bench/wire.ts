@@ -359,6 +359,28 @@ function scanEvent(buffer: Buffer, start: number, end: number, onValue: (buffer:
   onValue(buffer, valueStart, valueEnd);
 }
 
+export interface MemberStatus {
+  /** header.member_id, as its varint bytes in hex (IDs are uint64: compared as bytes, not numbers). */
+  memberId: string;
+  /** The leader's member ID, the same way ('' when there is none). */
+  leader: string;
+}
+
+/** Maintenance.Status's StatusResponse: who answered, and who it says leads. */
+export function decodeStatus(buffer: Buffer): MemberStatus {
+  const status: MemberStatus = { memberId: '', leader: '' };
+  new Reader(buffer).fields((field, wireType, start, end) => {
+    if (field === 1 && wireType === WIRE_LEN) {
+      new Reader(buffer, start, end).fields((headerField, headerWire, s, e) => {
+        if (headerField === 2 && headerWire === WIRE_VARINT) status.memberId = buffer.toString('hex', s, e);
+      });
+    } else if (field === 4 && wireType === WIRE_VARINT) {
+      status.leader = buffer.toString('hex', start, end);
+    }
+  });
+  return status;
+}
+
 export interface LeaseGrant {
   /** The lease ID as the varint bytes on the wire. */
   rawId: Buffer;

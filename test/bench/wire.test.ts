@@ -8,6 +8,7 @@ import {
   decodeCasTxn,
   decodeLeaseGrant,
   decodeLeaseKeepAliveTtl,
+  decodeStatus,
   scanWatch,
   encodeCasTxn,
   encodeLeaseGrant,
@@ -121,4 +122,17 @@ test('responses decode: txn outcome, watch events, lease IDs beyond 2^53', () =>
   assert.deepEqual(keepAlive.requestDeserialize(encodeLeaseKeepAlive(lease.rawId)), { ID: bigId });
   assert.equal(decodeLeaseKeepAliveTtl(keepAlive.responseSerialize({ header, ID: bigId, TTL: '42' })), 42);
   assert.equal(decodeLeaseKeepAliveTtl(keepAlive.responseSerialize({ header, ID: bigId, TTL: '0' })), 0);
+});
+
+test('decodeStatus tells the leader by member ID, IDs above 2^53 included', () => {
+  const status = method('etcdserverpb.Maintenance', 'Status');
+  const big = '18446744073709551557'; // near 2^64: a Number would round it
+  const bigNeighbour = '18446744073709551556';
+  const asLeader = decodeStatus(status.responseSerialize({ header: { memberId: big, revision: '5' }, version: '3.4.23', leader: big }));
+  assert.equal(asLeader.memberId, asLeader.leader);
+  assert.notEqual(asLeader.memberId, '');
+  const asFollower = decodeStatus(status.responseSerialize({ header: { memberId: bigNeighbour }, leader: big }));
+  assert.notEqual(asFollower.memberId, asFollower.leader);
+  assert.equal(asFollower.leader, asLeader.memberId);
+  assert.deepEqual(decodeStatus(status.responseSerialize({ header: { memberId: big } })), { memberId: asLeader.memberId, leader: '' });
 });
