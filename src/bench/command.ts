@@ -7,6 +7,7 @@ import { DEFAULT_CONFIG, loadTxnCount, validateConfig, WORKLOADS } from './confi
 import type { KeyDistribution } from './keys.ts';
 import { formatResult } from './report.ts';
 import { BenchError, runBench } from './runner.ts';
+import { findRoles } from './rpc.ts';
 
 /** watch runs a few putters at a modest rate by default: every put fans out to every watcher. */
 const WATCH_DEFAULT_PUTTERS = 1;
@@ -39,6 +40,7 @@ interface BenchFlags {
   timeout?: number;
   wait?: number;
   json?: boolean;
+  target?: 'leader' | 'follower';
 }
 
 function positiveNumber(value: string): number {
@@ -102,6 +104,14 @@ async function benchAction(workload: Workload, flags: BenchFlags): Promise<void>
   } catch (error) {
     return fail(`endpoint not serving: ${(error as Error).message}`, 1);
   }
+  if (flags.target !== undefined) {
+    // One endpoint of the role asked for: a single client's latency depends on whether it leads.
+    const roles = await findRoles(config.endpoints);
+    const endpoint = flags.target === 'leader' ? roles.leader : (roles.followers[0] ?? null);
+    if (endpoint === null) return fail(`no ${flags.target} among ${config.endpoints.join(',')}: give every member's endpoint in --endpoints`, 1);
+    console.error(`tessera bench: --target ${flags.target}: ${endpoint}`);
+    config.endpoints = [endpoint];
+  }
   try {
     const result = await runBench(config);
     console.log(flags.json ? JSON.stringify(result, null, 2) : formatResult(result));
@@ -122,6 +132,7 @@ export function registerBenchCommand(program: Command): void {
     .description('Load-test any etcd v3 endpoint (Tessera or etcd): latency percentiles, throughput, client CPU.')
     .addArgument(program.createArgument('<workload>', 'put | get | txn | mixed | watch | lease | load').choices(WORKLOADS))
     .option('--endpoints <list>', 'host:port,... (default: the tessera dev cluster 127.0.0.1:2379,22379,32379)')
+    .addOption(new Option('--target <role>', 'run against one endpoint only: the Raft leader, or a follower (found with Maintenance.Status)').choices(['leader', 'follower']))
     .option('--conns <n>', `gRPC connections, round-robin over endpoints (default ${DEFAULT_CONFIG.conns})`, integer)
     .option('--clients <n>', 'concurrent clients, one request in flight each (default 100; watch: putters, default 1)', integer)
     .option('--workers <n>', `worker threads generating load (default ${DEFAULT_CONFIG.workers} on this machine)`, integer)
@@ -142,7 +153,7 @@ export function registerBenchCommand(program: Command): void {
     .option('--batch <n>', `load: puts per Txn, at most 128 (default ${DEFAULT_CONFIG.batch}); --total defaults to one Txn per batch of the key space`, integer)
     .option('--lease-ttl <s>', `lease: TTL of the leases kept alive (default ${DEFAULT_CONFIG.leaseTtlSec})`, integer)
     .addOption(new Option('--codec <c>', 'request encoding: raw (hand-rolled, default) or proto (proto-loader)').choices(['raw', 'proto']))
-    .addOption(new Option('--transport <t>', 'gRPC client: h2 (lean, over node:http2; default) or grpc-js').choices(['h2', 'grpc-js']))
+    .addOption(new Option('--transport <t>', 'gRPC client: h2 (lean, over our own HTTP/2; default) or grpc-js').choices(['h2', 'grpc-js']))
     .option('--timeout <ms>', `per-request deadline, 0 for none (default ${DEFAULT_CONFIG.timeoutMs})`, integer)
     .option('--wait <ms>', `how long to wait for every endpoint to serve a read first (default ${PROBE_TIMEOUT_MS})`, integer)
     .option('--json', 'print the result as JSON')

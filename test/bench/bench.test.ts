@@ -81,3 +81,13 @@ test('bench load writes the key space once in Txns of --batch puts, and refuses 
     /within 1572864 bytes per Txn/,
   );
 });
+
+test('bench --target leader finds the leader by Maintenance.Status; --target follower says when there is none', async () => {
+  const { stdout, stderr } = await bench(['put', '--endpoints', cluster.endpoint(0), '--target', 'leader', '--total', '20', '--warmup', '0', '--clients', '2', '--json']);
+  assert.match(stderr, new RegExp(`--target leader: ${cluster.endpoint(0).replace(/\./g, '\\.')}`));
+  assert.equal(JSON.parse(stdout).ops, 20);
+  await assert.rejects(
+    bench(['put', '--endpoints', cluster.endpoint(0), '--target', 'follower', '--total', '10', '--json']),
+    /no follower among 127\.0\.0\.1:\d+: give every member's endpoint in --endpoints/,
+  );
+});
