@@ -12,7 +12,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_CONFIG, findRoles, runBench } from '../src/bench/index.ts';
+import { DEFAULT_CONFIG, findTarget, runBench } from '../src/bench/index.ts';
 import type { BenchConfig } from '../src/bench/index.ts';
 import type { BenchCluster, SystemName } from './compare/clusters.ts';
 import { etcdVersion, startEtcd, startTessera } from './compare/clusters.ts';
@@ -104,8 +104,7 @@ function scenarioConfig(options: Options, scenario: Scenario, endpoints: string[
 /** The endpoints a scenario runs against: all of them, or the one its `target` names (null: none). */
 async function scenarioEndpoints(scenario: Scenario, endpoints: string[]): Promise<string[] | null> {
   if (scenario.target === undefined) return endpoints;
-  const roles = await findRoles(endpoints);
-  const endpoint = scenario.target === 'leader' ? roles.leader : (roles.followers[0] ?? null);
+  const endpoint = await findTarget(endpoints, scenario.target);
   return endpoint === null ? null : [endpoint];
 }
 

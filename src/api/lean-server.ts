@@ -7,7 +7,7 @@ import type { Duplex } from 'node:stream';
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { encodeHeaderBlock, H2Connection } from '../http2/index.ts';
-import type { H2Stream, HeaderMap } from '../http2/index.ts';
+import type { H2Stream } from '../http2/index.ts';
 import { assert, GrpcCode } from '../util/index.ts';
 import { FAST_CODECS } from './fast-codec.ts';
 import { frameMessage, isGrpcContentType, parseGrpcTimeout } from './grpc-wire.ts';
@@ -24,12 +24,8 @@ export interface LeanServerOptions {
   fastCodecs?: boolean;
 }
 
-/** Default bound on streams per connection (etcd's is 2^32-1; grpc-go clients wait for a free slot). */
-export const DEFAULT_MAX_CONCURRENT_STREAMS = 10_000;
 /** Connection-level receive window: request data is consumed at once, so this only saves WINDOW_UPDATE round trips. */
 const CONNECTION_WINDOW_BYTES = 1024 * 1024;
-/** Per-stream receive window: what a paused watch stream may buffer, and how far a large put runs ahead of the server. */
-const STREAM_WINDOW_BYTES = 1024 * 1024;
 const SUPPORTED_ENCODINGS = new Set(['identity', 'gzip', 'deflate']);
 type Encoding = 'identity' | 'gzip' | 'deflate';
 
@@ -93,10 +89,9 @@ export class LeanGrpcServer implements grpc.ConnectionInjector {
     }
     const session = new H2Connection(connection, {
       role: 'server',
-      maxConcurrentStreams: this.options.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS,
-      streamWindowBytes: STREAM_WINDOW_BYTES,
+      maxConcurrentStreams: this.options.maxConcurrentStreams,
       connectionWindowBytes: CONNECTION_WINDOW_BYTES,
-      onStream: (stream) => this.onStream(stream, stream.headers),
+      onStream: (stream) => this.onStream(stream),
       onError: (error) => this.logger.debug({ err: error }, 'gRPC connection error'),
       onClose: () => {
         this.sessions.delete(session);
@@ -150,7 +145,11 @@ export class LeanGrpcServer implements grpc.ConnectionInjector {
     return this.sessions.size;
   }
 
-  private onStream(stream: H2Stream, headers: HeaderMap): void {
+  private onStream(stream: H2Stream): void {
+    const headers = stream.headers;
+    if (stream.headerListTooLarge !== null) {
+      return this.answerStatus(stream, { code: GrpcCode.RESOURCE_EXHAUSTED, details: `grpc: ${stream.headerListTooLarge}` });
+    }
     const contentTypeHeader = headers['content-type'];
     const contentType = typeof contentTypeHeader === 'string' ? contentTypeHeader : undefined;
     if (!isGrpcContentType(contentType)) {

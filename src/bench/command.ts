@@ -7,7 +7,7 @@ import { DEFAULT_CONFIG, loadTxnCount, validateConfig, WORKLOADS } from './confi
 import type { KeyDistribution } from './keys.ts';
 import { formatResult } from './report.ts';
 import { BenchError, runBench } from './runner.ts';
-import { findRoles } from './rpc.ts';
+import { findTarget } from './rpc.ts';
 
 /** watch runs a few putters at a modest rate by default: every put fans out to every watcher. */
 const WATCH_DEFAULT_PUTTERS = 1;
@@ -106,8 +106,12 @@ async function benchAction(workload: Workload, flags: BenchFlags): Promise<void>
   }
   if (flags.target !== undefined) {
     // One endpoint of the role asked for: a single client's latency depends on whether it leads.
-    const roles = await findRoles(config.endpoints);
-    const endpoint = flags.target === 'leader' ? roles.leader : (roles.followers[0] ?? null);
+    let endpoint: string | null;
+    try {
+      endpoint = await findTarget(config.endpoints, flags.target);
+    } catch (error) {
+      return fail(`could not ask the endpoints who leads: ${(error as Error).message}`, 1);
+    }
     if (endpoint === null) return fail(`no ${flags.target} among ${config.endpoints.join(',')}: give every member's endpoint in --endpoints`, 1);
     console.error(`tessera bench: --target ${flags.target}: ${endpoint}`);
     config.endpoints = [endpoint];

@@ -8,4 +8,4 @@ export type { BenchConfig, CodecName, Workload } from './config.ts';
 export { Histogram } from './histogram.ts';
 export type { HistogramSnapshot, LatencySummary } from './histogram.ts';
 export { formatResult } from './report.ts';
-export { findRoles } from './rpc.ts';
+export { findTarget } from './rpc.ts';

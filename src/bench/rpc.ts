@@ -70,7 +70,7 @@ export async function openConnection(transport: TransportName, endpoint: string)
  * Maintenance.Status (etcd and Tessera both answer it). A single client's latency depends on this:
  * through a follower a write takes two more hops (the proposal to the leader, the commit back).
  */
-export async function findRoles(endpoints: readonly string[], timeoutMs = 5_000): Promise<{ leader: string | null; followers: string[] }> {
+async function findRoles(endpoints: readonly string[], timeoutMs: number): Promise<{ leader: string | null; followers: string[] }> {
   let leader: string | null = null;
   const followers: string[] = [];
   for (const endpoint of endpoints) {
@@ -85,4 +85,10 @@ export async function findRoles(endpoints: readonly string[], timeoutMs = 5_000)
     }
   }
   return { leader, followers };
+}
+
+/** The first of `endpoints` serving the Raft leader, or a follower; null when none does. */
+export async function findTarget(endpoints: readonly string[], role: 'leader' | 'follower', timeoutMs = 5_000): Promise<string | null> {
+  const roles = await findRoles(endpoints, timeoutMs);
+  return role === 'leader' ? roles.leader : (roles.followers[0] ?? null);
 }

@@ -9,8 +9,8 @@
 //
 // Bounds: the peer may open `maxConcurrentStreams` streams (more are refused with REFUSED_STREAM);
 // a stream buffers at most our advertised stream window of received data while paused (the peer
-// cannot send more); a header block is at most `maxHeaderListBytes` decoded (a larger one is
-// answered with a gRPC RESOURCE_EXHAUSTED status) and twice that encoded (past it the connection is
+// cannot send more); a header block is at most `maxHeaderListBytes` decoded (past it the stream
+// reaches the owner with `headerListTooLarge` set and no headers) and twice that encoded (past it the connection is
 // closed with ENHANCE_YOUR_CALM); `write()` returns false once a stream's unsent data or the
 // connection's unwritten output passes `HIGH_WATER_BYTES`, and `onDrain` says when to go on.
 import type { Duplex } from 'node:stream';
@@ -20,6 +20,7 @@ import {
   DEFAULT_WINDOW_BYTES,
   ErrorCode,
   Flag,
+  frame,
   FRAME_HEADER_BYTES,
   frameHeader,
   FrameType,
@@ -32,9 +33,8 @@ import {
   SETTINGS_ACK,
   settingsFrame,
   windowUpdateFrame,
-  writeFrameHeader,
 } from './frames.ts';
-import { DEFAULT_HEADER_TABLE_SIZE, encodeHeaderBlock, HeaderListTooLarge, HpackDecoder, HpackError } from './hpack.ts';
+import { DEFAULT_HEADER_TABLE_SIZE, HeaderListTooLarge, HpackDecoder, HpackError } from './hpack.ts';
 import type { HeaderFields } from './hpack.ts';
 import { Reassembler } from './reassembler.ts';
 
@@ -56,13 +56,12 @@ export interface H2ConnectionOptions {
   onClose?: () => void;
   /** A protocol error or socket error, for logging; the connection closes after it. */
   onError?: (error: Error) => void;
-  /** Client: the server sent GOAWAY (no new streams on this connection). */
-  onGoaway?: (code: number) => void;
 }
 
 export const DEFAULT_STREAM_WINDOW_BYTES = 1024 * 1024;
 export const DEFAULT_CONNECTION_WINDOW_BYTES = 16 * 1024 * 1024;
 export const DEFAULT_MAX_HEADER_LIST_BYTES = 256 * 1024;
+/** Streams per connection (etcd's bound is 2^32-1; grpc-go clients wait for a free slot past ours). */
 export const DEFAULT_MAX_CONCURRENT_STREAMS = 10_000;
 /** Past this much unsent data on a stream, or unwritten output on the connection, write() returns false. */
 export const HIGH_WATER_BYTES = 1024 * 1024;
@@ -78,7 +77,6 @@ export class H2ProtocolError extends Error {
   }
 }
 
-const RESOURCE_EXHAUSTED = 8;
 /** An HPACK dynamic table size update to 0. */
 const TABLE_SIZE_ZERO = Buffer.from([0x20]);
 /** How long a connection closing gracefully waits for the peer to close its side. */
@@ -92,6 +90,11 @@ export class H2Stream {
   trailers: HeaderFields | null = null;
   /** Client side: the response headers arrived. */
   headersReceived = false;
+  /**
+   * Server side: why the request's header list was not kept (it passed our
+   * SETTINGS_MAX_HEADER_LIST_SIZE), or null. `headers` is then empty; the owner answers.
+   */
+  headerListTooLarge: string | null = null;
 
   onData: (chunk: Buffer) => void = () => {};
   /** The peer ended its side (END_STREAM); called once every received chunk has been delivered. */
@@ -100,8 +103,6 @@ export class H2Stream {
   onClose: (code: number) => void = () => {};
   /** A write() that returned false may go on. */
   onDrain: () => void = () => {};
-  /** Client side: a HEADERS block arrived (response headers, then trailers with `endStream`). */
-  onHeaders: (fields: HeaderFields, endStream: boolean) => void = () => {};
 
   /** We sent END_STREAM. */
   localEnded = false;
@@ -116,7 +117,8 @@ export class H2Stream {
   private pendingBytes = 0;
   /** end() was called: trailers (or END_STREAM on data) go once `pending` is sent. */
   private endRequested = false;
-  private endTrailers: Buffer | null = null;
+  /** What end() was given: the trailers block to finish with, or null for END_STREAM on data. */
+  endTrailers: Buffer | null = null;
   sendWindow: number;
   /** Receive window left before the peer must wait for a WINDOW_UPDATE. */
   recvWindow: number;
@@ -126,7 +128,6 @@ export class H2Stream {
   /** Data received while paused, with the bytes each frame counted against the window. */
   private held: { chunk: Buffer; bytes: number }[] = [];
   private endPendingDelivery = false;
-  wantsDrain = false;
 
   constructor(
     readonly id: number,
@@ -157,7 +158,6 @@ export class H2Stream {
       onSent?.();
     }
     if (this.pendingBytes >= HIGH_WATER_BYTES || this.connection.congested) {
-      this.wantsDrain = true;
       this.connection.waitForDrain(this);
       return false;
     }
@@ -197,10 +197,6 @@ export class H2Stream {
     }
   }
 
-  get isPaused(): boolean {
-    return this.paused;
-  }
-
   // ---- driven by the connection ----
 
   /**
@@ -233,10 +229,6 @@ export class H2Stream {
   /** end() was called and everything before it has been sent: what to finish with. */
   get readyToEnd(): boolean {
     return this.endRequested && !this.localEnded && this.pending.length === 0;
-  }
-
-  takeEndTrailers(): Buffer | null {
-    return this.endTrailers;
   }
 
   /**
@@ -350,7 +342,6 @@ export class H2Connection {
   // The peer's settings.
   private peerInitialWindow = DEFAULT_WINDOW_BYTES;
   private peerMaxFrame = DEFAULT_MAX_FRAME_BYTES;
-  private peerMaxConcurrentStreams = Infinity;
 
   private tableSizeUpdatePending = false;
   private sendWindow = DEFAULT_WINDOW_BYTES;
@@ -406,10 +397,6 @@ export class H2Connection {
     return this.streams.size;
   }
 
-  get isClosed(): boolean {
-    return this.dead;
-  }
-
   /** Client: no new streams may be opened here (GOAWAY either way, or closed). */
   get isDraining(): boolean {
     return this.dead || this.goawayReceived || this.goawaySent;
@@ -448,10 +435,6 @@ export class H2Connection {
     this.socket.destroy();
   }
 
-  ping(payload: Buffer = Buffer.alloc(8)): void {
-    this.queue(pingFrame(payload, false));
-  }
-
   // ---- output ----
 
   sendHeaders(streamId: number, block: Buffer, endStream: boolean): void {
@@ -464,10 +447,7 @@ export class H2Connection {
     const max = this.peerMaxFrame;
     const endFlag = endStream ? Flag.END_STREAM : 0;
     if (block.length <= max) {
-      const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + block.length);
-      writeFrameHeader(out, 0, block.length, FrameType.HEADERS, endFlag | Flag.END_HEADERS, streamId);
-      block.copy(out, FRAME_HEADER_BYTES);
-      this.queue(out);
+      this.queue(frame(FrameType.HEADERS, endFlag | Flag.END_HEADERS, streamId, block));
       return;
     }
     for (let at = 0; at < block.length; at += max) {
@@ -511,7 +491,7 @@ export class H2Connection {
     this.blocked.delete(stream);
     if (blocked) this.blocked.add(stream);
     else if (stream.readyToEnd) {
-      const trailers = stream.takeEndTrailers();
+      const trailers = stream.endTrailers;
       if (trailers !== null) this.sendHeaders(stream.id, trailers, true);
       else if (lastHeader !== null) lastHeader[4] |= Flag.END_STREAM;
       else this.queue(frameHeader(0, FrameType.DATA, Flag.END_STREAM, stream.id));
@@ -579,10 +559,7 @@ export class H2Connection {
     for (const stream of [...this.drainWaiters]) {
       if (stream.unsentBytes >= HIGH_WATER_BYTES) continue;
       this.drainWaiters.delete(stream);
-      if (!stream.closed && stream.wantsDrain) {
-        stream.wantsDrain = false;
-        stream.onDrain();
-      }
+      if (!stream.closed) stream.onDrain();
     }
   }
 
@@ -782,7 +759,6 @@ export class H2Connection {
         }
         if (endStream) existing.trailers = fields; // a trailers-only response is both
       }
-      existing.onHeaders(fields, endStream);
       if (endStream) existing.receiveEnd();
       return;
     }
@@ -800,19 +776,7 @@ export class H2Connection {
     }
     const stream = new H2Stream(streamId, this, this.peerInitialWindow, this.streamWindowBytes);
     this.streams.set(streamId, stream);
-    if (tooLarge !== null) {
-      stream.respond(
-        encodeHeaderBlock([
-          [':status', '200'],
-          ['content-type', 'application/grpc'],
-          ['grpc-status', String(RESOURCE_EXHAUSTED)],
-          ['grpc-message', encodeURIComponent(`header list too large: ${tooLarge}`)],
-        ]),
-        true,
-      );
-      if (!endStream) stream.reset(ErrorCode.NO_ERROR);
-      return;
-    }
+    stream.headerListTooLarge = tooLarge;
     stream.headers = toHeaderMap(fields);
     if (endStream) stream.remoteEnded = true; // an answer given in onStream then closes, not resets
     this.options.onStream?.(stream);
@@ -853,9 +817,6 @@ export class H2Connection {
           }
           this.peerMaxFrame = value;
           break;
-        case Setting.MAX_CONCURRENT_STREAMS:
-          this.peerMaxConcurrentStreams = value;
-          break;
         case Setting.ENABLE_PUSH:
           if (value > 1) throw new H2ProtocolError(ErrorCode.PROTOCOL_ERROR, 'SETTINGS_ENABLE_PUSH must be 0 or 1');
           break;
@@ -876,22 +837,15 @@ export class H2Connection {
     }
   }
 
-  /** The peer's SETTINGS_MAX_CONCURRENT_STREAMS (client side: how many calls one connection carries at once). */
-  get peerStreamLimit(): number {
-    return this.peerMaxConcurrentStreams;
-  }
-
   private onGoaway(streamId: number, payload: Buffer): void {
     if (streamId !== 0) throw new H2ProtocolError(ErrorCode.PROTOCOL_ERROR, 'GOAWAY on a stream');
     if (payload.length < 8) throw new H2ProtocolError(ErrorCode.FRAME_SIZE_ERROR, 'GOAWAY frame too short');
     const lastStreamId = payload.readUInt32BE(0) & MAX_WINDOW_BYTES;
-    const code = payload.readUInt32BE(4);
     this.goawayReceived = true;
     if (this.role === 'client') {
       // Streams the server never saw are refused: the caller may retry them elsewhere.
       for (const stream of [...this.streams.values()]) if (stream.id > lastStreamId) stream.close(ErrorCode.REFUSED_STREAM);
     }
-    this.options.onGoaway?.(code);
   }
 
   private onWindowUpdate(streamId: number, payload: Buffer): void {

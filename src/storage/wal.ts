@@ -149,14 +149,10 @@ function encodeRecord(seq: number, payload: Uint8Array): Buffer {
 
 /**
  * The offset of the first record at or after `from` whose checksum holds, or -1. Recovery only, and
- * only after a bad record: it tries every offset, computing a checksum only where the length fits.
+ * only after a bad record: it tries every offset (parseRecord checks the length before the checksum).
  */
 function findGoodRecord(data: Buffer, from: number): number {
-  for (let at = from; at + WAL_HEADER_BYTES <= data.byteLength; at++) {
-    const length = data.readUInt32BE(at);
-    if (length === 0 || at + WAL_HEADER_BYTES + length > data.byteLength) continue;
-    if (parseRecord(data, at) !== null) return at;
-  }
+  for (let at = from; at + WAL_HEADER_BYTES <= data.byteLength; at++) if (parseRecord(data, at) !== null) return at;
   return -1;
 }
 
