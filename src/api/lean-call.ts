@@ -11,11 +11,10 @@ import type { PeerCertificate, TLSSocket } from 'node:tls';
 import { gunzipSync, inflateSync } from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { encodeHeaderBlock, H2ErrorCode } from '../http2/index.ts';
+import { EncodedMessage, encodeGrpcMessage, encodeHeaderBlock, frameMessage, GrpcWireError, H2ErrorCode, MessageDeframer } from '../http2/index.ts';
 import type { H2Stream, HeaderMap } from '../http2/index.ts';
 import { assert, GrpcCode } from '../util/index.ts';
 import { callDeadlines, COARSE_AFTER_MS } from './deadlines.ts';
-import { EncodedMessage, encodeGrpcMessage, frameMessage, GrpcWireError, MessageDeframer } from './grpc-wire.ts';
 import type { Received } from './protos.ts';
 
 export type CallKind = 'unary' | 'serverStream' | 'bidi';

@@ -6,11 +6,10 @@
 import type { Duplex } from 'node:stream';
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { encodeHeaderBlock, H2Connection } from '../http2/index.ts';
+import { encodeHeaderBlock, frameMessage, H2Connection, isGrpcContentType, parseGrpcTimeout } from '../http2/index.ts';
 import type { H2Stream } from '../http2/index.ts';
 import { assert, GrpcCode } from '../util/index.ts';
 import { FAST_CODECS } from './fast-codec.ts';
-import { frameMessage, isGrpcContentType, parseGrpcTimeout } from './grpc-wire.ts';
 import { LeanCall, statusHeaders } from './lean-call.ts';
 import type { CallKind, CallStatus, LeanMethod } from './lean-call.ts';
 

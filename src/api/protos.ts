@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import type * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { assert } from '../util/index.ts';
-import { EncodedMessage } from './grpc-wire.ts';
+import { EncodedMessage } from '../http2/index.ts';
 
 /** The include root: imports inside the protos are relative to it (`etcd/api/...`). */
 export const PROTO_INCLUDE_DIR = fileURLToPath(new URL('../../proto/', import.meta.url));

@@ -12,7 +12,7 @@ import type { AuthGate } from './auth-gate.ts';
 import type { HeaderInfo, WatchBackend } from './backend.ts';
 import { encodeHeader, parseInt64 } from './codec.ts';
 import { encodeWatchResponseFrame, GRPC_PREFIX_BYTES } from './fast-codec.ts';
-import { EncodedMessage } from './grpc-wire.ts';
+import { EncodedMessage } from '../http2/index.ts';
 import { endWithStatus, SERVER_STOPPED } from './handlers.ts';
 import type { OpenStreams } from './handlers.ts';
 import { isFramesWriter } from './lean-call.ts';

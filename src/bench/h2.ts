@@ -5,7 +5,16 @@
 // docs/BENCHMARKS.md), which leaves more of a small machine to the servers under test.
 import { connect } from 'node:net';
 import { EventEmitter } from 'node:events';
-import { encodeHeaderBlock, H2Connection as Http2Connection, H2ErrorCode, Reassembler } from '../http2/index.ts';
+import {
+  decodeGrpcMessage,
+  encodeHeaderBlock,
+  formatGrpcTimeout,
+  frameMessage,
+  GrpcWireError,
+  H2Connection as Http2Connection,
+  H2ErrorCode,
+  MessageDeframer,
+} from '../http2/index.ts';
 import type { H2Stream, HeaderFields } from '../http2/index.ts';
 import { assert } from '../util/index.ts';
 import type { DuplexStream, RpcConnection } from './rpc-error.ts';
@@ -17,43 +26,30 @@ const GRPC_STATUS_OK = 0;
 const GRPC_STATUS_UNAVAILABLE = 14;
 const GRPC_STATUS_UNKNOWN = 2;
 const GRPC_STATUS_DEADLINE_EXCEEDED = 4;
+const GRPC_STATUS_UNIMPLEMENTED = 12;
 /** Flow-control windows large enough that thousands of watch events never stall on WINDOW_UPDATEs. */
 const WINDOW_BYTES = 16 * 1024 * 1024;
 
-function frame(message: Buffer): Buffer {
-  const framed = Buffer.allocUnsafe(5 + message.length);
-  framed[0] = 0;
-  framed.writeUInt32BE(message.length, 1);
-  message.copy(framed, 5);
-  return framed;
-}
-
-/** Reassembles gRPC length-prefixed messages from DATA chunks. */
+/** Reassembles gRPC messages from DATA chunks: the server's deframer, refusing compressed ones. */
 class MessageReader {
-  private readonly units = new Reassembler(5, (buffer, at) => {
-    const length = buffer.readUInt32BE(at + 1);
-    if (length > MAX_MESSAGE_BYTES) throw new RpcError(8, `response message of ${length} bytes exceeds ${MAX_MESSAGE_BYTES}`);
-    if (buffer[at] !== 0) throw new RpcError(12, 'compressed responses are not supported by the bench client');
-    return 5 + length;
-  });
+  private readonly deframer = new MessageDeframer(MAX_MESSAGE_BYTES);
 
   push(chunk: Buffer, emit: (message: Buffer) => void): void {
-    this.units.push(chunk, (buffer, start, end) => emit(buffer.subarray(start + 5, end)));
+    try {
+      this.deframer.push(chunk, (message, compressed) => {
+        if (compressed) throw new RpcError(GRPC_STATUS_UNIMPLEMENTED, 'compressed responses are not supported by the bench client');
+        emit(message);
+      });
+    } catch (error) {
+      if (error instanceof GrpcWireError) throw new RpcError(error.code, error.message);
+      throw error;
+    }
   }
 }
 
 interface Status {
   code: number;
   details: string;
-}
-
-/** grpc-message is percent-encoded; a server that sends a stray '%' gets its text back as sent. */
-function percentDecoded(value: string): string {
-  try {
-    return decodeURIComponent(value);
-  } catch {
-    return value;
-  }
 }
 
 /** The gRPC status a header block carries (trailers, or a trailers-only response), or null. */
@@ -63,7 +59,7 @@ function statusOf(fields: HeaderFields | null): Status | null {
   let details = '';
   for (const [name, value] of fields) {
     if (name === 'grpc-status') code = Number(value);
-    else if (name === 'grpc-message') details = percentDecoded(value);
+    else if (name === 'grpc-message') details = decodeGrpcMessage(value);
   }
   return code === null ? null : { code, details };
 }
@@ -137,7 +133,7 @@ export class H2Connection implements RpcConnection {
       ]);
       this.blockFor.set(path, block);
     }
-    if (timeoutMs !== null) block = Buffer.concat([block, encodeHeaderBlock([['grpc-timeout', `${Math.max(1, Math.round(timeoutMs))}m`]])]);
+    if (timeoutMs !== null) block = Buffer.concat([block, encodeHeaderBlock([['grpc-timeout', formatGrpcTimeout(timeoutMs)]])]);
     return this.open().request(block);
   }
 
@@ -168,7 +164,7 @@ export class H2Connection implements RpcConnection {
         else if (response !== null) resolve(response);
         else reject(new RpcError(GRPC_STATUS_UNKNOWN, 'OK status without a response message'));
       };
-      stream.write(frame(request));
+      stream.write(frameMessage(request));
       stream.end();
     });
   }
@@ -202,7 +198,7 @@ export class H2BidiStream extends EventEmitter implements DuplexStream {
 
   write(message: Buffer): boolean {
     assert(!this.canceled, 'write on a canceled stream');
-    return this.stream.write(frame(message));
+    return this.stream.write(frameMessage(message));
   }
 
   end(): void {

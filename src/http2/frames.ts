@@ -91,18 +91,20 @@ export function settingsFrame(settings: ReadonlyArray<readonly [number, number]>
 
 export const SETTINGS_ACK = frame(FrameType.SETTINGS, Flag.ACK, 0, Buffer.alloc(0));
 
-export function windowUpdateFrame(streamId: number, increment: number): Buffer {
+/** A frame whose payload is one u32 (WINDOW_UPDATE's increment, RST_STREAM's error code). */
+function u32Frame(type: number, streamId: number, value: number): Buffer {
   const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + 4);
-  writeFrameHeader(out, 0, 4, FrameType.WINDOW_UPDATE, 0, streamId);
-  out.writeUInt32BE(increment, FRAME_HEADER_BYTES);
+  writeFrameHeader(out, 0, 4, type, 0, streamId);
+  out.writeUInt32BE(value, FRAME_HEADER_BYTES);
   return out;
 }
 
+export function windowUpdateFrame(streamId: number, increment: number): Buffer {
+  return u32Frame(FrameType.WINDOW_UPDATE, streamId, increment);
+}
+
 export function rstStreamFrame(streamId: number, code: number): Buffer {
-  const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + 4);
-  writeFrameHeader(out, 0, 4, FrameType.RST_STREAM, 0, streamId);
-  out.writeUInt32BE(code, FRAME_HEADER_BYTES);
-  return out;
+  return u32Frame(FrameType.RST_STREAM, streamId, code);
 }
 
 export function goawayFrame(lastStreamId: number, code: number, debug = ''): Buffer {

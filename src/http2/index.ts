@@ -5,3 +5,15 @@ export { encodeHeaderBlock, HpackDecoder, HpackError, HeaderListTooLarge, HPACK_
 export type { HeaderFields } from './hpack.ts';
 export { ErrorCode as H2ErrorCode } from './frames.ts';
 export { Reassembler } from './reassembler.ts';
+export {
+  decodeGrpcMessage,
+  EncodedMessage,
+  encodeGrpcMessage,
+  formatGrpcTimeout,
+  frameMessage,
+  GrpcWireError,
+  isGrpcContentType,
+  MESSAGE_PREFIX_BYTES,
+  MessageDeframer,
+  parseGrpcTimeout,
+} from './grpc.ts';

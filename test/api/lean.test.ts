@@ -11,7 +11,7 @@ import { gzipSync } from 'node:zlib';
 import { pino } from 'pino';
 import { ApiServer } from '../../src/api/index.ts';
 import type { ApiServerOptions, HeaderInfo, KvBackend } from '../../src/api/index.ts';
-import { decodeGrpcMessage, frameMessage, MessageDeframer } from '../../src/api/grpc-wire.ts';
+import { decodeGrpcMessage, frameMessage, MessageDeframer } from '../../src/http2/index.ts';
 import { resolveGrpcServerKind } from '../../src/api/lean-server.ts';
 import type { RangeResponse } from '../../src/mvcc/index.ts';
 import { EtcdError, GrpcCode } from '../../src/util/index.ts';

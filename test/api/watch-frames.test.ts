@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events';
 import { pino } from 'pino';
 import { encodeHeader } from '../../src/api/codec.ts';
 import { encodeWatchResponseFrame, GRPC_PREFIX_BYTES } from '../../src/api/fast-codec.ts';
-import { EncodedMessage, frameMessage } from '../../src/api/grpc-wire.ts';
+import { EncodedMessage, frameMessage } from '../../src/http2/index.ts';
 import { OpenStreams } from '../../src/api/handlers.ts';
 import { serverServiceDefinition } from '../../src/api/protos.ts';
 import {

@@ -1,4 +1,4 @@
-// gRPC-over-HTTP/2 helpers (src/api/grpc-wire.ts): message framing across arbitrary chunk
+// gRPC-over-HTTP/2 helpers (src/http2/grpc.ts): message framing across arbitrary chunk
 // boundaries, size and flag checks from the prefix, grpc-timeout, grpc-message escaping.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,7 +11,7 @@ import {
   isGrpcContentType,
   MessageDeframer,
   parseGrpcTimeout,
-} from '../../src/api/grpc-wire.ts';
+} from '../../src/http2/index.ts';
 import { GrpcCode } from '../../src/util/index.ts';
 
 test('messages split at every possible chunk boundary come out whole and in order', () => {

@@ -1,6 +1,6 @@
 // gRPC over HTTP/2, the parts both ends need (PROTOCOL-HTTP2.md of grpc/grpc): length-prefixed
 // messages, the grpc-timeout header, grpc-message percent-encoding. Used by the lean server
-// (lean-server.ts); free of server state, so a client (src/bench) can import it too.
+// (src/api/lean-server.ts) and the bench client (src/bench/h2.ts).
 import { GrpcCode } from '../util/index.ts';
 import type { GrpcCodeValue } from '../util/index.ts';
 
