@@ -2,7 +2,7 @@
 // chunking bounds, corruption detection, and hashKV agreement.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { deflateSync, inflateSync } from 'node:zlib';
+import { crc32, deflateSync, inflateSync } from 'node:zlib';
 import { pack, unpack } from 'msgpackr';
 import { MIN_SNAPSHOT_CHUNK_BYTES, MvccStore, SnapshotInvalidatedError } from '../../src/mvcc/index.ts';
 import { EtcdError, GrpcCode } from '../../src/util/index.ts';
@@ -91,8 +91,10 @@ describe('snapshot and restore', () => {
     const oversized = chunks.filter((chunk) => chunk.length > MIN_SNAPSHOT_CHUNK_BYTES);
     assert.equal(oversized.length, 1);
     // Each decodes alone: deflated, or (the incompressible huge value) stored with a CRC-32 after it.
+    // Tagged msgpack arrays, or binary versions chunks (first byte 0x01).
     const body = (chunk: Uint8Array) => (chunk[0] === 0x78 ? inflateSync(chunk) : chunk.subarray(0, -4));
-    for (const chunk of chunks) assert.ok(Array.isArray(unpack(body(chunk))));
+    for (const chunk of chunks) assert.ok(body(chunk)[0] === 0x01 || Array.isArray(unpack(body(chunk))));
+    assert.ok(chunks.filter((chunk) => body(chunk)[0] === 0x01).length > 5, 'versions chunks are binary');
     assert.deepEqual(observe(MvccStore.restore(chunks)), observe(store));
   });
 
@@ -172,6 +174,75 @@ describe('snapshot format', () => {
   const chunk = (items: unknown[]) => new Uint8Array(deflateSync(pack(items)));
   const header = chunk(['header', 1, 3, 0, 1]);
   const versions = (lease: number) => chunk(['versions', b('k'), 2, 2, 1, 0, b('v1'), 0, null, 3, 2, 2, lease, b('v2'), 0]);
+  // Format 3's binary versions chunk, written by hand from the format comment in mvcc/snapshot.ts.
+  interface HandVersion { key?: string; mod: number; create: number; version: number; value: string; lease?: number; sub?: number }
+  const uvarint = (value: number): number[] => {
+    const out: number[] = [];
+    for (let rest = value; ; rest = Math.floor(rest / 128)) {
+      if (rest < 128) return [...out, rest];
+      out.push((rest % 128) | 128);
+    }
+  };
+  const version = (v: HandVersion): number[] => {
+    const lease = v.lease ?? 0;
+    const sub = v.sub ?? 0;
+    const flags = (v.key !== undefined ? 1 : 0) | (lease !== 0 ? 2 : 0) | (lease < 0 ? 4 : 0) | (sub !== 0 ? 8 : 0);
+    const bytes = [flags];
+    if (v.key !== undefined) bytes.push(...uvarint(v.key.length), ...b(v.key));
+    bytes.push(...uvarint(v.mod), ...uvarint(v.create), ...uvarint(v.version));
+    if (lease !== 0) bytes.push(...uvarint(Math.abs(lease)));
+    if (sub !== 0) bytes.push(...uvarint(sub));
+    bytes.push(...uvarint(v.value.length), ...b(v.value));
+    return bytes;
+  };
+  const binaryBody = (records: number[][]) => Buffer.from([0x01, ...records.flat()]);
+  const stored = (body: Uint8Array) => {
+    const out = Buffer.alloc(body.length + 4);
+    out.set(body);
+    out.writeUInt32BE(crc32(body), body.length);
+    return new Uint8Array(out);
+  };
+  const binaryChunk = (records: number[][]) => stored(binaryBody(records));
+  const binaryVersions = (lease: number) =>
+    binaryChunk([version({ key: 'k', mod: 2, create: 2, version: 1, value: 'v1' }), version({ mod: 3, create: 2, version: 2, value: 'v2', lease })]);
+
+  it('decodes a hand-written format 3 snapshot: binary versions, signed leases, sub-revisions, large numbers', () => {
+    const store = MvccStore.restore([chunk(['header', 3, 3, -1, 1]), chunk(['leases', 5, 10, 0]), binaryVersions(5), chunk(['end', 1, 2, 1])]);
+    assert.equal(kvStr(store.range(rangeReq('k')).kvs[0]), 'k=v2@3(c2,v2,l5)');
+    assert.equal(kvStr(store.range(rangeReq('k', { revision: 2 })).kvs[0]), 'k=v1@2(c2,v1,l0)');
+    assert.deepEqual(store.leaseTimeToLive(5, true).keys, [b('k')]);
+    store.checkInvariants();
+    // A key spanning two chunks, sub-revisions, a negative lease: the decoder reads what was written.
+    const big = 2 ** 53 - 1;
+    const spans = [
+      binaryChunk([version({ key: 'a', mod: 2, create: 2, version: 1, value: '1' }), version({ key: 'b', mod: 2, create: 2, version: 1, value: '2', sub: 1 })]),
+      binaryChunk([version({ key: 'b', mod: 3, create: 2, version: 2, value: '3', lease: -7 })]),
+    ];
+    const restored = MvccStore.restore([chunk(['header', 3, 3, -1, 1]), chunk(['leases', -7, 10, 0]), ...spans, chunk(['end', 2, 3, 1])]);
+    assert.deepEqual(restored.range(rangeReq(new Uint8Array([0]), all)).kvs.map(kvStr), ['a=1@2(c2,v1,l0)', 'b=3@3(c2,v2,l-7)']);
+    // varints up to 2^53 - 1 decode exactly (the store then refuses the revision log, not the number)
+    const huge = binaryChunk([version({ key: 'k', mod: big, create: big, version: 1, value: 'x' })]);
+    assert.throws(() => MvccStore.restore([chunk(['header', 3, big, -1, big]), huge, chunk(['end', 1, 1, 0])]), /inconsistent state/);
+  });
+
+  it('rejects malformed binary versions chunks', () => {
+    const isDataLoss = (error: unknown) => error instanceof EtcdError && error.code === GrpcCode.DATA_LOSS;
+    const restoreWith = (versionsChunk: Uint8Array) => MvccStore.restore([chunk(['header', 3, 3, -1, 1]), versionsChunk, chunk(['end', 1, 2, 0])]);
+    assert.equal(restoreWith(binaryVersions(0)).keyCount, 1);
+    const good = binaryBody([version({ key: 'k', mod: 2, create: 2, version: 1, value: 'v1' }), version({ mod: 3, create: 2, version: 2, value: 'v2' })]);
+    for (let cut = 2; cut < good.length; cut++) {
+      assert.throws(() => restoreWith(stored(good.subarray(0, cut))), isDataLoss, `cut at ${cut}`);
+    }
+    const tooLong = Buffer.from([0x01, 1, 1, 0x6b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 2, 1, 1, 0x76]);
+    assert.throws(() => restoreWith(stored(tooLong)), /varint longer than 8 bytes/);
+    const beyondSafe = Buffer.from([0x01, 1, 1, 0x6b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 2, 1, 0, 1, 0x76]);
+    assert.throws(() => restoreWith(stored(beyondSafe)), /beyond the safe integers/);
+    assert.throws(() => restoreWith(stored(Buffer.from([0x01, 0x10]))), /bad version flags/);
+    assert.throws(() => restoreWith(stored(Buffer.from([0x01, 0x05, 1, 0x6b, 2, 2, 1, 0, 1, 0x76]))), /bad version flags/, 'negative without a lease');
+    assert.throws(() => restoreWith(stored(Buffer.from([0x01, 0x00, 2, 2, 1, 1, 0x76]))), /version without a key/);
+    assert.throws(() => restoreWith(stored(Buffer.from([0x01, 0x01, 0, 2, 2, 1, 1, 0x76]))), /bad key/);
+    assert.throws(() => restoreWith(stored(Buffer.from([0x01, 0x03, 1, 0x6b, 2, 2, 1, 0, 1, 0x76]))), /lease flag with lease 0/);
+  });
 
   it('decodes a hand-written snapshot (the documented format)', () => {
     const store = MvccStore.restore([header, chunk(['leases', 5, 10, 0]), versions(5), chunk(['end', 1, 2, 1])]);
@@ -191,7 +262,10 @@ describe('snapshot format', () => {
     // a revision with no changes in the log
     assert.throws(() => MvccStore.restore([chunk(['header', 1, 4, 0, 1]), versions(0), chunk(['end', 1, 2, 0])]), isDataLoss);
     // an unknown format version
-    assert.throws(() => MvccStore.restore([chunk(['header', 3, 3, 0, 1]), versions(0), chunk(['end', 1, 2, 0])]), isDataLoss);
+    assert.throws(() => MvccStore.restore([chunk(['header', 4, 3, 0, 1]), versions(0), chunk(['end', 1, 2, 0])]), isDataLoss);
+    // msgpack versions in a format 3 snapshot, binary ones in a format 2 snapshot
+    assert.throws(() => MvccStore.restore([chunk(['header', 3, 3, -1, 1]), versions(0), chunk(['end', 1, 2, 0])]), isDataLoss);
+    assert.throws(() => MvccStore.restore([chunk(['header', 2, 3, -1, 1]), binaryVersions(0), chunk(['end', 1, 2, 0])]), isDataLoss);
     // a compacted revision below -1
     assert.throws(() => MvccStore.restore([chunk(['header', 2, 3, -2, 1]), versions(0), chunk(['end', 1, 2, 0])]), isDataLoss);
     // the revision log: a version above the current revision, two writes at one sub-revision, a
