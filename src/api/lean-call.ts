@@ -13,7 +13,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { EncodedMessage, encodeGrpcMessage, encodeHeaderBlock, frameMessage, GrpcWireError, H2ErrorCode, MessageDeframer } from '../http2/index.ts';
 import type { H2Stream, HeaderMap } from '../http2/index.ts';
-import { assert, GrpcCode } from '../util/index.ts';
+import { assert, GrpcCode, trace } from '../util/index.ts';
 import { callDeadlines, COARSE_AFTER_MS } from './deadlines.ts';
 import type { Received } from './protos.ts';
 
@@ -291,6 +291,7 @@ export class LeanCall extends EventEmitter implements FramesWriter {
     const received = message as Received<unknown>;
     if (this.method.kind !== 'bidi') {
       this.request = received;
+      trace('grpc.request');
       return this.dispatch();
     }
     if (this.paused || this.queued.length > 0) this.queued.push(received);

@@ -4,6 +4,7 @@ import { SecurityError } from '../security/index.ts';
 import { StorageEncryptionError } from '../storage/index.ts';
 import { ConfigError, parseNodeConfig, readConfigFile, restoreBackup, TesseraNode } from '../server/index.ts';
 import { EtcdError } from '../util/index.ts';
+import { TRACE_DIR_ENV, traceFromEnv } from './trace-sink.ts';
 
 const limitFlags = ['maxRequestBytes', 'maxTxnOps', 'snapshotCount', 'snapshotCatchupEntries'] as const;
 
@@ -20,6 +21,8 @@ export async function runStart(options: Record<string, unknown>): Promise<void> 
       else flags[key] = value;
     }
     const config = parseNodeConfig({ ...fromFile, ...flags, limits });
+    const traceFile = traceFromEnv(config.name);
+    if (traceFile !== null) logger.warn({ file: traceFile }, `${TRACE_DIR_ENV} is set: tracing every request hop (latency studies only)`);
     node = await TesseraNode.start(config, logger.child({ name: config.name }));
     node.onFatal = () => process.exit(1);
   } catch (error) {

@@ -37,6 +37,7 @@ import {
 import { DEFAULT_HEADER_TABLE_SIZE, HeaderListTooLarge, HpackDecoder, HpackError } from './hpack.ts';
 import type { HeaderFields } from './hpack.ts';
 import { Reassembler } from './reassembler.ts';
+import { trace } from '../util/index.ts';
 
 export type HeaderMap = Record<string, string | string[]>;
 
@@ -532,6 +533,7 @@ export class H2Connection {
   private flush(): void {
     this.flushScheduled = false;
     if (this.out.length === 0 || this.dead) return;
+    trace('h2.write');
     const out = this.out;
     const bytes = this.outBytes;
     this.out = [];
@@ -604,6 +606,7 @@ export class H2Connection {
   // ---- input ----
 
   private onSocketData(chunk: Buffer): void {
+    trace('h2.read');
     if (this.dead) return;
     let data = chunk;
     try {

@@ -20,7 +20,7 @@
 
 import { crc32, deflateSync, inflateSync } from 'node:zlib';
 import { Packr, Unpackr } from 'msgpackr';
-import { EtcdError, GrpcCode, assert, invalidArgument } from '../util/index.ts';
+import { ByteReader, EtcdError, GrpcCode, assert, invalidArgument, writeUvarint } from '../util/index.ts';
 import { copyBytes, toKeyString } from './keys.ts';
 import { KeyEntry, Keyspace } from './keyspace.ts';
 import type { KeyValue } from './types.ts';
@@ -55,8 +55,6 @@ const FLAG_NEW_KEY = 1;
 const FLAG_LEASE = 2;
 const FLAG_NEGATIVE_LEASE = 4;
 const FLAG_SUB = 8;
-/** LEB128 bytes of the largest safe integer (53 bits). */
-const MAX_VARINT_BYTES = 8;
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
 const unpackr = new Unpackr({ useRecords: false, moreTypes: false });
@@ -250,59 +248,6 @@ function writeVersion(buffer: Buffer, start: number, kv: KeyValue, sub: number, 
   return at + kv.value.length;
 }
 
-/** Unsigned LEB128 of a non-negative safe integer; returns the offset after it. */
-function writeUvarint(buffer: Buffer, start: number, value: number): number {
-  let at = start;
-  let rest = value;
-  while (rest >= 0x80000000) {
-    buffer[at++] = (rest % 0x80) | 0x80;
-    rest = Math.floor(rest / 0x80);
-  }
-  while (rest >= 0x80) {
-    buffer[at++] = (rest & 0x7f) | 0x80;
-    rest >>>= 7;
-  }
-  buffer[at++] = rest;
-  return at;
-}
-
-/** Reads a binary versions chunk's body; every read is bounds-checked and throws DATA_LOSS. */
-class BodyReader {
-  at = 1;
-  constructor(private readonly body: Uint8Array) {}
-
-  get done(): boolean {
-    return this.at >= this.body.length;
-  }
-
-  byte(): number {
-    if (this.at >= this.body.length) throw corruptSnapshot('versions chunk ends inside a version');
-    return this.body[this.at++];
-  }
-
-  uvarint(): number {
-    let value = 0;
-    let scale = 1;
-    for (let i = 0; i < MAX_VARINT_BYTES; i++) {
-      const byte = this.byte();
-      value += (byte & 0x7f) * scale;
-      if (byte < 0x80) {
-        if (!Number.isSafeInteger(value)) throw corruptSnapshot('number beyond the safe integers');
-        return value;
-      }
-      scale *= 0x80;
-    }
-    throw corruptSnapshot('varint longer than 8 bytes');
-  }
-
-  bytes(length: number): Uint8Array {
-    if (length > this.body.length - this.at) throw corruptSnapshot('versions chunk ends inside a key or value');
-    const view = this.body.subarray(this.at, this.at + length);
-    this.at += length;
-    return view;
-  }
-}
-
 /** The msgpack bytes of a chunk: inflated, or a stored chunk's body once its CRC-32 checks out. */
 function chunkBody(chunk: Uint8Array): Uint8Array {
   if (chunk[0] === ZLIB_FIRST_BYTE) return inflateSync(chunk);
@@ -322,11 +267,11 @@ function isInt(value: unknown): value is number {
 }
 
 /** A chunk's contents: a tagged msgpack array, or the body of a binary versions chunk. */
-function decodeChunk(chunk: Uint8Array): unknown[] | BodyReader {
+function decodeChunk(chunk: Uint8Array): unknown[] | ByteReader {
   let items: unknown;
   try {
     const body = chunkBody(chunk);
-    if (body[0] === BINARY_VERSIONS) return new BodyReader(body);
+    if (body[0] === BINARY_VERSIONS) return new ByteReader(body, 1, (why) => corruptSnapshot(`versions chunk: ${why}`));
     items = unpackr.unpack(body);
   } catch (error) {
     throw corruptSnapshot(`undecodable chunk (${(error as Error).message})`);
@@ -383,14 +328,14 @@ class EntryCollector {
   }
 }
 
-function readBinaryVersions(reader: BodyReader, into: EntryCollector): void {
+function readBinaryVersions(reader: ByteReader, into: EntryCollector): void {
   into.startChunk();
   while (!reader.done) {
     const flags = reader.byte();
     if (flags > (FLAG_NEW_KEY | FLAG_LEASE | FLAG_NEGATIVE_LEASE | FLAG_SUB) || (flags & (FLAG_LEASE | FLAG_NEGATIVE_LEASE)) === FLAG_NEGATIVE_LEASE) {
       throw corruptSnapshot(`bad version flags ${flags}`);
     }
-    const key = (flags & FLAG_NEW_KEY) !== 0 ? reader.bytes(reader.uvarint()) : null;
+    const key = (flags & FLAG_NEW_KEY) !== 0 ? reader.lengthPrefixed() : null;
     const modRevision = reader.uvarint();
     const createRevision = reader.uvarint();
     const version = reader.uvarint();
@@ -398,7 +343,7 @@ function readBinaryVersions(reader: BodyReader, into: EntryCollector): void {
     if ((flags & FLAG_LEASE) !== 0 && leaseMagnitude === 0) throw corruptSnapshot('lease flag with lease 0');
     const lease = (flags & FLAG_NEGATIVE_LEASE) !== 0 ? -leaseMagnitude : leaseMagnitude;
     const sub = (flags & FLAG_SUB) !== 0 ? reader.uvarint() : 0;
-    const value = reader.bytes(reader.uvarint());
+    const value = reader.lengthPrefixed();
     into.add(key, modRevision, createRevision, version, lease, value, sub);
   }
 }
@@ -426,14 +371,14 @@ function readPackedVersions(items: unknown[], into: EntryCollector): void {
 /** Decodes chunks produced by encodeSnapshot (any format); throws DATA_LOSS on anything malformed. */
 export function decodeSnapshot(chunks: Iterable<Uint8Array>): DecodedSnapshot {
   const iterator = chunks[Symbol.iterator]();
-  const next = (): unknown[] | BodyReader | null => {
+  const next = (): unknown[] | ByteReader | null => {
     const step = iterator.next();
     if (step.done === true) return null;
     if (!(step.value instanceof Uint8Array)) throw corruptSnapshot('chunk is not bytes');
     return decodeChunk(step.value);
   };
   const header = next();
-  if (header === null || header instanceof BodyReader || header[0] !== 'header' || (header[1] !== FORMAT && header[1] !== FORMAT_MSGPACK_VERSIONS && header[1] !== FORMAT_ZERO_COMPACTED)) {
+  if (header === null || header instanceof ByteReader || header[0] !== 'header' || (header[1] !== FORMAT && header[1] !== FORMAT_MSGPACK_VERSIONS && header[1] !== FORMAT_ZERO_COMPACTED)) {
     throw corruptSnapshot('missing or unknown header');
   }
   const [, format, current, storedCompacted, logBase] = header;
@@ -444,7 +389,7 @@ export function decodeSnapshot(chunks: Iterable<Uint8Array>): DecodedSnapshot {
   const collector = new EntryCollector();
   for (let items = next(); ; items = next()) {
     if (items === null) throw corruptSnapshot('missing end chunk');
-    if (items instanceof BodyReader) {
+    if (items instanceof ByteReader) {
       if (format !== FORMAT) throw corruptSnapshot(`a binary versions chunk in a format ${String(format)} snapshot`);
       readBinaryVersions(items, collector);
     } else if (items[0] === 'leases') {

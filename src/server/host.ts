@@ -7,6 +7,7 @@ import type { Limits } from './config.ts';
 import type { NodeMetrics } from './metrics.ts';
 import { Replica } from './replica.ts';
 import type { ReplicaStorage } from './replica.ts';
+import { trace } from '../util/index.ts';
 
 export interface HostStorage {
   group(groupId: number): ReplicaStorage;
@@ -98,6 +99,7 @@ export class ReplicaHost {
 
   /** One turn. Returns true if more work is waiting. */
   async turn(): Promise<boolean> {
+    trace('turn');
     this.feedInput();
     const readies: [Replica, Ready][] = [];
     for (const replica of this.replicas.values()) {
@@ -121,10 +123,12 @@ export class ReplicaHost {
     // first kept the disk idle for as long as the apply took, on every turn of every member.
     const early = new Set(readies.filter(([replica, rd]) => replica.maySendBeforeSync(rd)).map(([r]) => r));
     const durable = mustSync ? this.commit() : null;
+    if (durable !== null) trace('commit');
     for (const [replica, rd] of readies) if (early.has(replica)) this.send(replica, rd);
     for (const [replica, rd] of readies) replica.applyReady(rd);
     if (durable !== null) {
       await durable;
+      trace('durable');
       // Anything applying staged (membership metadata) is made durable before the turn ends, as before.
       await this.options.storage.commit();
     }
@@ -201,6 +205,7 @@ export class ReplicaHost {
       }
       return;
     }
+    trace('step', msg.type);
     replica.raft.step(msg);
   }
 }

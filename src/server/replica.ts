@@ -7,7 +7,7 @@ import type { MvccStore } from '../mvcc/index.ts';
 import type { RequestOp, ResponseHeader, TxnRequest } from '../mvcc/index.ts';
 import { copyConfState, decodeConfChange, encodeConfChange, ProposalDroppedError, RawNode } from '../raft/index.ts';
 import type { ConfChange, ConfState, Entry, HardState, LogStorage, RaftConfig, Ready, Snapshot } from '../raft/index.ts';
-import { assert, EtcdError, Errors, unreachable } from '../util/index.ts';
+import { assert, EtcdError, Errors, trace, unreachable } from '../util/index.ts';
 import type { AuthStore } from './auth-store.ts';
 import { commandNeeds, recheckAuth } from './auth-apply.ts';
 import { decodeBatch, encodeBatch, estimateBytes, isReadOnlyTxn, stampOf } from './commands.ts';
@@ -267,6 +267,7 @@ export class Replica {
       }
       const commands = this.queuedCommands.slice(start, end);
       try {
+        trace('propose');
         this.raft.propose(encodeBatch({ origin: this.nodeId, incarnation: this.incarnation, commands }));
       } catch (error) {
         if (!(error instanceof ProposalDroppedError)) throw error;
@@ -361,6 +362,7 @@ export class Replica {
       this.confState = this.raft.applyConfChange(change);
       this.applyMembership(change);
     } else if (entry.data.length > 0) {
+      trace('apply');
       this.applyingIndex = entry.index;
       const batch = decodeBatch(entry.data);
       const mine = batch.origin === this.nodeId && batch.incarnation === this.incarnation;

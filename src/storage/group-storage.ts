@@ -40,6 +40,12 @@ export interface GroupHost {
    * dirty. Returns the sequence number of the batch the staged writes will be committed in.
    */
   stage(group: GroupStorage, bytes: number): number;
+  /**
+   * Writes a piece of a snapshot being built straight to LMDB, outside the sequence of commits (so
+   * the turns of a long build do not each wait for an LMDB transaction). The commit that records
+   * the snapshot goes to LMDB after every piece (Writes.afterPieces).
+   */
+  writeSnapshotPiece(key: [number, number, number], value: Buffer): void;
   /** Highest batch sequence number LMDB holds (durably): memory may drop what it wrote. */
   readonly storedSeq: number;
 }
@@ -83,6 +89,8 @@ export class GroupStorage implements LogStorage {
   private readonly stagedLog = new Map<number, Buffer | null>();
   private readonly stagedRecords = new Map<RecordName, unknown>();
   private readonly stagedChunks = new Map<string, { index: number; chunk: number; value: Uint8Array | null }>();
+  /** A snapshot record naming pieces written with writeSnapshotPiece is staged. */
+  private recordAfterPieces = false;
 
   /** @internal NodeStorage.group() creates groups; use that. */
   constructor(host: GroupHost, groupId: number) {
@@ -246,9 +254,8 @@ export class GroupStorage implements LogStorage {
   stageSnapshotPiece(index: number, piece: number, bytes: Uint8Array): void {
     if (index <= this.snap.index) throw new SnapshotOutOfDateError();
     assert(isIndex(piece), () => `snapshot piece ${piece}`);
-    this.stage(bytes.byteLength);
     const value = this.host.codec.sealChunk(this.groupId, index, piece, bytes);
-    this.stagedChunks.set(`${index}/${piece}`, { index, chunk: piece, value });
+    this.host.writeSnapshotPiece([this.groupId, index, piece], Buffer.from(value.buffer, value.byteOffset, value.byteLength));
   }
 
   /** createSnapshot for an image of `byteLength` bytes already staged as `pieces` pieces (stageSnapshotPiece). */
@@ -260,6 +267,7 @@ export class GroupStorage implements LogStorage {
     const term = this.term(index);
     this.stage(2 * RECORD_STAGED_BYTES);
     this.dropSnapshotChunks();
+    this.recordAfterPieces = true;
     this.snap = { index, term, confState: copyConfState(confState), byteLength, chunkCount: pieces, sealed: this.host.codec.sealing };
     this.stagedRecords.set('snapshot', this.snap);
     this.snapData = null; // read back from LMDB: commits that write chunks go straight to LMDB (NodeStorage.commit)
@@ -300,6 +308,8 @@ export class GroupStorage implements LogStorage {
     for (const { index, chunk, value } of this.stagedChunks.values()) {
       writes.put(DB_CHUNKS, [g, index, chunk], value === null ? null : Buffer.from(value.buffer, value.byteOffset, value.byteLength), value === null ? 0 : value.byteLength);
     }
+    if (this.recordAfterPieces) writes.afterPieces = true;
+    this.recordAfterPieces = false;
     this.stagedLog.clear();
     this.stagedRecords.clear();
     this.stagedChunks.clear();

@@ -41,6 +41,12 @@ export interface StorageLimits {
    * (the group caches pin those commits' entries).
    */
   maxUnstoredBytes: number;
+  /**
+   * Bytes of snapshot pieces handed to LMDB and not yet written past which the build waits (its
+   * next commit() resolves only once they are all written): the bound on memory when the disk is
+   * slower than the encoding.
+   */
+  maxSnapshotPieceBytesInFlight: number;
 }
 
 export const DEFAULT_STORAGE_LIMITS: Readonly<StorageLimits> = Object.freeze({
@@ -53,4 +59,5 @@ export const DEFAULT_STORAGE_LIMITS: Readonly<StorageLimits> = Object.freeze({
   lmdbFlushBytes: 16 * MIB,
   lmdbFlushIntervalMs: 100,
   maxUnstoredBytes: 256 * MIB,
+  maxSnapshotPieceBytesInFlight: 16 * MIB,
 });

@@ -67,6 +67,8 @@ export interface StorageStats {
   cachedEntryBytes: number;
   /** Groups open in this process. */
   openGroups: number;
+  /** Bytes of snapshot pieces handed to LMDB and not yet written (bounded by maxSnapshotPieceBytesInFlight). */
+  snapshotPieceBytesInFlight: number;
 }
 
 export class NodeStorage {
@@ -90,6 +92,9 @@ export class NodeStorage {
   /** Last batch LMDB holds durably. */
   private stored: number;
   private lastCommit: Promise<void> = Promise.resolve();
+  /** Snapshot pieces written straight to LMDB (writeSnapshotPiece): all of them, and their bytes not yet written. */
+  private piecesWritten: Promise<void> = Promise.resolve();
+  private pieceBytes = 0;
   /** Durable batches not yet issued to LMDB, in order. */
   private forLmdb: { seq: number; writes: Writes }[] = [];
   private forLmdbBytes = 0;
@@ -124,6 +129,7 @@ export class NodeStorage {
       limits: this.limits,
       codec,
       stage: (group, bytes) => this.stage(group, bytes),
+      writeSnapshotPiece: (key, value) => this.writeSnapshotPiece(key, value),
       get storedSeq() {
         return storedSeq();
       },
@@ -236,7 +242,10 @@ export class NodeStorage {
   commit(): Promise<void> {
     if (this.closed) return Promise.reject(new StorageClosedError());
     if (this.failure !== null) return Promise.reject(this.failure);
-    if (this.dirtyGroups.size === 0 && this.stagedMeta.size === 0) return this.lastCommit;
+    if (this.dirtyGroups.size === 0 && this.stagedMeta.size === 0) {
+      // Nothing to commit. A snapshot build waits here while too many of its pieces are unwritten.
+      return this.pieceBytes > this.limits.maxSnapshotPieceBytesInFlight ? Promise.all([this.lastCommit, this.piecesWritten]).then(() => undefined) : this.lastCommit;
+    }
     if (this.faults.takeFsyncFailure()) {
       // As a failed fsync: this batch never reaches the disk, and nothing after it may be written.
       this.failure = new StorageFailedError(new InjectedFsyncError());
@@ -254,10 +263,11 @@ export class NodeStorage {
     this.forLmdbBytes += writes.bytes;
     this.unstoredBytes += writes.bytes;
     let flushed: Promise<void>;
-    if (writes.hasChunks || writes.bytes > this.limits.walMaxRecordBytes || this.unstoredBytes > this.limits.maxUnstoredBytes) {
+    if (writes.hasChunks || writes.afterPieces || writes.bytes > this.limits.walMaxRecordBytes || this.unstoredBytes > this.limits.maxUnstoredBytes) {
       // Snapshot images: straight to LMDB (with every batch before them), not through the log.
       // So does any commit while LMDB is too far behind: it then waits for LMDB (backpressure).
-      flushed = this.writeToLmdb();
+      // A snapshot record waits for its pieces as well (issued to LMDB before it, so also durable).
+      flushed = writes.afterPieces ? Promise.all([this.piecesWritten, this.writeToLmdb()]).then(() => undefined) : this.writeToLmdb();
     } else {
       flushed = this.wal.append(seq, writes.encode());
       if (this.forLmdbBytes >= this.limits.lmdbFlushBytes) this.writeToLmdb().catch(() => undefined);
@@ -304,6 +314,7 @@ export class NodeStorage {
       walBytes: this.wal.bytes,
       cachedEntryBytes,
       openGroups: this.groupsById.size,
+      snapshotPieceBytesInFlight: this.pieceBytes,
     };
   }
 
@@ -315,6 +326,7 @@ export class NodeStorage {
     if (this.closed) return;
     this.closed = true;
     await this.lastCommit.catch(() => undefined);
+    await this.piecesWritten.catch(() => undefined);
     let written = this.failure === null;
     if (written) await this.writeToLmdb().catch(() => (written = false));
     // After a failure the log keeps what LMDB may lack; the next open replays it.
@@ -325,6 +337,26 @@ export class NodeStorage {
   }
 
   // ---- internals ----
+
+  /** GroupHost.writeSnapshotPiece: an LMDB put now, tracked until written; a failure fails the storage. */
+  private writeSnapshotPiece(key: [number, number, number], value: Buffer): void {
+    this.checkOpen();
+    if (this.failure !== null) throw this.failure;
+    const bytes = value.byteLength;
+    this.pieceBytes += bytes;
+    const written = this.dbs.chunks.put(key, value).then(
+      () => {
+        this.pieceBytes -= bytes;
+      },
+      (error: unknown) => {
+        this.failure ??= new StorageFailedError(error);
+        throw this.failure;
+      },
+    );
+    const before = this.piecesWritten;
+    this.piecesWritten = Promise.all([before, written]).then(() => undefined);
+    this.piecesWritten.catch(() => undefined); // reported by the commit that waits for it
+  }
 
   private stage(group: GroupStorage, bytes: number): number {
     this.reserve(bytes);

@@ -11,7 +11,7 @@
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, unlinkSync, writev, constants } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { assert } from '../util/index.ts';
+import { assert, trace } from '../util/index.ts';
 import type { StorageDbs } from './dbs.ts';
 import { StorageCorruptionError } from './errors.ts';
 import { Writes } from './writes.ts';
@@ -306,7 +306,9 @@ export class Wal {
     const waiters = this.queuedWaiters.splice(0, take);
     const bytes = buffers.reduce((sum, b) => sum + b.byteLength, 0);
     this.writing = true;
+    trace('wal.write');
     writev(this.fd, buffers, (error, written) => {
+      trace('wal.written');
       this.writing = false;
       if (error === null && written !== bytes) error = Object.assign(new Error(`wal: short write of ${written} of ${bytes} bytes`), { code: 'EIO' });
       if (error !== null) {

@@ -21,6 +21,12 @@ export class Writes {
   bytes = 0;
   /** Holds snapshot chunks: too large for the log, written straight to LMDB. */
   hasChunks = false;
+  /**
+   * Records a snapshot whose pieces were written straight to LMDB (GroupHost.writeSnapshotPiece):
+   * goes to LMDB too, in a transaction after theirs, never only to the log (a crash could then
+   * replay the record without the pieces).
+   */
+  afterPieces = false;
 
   put(db: DbNumber, key: unknown, value: unknown, bytes: number): void {
     this.dbs.push(db);

@@ -1,7 +1,7 @@
-// What the frames carry: Raft messages in canonical shape on the way out (so they hit the shared
-// record structures of wire.ts), and checked shapes on the way in (untrusted bytes never reach Raft).
-import type { ConfState, Entry, Message, MessageType, Snapshot, SnapshotMsg } from '../raft/index.ts';
-import { unreachable } from '../util/index.ts';
+// What the msgpack frames carry (hello, calls, snapshot heads and acks; batch bodies are binary,
+// batch.ts): canonical shapes on the way out, checked shapes on the way in (untrusted bytes never
+// reach Raft).
+import type { ConfState, Message, MessageType, Snapshot, SnapshotMsg } from '../raft/index.ts';
 import { PROTOCOL_VERSION, WireError } from './wire.ts';
 
 export interface BatchItem {
@@ -38,71 +38,6 @@ const MESSAGE_OVERHEAD_BYTES = 64;
 const ENTRY_OVERHEAD_BYTES = 24;
 
 // ---------------------------------------------------------------- outbound: canonical shapes
-
-/** A copy of `msg` with exactly the wire keys in the wire order (see RECORD_STRUCTURES). */
-export function wireMessage(msg: Message): Message {
-  const { from, to, term } = msg;
-  switch (msg.type) {
-    case 'app':
-      return {
-        type: msg.type,
-        from,
-        to,
-        term,
-        logTerm: msg.logTerm,
-        index: msg.index,
-        entries: wireEntries(msg.entries),
-        commit: msg.commit,
-      };
-    case 'appResp':
-      return {
-        type: msg.type,
-        from,
-        to,
-        term,
-        index: msg.index,
-        reject: msg.reject,
-        rejectHint: msg.rejectHint,
-        logTerm: msg.logTerm,
-      };
-    case 'vote':
-    case 'preVote':
-      return {
-        type: msg.type,
-        from,
-        to,
-        term,
-        logTerm: msg.logTerm,
-        index: msg.index,
-        transfer: msg.transfer,
-      };
-    case 'voteResp':
-    case 'preVoteResp':
-      return { type: msg.type, from, to, term, reject: msg.reject };
-    case 'heartbeat':
-      return { type: msg.type, from, to, term, commit: msg.commit, context: msg.context };
-    case 'heartbeatResp':
-      return { type: msg.type, from, to, term, context: msg.context };
-    case 'snap':
-      return { type: msg.type, from, to, term, snapshot: wireSnapshot(msg.snapshot, msg.snapshot.data) };
-    case 'timeoutNow':
-      return { type: msg.type, from, to, term };
-    case 'prop':
-      return { type: msg.type, from, to, term, entries: wireEntries(msg.entries) };
-    case 'readIndex':
-      return { type: msg.type, from, to, term, context: msg.context };
-    case 'readIndexResp':
-      return { type: msg.type, from, to, term, index: msg.index, context: msg.context };
-    case 'transferLeader':
-      return { type: msg.type, from, to, term, transferee: msg.transferee };
-    default:
-      return unreachable(msg, 'message type');
-  }
-}
-
-function wireEntries(entries: Entry[]): Entry[] {
-  return entries.map((e) => ({ term: e.term, index: e.index, type: e.type, data: e.data }));
-}
 
 function wireSnapshot(snapshot: Snapshot, data: Uint8Array): Snapshot {
   const { index, term, confState: c } = snapshot.metadata;
@@ -221,17 +156,6 @@ export function readMessage(value: unknown): Message {
   }
   if (!typeChecks[type as MessageType](value)) throw new WireError(`message ${type}: malformed fields`);
   return value as unknown as Message;
-}
-
-/** Narrows a batch frame body; its size is already bounded by maxFrameBytes. */
-export function readBatch(value: unknown): BatchItem[] {
-  if (!Array.isArray(value)) throw new WireError('batch is not an array');
-  const items: BatchItem[] = [];
-  for (const item of value) {
-    if (!isFields(item) || !isIndex(item.groupId)) throw new WireError('batch item needs a groupId');
-    items.push({ groupId: item.groupId as number, msg: readMessage(item.msg) });
-  }
-  return items;
 }
 
 export function readHello(value: unknown): Hello {

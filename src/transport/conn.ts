@@ -3,6 +3,7 @@
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { FrameDecoder, WireError } from './wire.ts';
+import { trace } from '../util/index.ts';
 
 /** Running totals, shared by every connection of one transport. */
 export interface TransportCounters {
@@ -87,6 +88,7 @@ export class FrameConn {
     if (this.closed) return false;
     this.counters.framesSent += frames;
     this.counters.bytesSent += bytes.length;
+    trace('peer.write');
     return this.socket.write(bytes);
   }
 
@@ -123,6 +125,7 @@ export class FrameConn {
   }
 
   private onData(chunk: Buffer): void {
+    trace('peer.read');
     this.counters.bytesReceived += chunk.length;
     try {
       this.decoder.push(chunk, (kind, body) => {

@@ -2,12 +2,12 @@
 // connection that is redialled with exponential backoff whenever it fails.
 import type { Logger } from 'pino';
 import { assert } from '../util/index.ts';
-import { estimateMessageBytes, wireMessage } from './codec.ts';
+import { encodeBatchFrame } from './batch.ts';
+import { estimateMessageBytes } from './codec.ts';
 import type { BatchItem, StreamKind } from './codec.ts';
 import type { FrameConn, TransportCounters } from './conn.ts';
 import { backoffDelayMs } from './limits.ts';
 import type { TransportLimits } from './limits.ts';
-import { FrameKind, encodeFrame } from './wire.ts';
 
 export interface PeerAddress {
   id: number;
@@ -230,10 +230,7 @@ export class PeerLink {
     const pending = this.presplit(items, estimatedBytes).reverse();
     while (pending.length > 0) {
       const batch = pending.pop() as BatchItem[];
-      const frame = encodeFrame(
-        FrameKind.batch,
-        batch.map((i) => ({ groupId: i.groupId, msg: wireMessage(i.msg) })),
-      );
+      const frame = encodeBatchFrame(batch);
       if (frame.length - 4 <= this.host.limits.maxFrameBytes) {
         frames.push(frame);
       } else if (batch.length > 1) {

@@ -9,7 +9,8 @@ import type { Message, SnapshotMsg } from '../raft/index.ts';
 import { assert } from '../util/index.ts';
 import { PeerCallError, PendingCalls, readCall, readReply } from './calls.ts';
 import type { CallHandler } from './calls.ts';
-import { readBatch, readHello } from './codec.ts';
+import { decodeBatch } from './batch.ts';
+import { readHello } from './codec.ts';
 import type { Hello, StreamKind } from './codec.ts';
 import { FrameConn, newCounters } from './conn.ts';
 import type { TransportCounters } from './conn.ts';
@@ -522,7 +523,7 @@ export class Transport implements LinkHost, SnapshotHost {
   private onBatchFrame(conn: FrameConn, kind: number, body: Buffer): void {
     if (kind === FrameKind.call || kind === FrameKind.reply) return this.onCallFrame(conn.peerId, kind, body);
     if (kind !== FrameKind.batch) throw new WireError(`unexpected frame kind ${kind} on a message stream`);
-    const items = readBatch(decodeBody(body));
+    const items = decodeBatch(body);
     const peerId = conn.peerId;
     for (const { msg } of items) {
       if (msg.from !== peerId || msg.to !== this.nodeId) {

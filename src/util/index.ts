@@ -2,3 +2,6 @@
 export { assert, unreachable, AssertionError } from './assert.ts';
 export { EtcdError, Errors, GrpcCode, invalidArgument, checkedInt64 } from './errors.ts';
 export type { GrpcCodeValue } from './errors.ts';
+export { ByteReader, MAX_UVARINT_BYTES, uvarintSize, writeUvarint } from './varint.ts';
+export { setTraceSink, trace } from './trace.ts';
+export type { TraceSink } from './trace.ts';

@@ -264,7 +264,7 @@ describe('limits, metadata, lifecycle', () => {
     }
   });
 
-  it('writes a snapshot a piece per commit, and drops the pieces of a build a crash interrupted', async () => {
+  it("writes a snapshot's pieces straight to LMDB, and drops the pieces of a build a crash interrupted", async () => {
     const { dir, cleanup } = tempDir();
     try {
       const pieces = [payload(1, 1, 70_000), payload(2, 1, 5), payload(3, 1, 300_000)];
@@ -275,7 +275,7 @@ describe('limits, metadata, lifecycle', () => {
         await s.commit();
         for (let i = 0; i < pieces.length; i++) {
           g.stageSnapshotPiece(20, i, pieces[i]);
-          await s.commit(); // each piece rides its own commit
+          await s.commit(); // nothing to commit: pieces are outside the commit sequence
         }
         assert.equal(g.snapshot().metadata.index, 0, 'pieces are nothing until the snapshot names them');
         g.createSnapshotFromPieces(20, confState([1, 2]), pieces.length, whole.length);
@@ -296,6 +296,49 @@ describe('limits, metadata, lifecycle', () => {
         await s.commit(); // the orphans' removal was staged at open
       });
       assert.deepEqual(await rawChunkKeys(dir), [[3, 20, 0], [3, 20, 1], [3, 20, 2]]);
+    } finally {
+      cleanup();
+    }
+  });
+
+  it('keeps the commits of the turns of a build on the log: pieces never make a commit wait for LMDB', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      await withStorage(dir, async (s) => {
+        const g = s.group(3);
+        g.append(entries(1, 10, 1));
+        await s.commit();
+        await s.checkpoint();
+        g.stageSnapshotPiece(8, 0, payload(1, 1, 200_000));
+        g.append(entries(11, 15, 1));
+        await s.commit();
+        assert.equal(s.stats().commitsAheadOfLmdb, 1, 'the turn with a piece committed to the log only');
+        g.createSnapshotFromPieces(8, confState([1]), 1, 200_000);
+        await s.commit();
+        assert.equal(s.stats().commitsAheadOfLmdb, 0, 'the record went to LMDB, after its piece');
+        assert.deepEqual(Buffer.from(g.snapshot().data), Buffer.from(payload(1, 1, 200_000)));
+      });
+    } finally {
+      cleanup();
+    }
+  });
+
+  it('makes a build wait while more than maxSnapshotPieceBytesInFlight of its pieces are unwritten', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      await withStorage(
+        dir,
+        async (s) => {
+          const g = s.group(3);
+          g.append(entries(1, 10, 1));
+          await s.commit();
+          g.stageSnapshotPiece(8, 0, payload(1, 1, 50_000));
+          assert.ok(s.stats().snapshotPieceBytesInFlight > 1_000);
+          await s.commit(); // nothing staged, but 50,000 bytes in flight > 1,000: waits for the piece
+          assert.equal(s.stats().snapshotPieceBytesInFlight, 0);
+        },
+        { limits: { maxSnapshotPieceBytesInFlight: 1_000 } },
+      );
     } finally {
       cleanup();
     }

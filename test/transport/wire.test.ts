@@ -1,9 +1,10 @@
-// The frame format and message codec without sockets: framing across chunk boundaries, length
-// checks, msgpack round trips of every message type, and shape validation of hostile input.
+// The frame format and message codecs without sockets: framing across chunk boundaries, length
+// checks, binary batch round trips of every message type, msgpack shapes, and hostile input.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Packr } from 'msgpackr';
-import { readBatch, readHello, readMessage, wireMessage } from '../../src/transport/codec.ts';
+import { decodeBatch, encodeBatchFrame } from '../../src/transport/batch.ts';
+import { readHello, readMessage, wireSnapshotHead } from '../../src/transport/codec.ts';
 import {
   FrameDecoder,
   FrameKind,
@@ -24,9 +25,7 @@ function collect(decoder: FrameDecoder, chunks: Buffer[]): { kind: number; body:
 
 describe('frames', () => {
   it('parses frames split at every byte boundary and frames packed together', () => {
-    const a = encodeFrame(FrameKind.batch, [
-      { groupId: 1, msg: { type: 'timeoutNow', from: 1, to: 2, term: 3 } },
-    ]);
+    const a = encodeBatchFrame([{ groupId: 1, msg: { type: 'timeoutNow', from: 1, to: 2, term: 3 } }]);
     const b = encodeFrame(FrameKind.hello, { version: 1, clusterId: 'c', nodeId: 1, stream: 'message' });
     const stream = Buffer.concat([a, b, a]);
     for (let cut = 1; cut < stream.length; cut++) {
@@ -70,41 +69,90 @@ describe('frames', () => {
   });
 });
 
-describe('message codec', () => {
-  it('round-trips every message type with binary fields as Uint8Array', () => {
+describe('batch frames', () => {
+  it('round-trip every message type, byte fields as views into the frame', () => {
     const messages = everyMessageType(1, 2);
-    const frame = encodeFrame(
-      FrameKind.batch,
-      messages.map((msg, i) => ({ groupId: i, msg: wireMessage(msg) })),
-    );
-    const items = readBatch(decodeBody(frame.subarray(5)));
+    const frame = encodeBatchFrame(messages.map((msg, i) => ({ groupId: i * 1000, msg })));
+    assert.equal(frame.readUInt32BE(0), frame.length - 4);
+    assert.equal(frame[4], FrameKind.batch);
+    const items = decodeBatch(frame.subarray(5));
     assert.equal(items.length, messages.length);
     for (const [i, item] of items.entries()) {
-      assert.equal(item.groupId, i);
+      assert.equal(item.groupId, i * 1000);
       assert.deepEqual(plain(item.msg), plain(messages[i]), messages[i].type);
     }
     const app = items[0].msg;
-    assert.ok(
-      app.type === 'app' && app.entries[2].data instanceof Uint8Array && app.entries[2].data.length === 5000,
-    );
+    assert.ok(app.type === 'app' && app.entries[2].data.length === 5000);
+    assert.equal(app.type === 'app' && app.entries[2].data.buffer, frame.buffer, 'no copy of entry data');
   });
 
-  it('canonical messages use the shared record structures (smaller than plain maps)', () => {
-    const messages = everyMessageType(1, 2).map(wireMessage);
-    const shared = wireCodec.pack(messages).length;
-    const inline = new Packr({ useRecords: true }).pack(messages).length;
+  it('carry numbers up to 2^53 - 1 exactly, and only the fields of the type', () => {
+    const big = Number.MAX_SAFE_INTEGER;
+    const msg = { type: 'appResp', from: big, to: 2 ** 32, term: 2 ** 31, index: big - 1, reject: false, rejectHint: 0, logTerm: 127, extra: 'x' } as never;
+    const [item] = decodeBatch(encodeBatchFrame([{ groupId: big, msg }]).subarray(5));
+    assert.equal(item.groupId, big);
+    assert.deepEqual(item.msg, { type: 'appResp', from: big, to: 2 ** 32, term: 2 ** 31, index: big - 1, reject: false, rejectHint: 0, logTerm: 127 });
+  });
+
+  it('an empty batch is an empty body', () => {
+    assert.deepEqual(decodeBatch(encodeBatchFrame([]).subarray(5)), []);
+  });
+
+  it('refuse malformed bodies with WireError, whatever the bytes', () => {
+    const body = encodeBatchFrame(everyMessageType(1, 2).map((msg) => ({ groupId: 1, msg }))).subarray(5);
+    // Every truncation either ends between two messages or is refused.
+    let cleanCuts = 0;
+    for (let cut = 1; cut < body.length; cut += cut < 200 ? 1 : 97) {
+      try {
+        decodeBatch(body.subarray(0, cut));
+        cleanCuts += 1;
+      } catch (error) {
+        assert.ok(error instanceof WireError, `cut at ${cut}: ${String(error)}`);
+      }
+    }
+    assert.ok(cleanCuts < 14, `${cleanCuts} clean cuts`);
+    const hostile: [string, number[], RegExp][] = [
+      ['unknown type code', [1, 99, 1, 2, 3], /unknown message type code 99/],
+      ['type code 0', [1, 0, 1, 2, 3], /unknown message type code 0/],
+      ['boolean not 0 or 1', [1, 5, 1, 2, 3, 2], /boolean byte 2/],
+      ['varint of 9 bytes', [1, 10, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01], /varint longer/],
+      ['beyond 2^53', [1, 10, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 2, 3], /safe integers/],
+      ['entry count beyond the bytes', [1, 11, 1, 2, 0, 0xff, 0xff, 0x03], /entries in/],
+      ['entry type code 2', [1, 11, 1, 2, 0, 1, 1, 1, 2, 0], /entry type code 2/],
+      ['context longer than the frame', [1, 8, 1, 2, 3, 9, 1], /ends inside a byte run/],
+      ['id count beyond the bytes', [1, 9, 1, 2, 3, 1, 1, 0xff, 0x01], /ids in/],
+    ];
+    for (const [what, bytes, message] of hostile) {
+      assert.throws(() => decodeBatch(Buffer.from(bytes)), (error) => error instanceof WireError && message.test(error.message), what);
+    }
+    // Random bytes: WireError or a batch, never another exception (seeded, so a failure replays).
+    let seed = 42;
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    for (let i = 0; i < 2000; i++) {
+      const junk = Buffer.from(Array.from({ length: 1 + Math.floor(random() * 40) }, () => Math.floor(random() * 256)));
+      try {
+        decodeBatch(junk);
+      } catch (error) {
+        assert.ok(error instanceof WireError, `junk ${junk.toString('hex')}: ${String(error)}`);
+      }
+    }
+  });
+});
+
+describe('msgpack frames', () => {
+  it('use the shared record structures (smaller than plain maps), which never grow', () => {
+    const snap = everyMessageType(1, 2).find((m) => m.type === 'snap');
+    assert.ok(snap?.type === 'snap');
+    const heads = [wireSnapshotHead(1, snap), wireSnapshotHead(2, snap)];
+    const shared = wireCodec.pack(heads).length;
+    const inline = new Packr({ useRecords: true }).pack(heads).length;
     assert.ok(shared < inline, `shared ${shared} < inline ${inline}`);
     const structures = (wireCodec as unknown as { structures: unknown[] }).structures;
     const before = structures.length;
     wireCodec.pack({ some: 1, newShape: 2 });
     wireCodec.unpack(new Packr({ useRecords: true }).pack([{ hostile: 1 }, { hostile: 2 }]));
     assert.equal(structures.length, before, 'shared structures never grow');
-    assert.deepEqual(plain(wireCodec.unpack(wireCodec.pack(messages[4]))), plain(messages[4]));
-  });
-
-  it('wireMessage strips fields that are not part of the message', () => {
-    const msg = { type: 'voteResp', from: 1, to: 2, term: 3, reject: false, extra: 'x' } as never;
-    assert.deepEqual(Object.keys(wireMessage(msg)), ['type', 'from', 'to', 'term', 'reject']);
+    assert.deepEqual(plain(wireCodec.unpack(wireCodec.pack(heads[0]))), plain(heads[0]));
   });
 
   it('rejects wrong shapes', () => {
@@ -150,8 +198,6 @@ describe('message codec', () => {
       ],
     ];
     for (const [what, value] of bad) assert.throws(() => readMessage(value), WireError, what);
-    assert.throws(() => readBatch({ groupId: 1 }), WireError);
-    assert.throws(() => readBatch([{ groupId: -1, msg: good }]), WireError);
   });
 
   it('checks the hello', () => {

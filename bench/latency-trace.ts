@@ -1,0 +1,84 @@
+// Where one client's put spends its time, hop by hop, across the three nodes: starts a fresh
+// `tessera dev` with TESSERA_TRACE_DIR set (every node records its request-path hops with the
+// machine's monotonic clock, src/cli/trace-sink.ts), runs one client against the leader, merges the
+// nodes' traces into one timeline, cuts it into requests (from the leader reading the request to
+// the leader writing the response) and prints the most common sequence of hops with the median
+// time of each step.
+//   npx tsx bench/latency-trace.ts [--duration S] [--port P] [--keep]
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { configFromFlags, findTarget, formatResult, runBench } from '../src/bench/index.ts';
+import { startTessera } from './compare/clusters.ts';
+
+const args = process.argv.slice(2);
+const value = (flag: string) => {
+  const i = args.indexOf(flag);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const duration = Number(value('--duration') ?? 5);
+const root = mkdtempSync(join(tmpdir(), 'tessera-latency-trace-'));
+const traceDir = join(root, 'trace');
+
+interface Hop {
+  ns: bigint;
+  node: string;
+  label: string;
+}
+
+const cluster = await startTessera(join(root, 'data'), Number(value('--port') ?? 2479), { TESSERA_TRACE_DIR: traceDir });
+let leaderNode = '';
+try {
+  const leader = await findTarget(cluster.endpoints, 'leader');
+  if (leader === null) throw new Error('no leader found');
+  leaderNode = `node${cluster.endpoints.indexOf(leader) + 1}`;
+  const config = configFromFlags('put', { endpoints: leader, clients: 1, conns: 1, duration, warmup: 1 });
+  console.log(formatResult(await runBench(config, { progress: false })));
+} finally {
+  await cluster.stop();
+}
+
+const hops: Hop[] = [];
+for (const file of readdirSync(traceDir)) {
+  const node = basename(file).split('-')[0];
+  for (const line of readFileSync(join(traceDir, file), 'utf8').split('\n')) {
+    const space = line.indexOf(' ');
+    if (space > 0) hops.push({ ns: BigInt(line.slice(0, space)), node, label: line.slice(space + 1) });
+  }
+}
+hops.sort((a, b) => (a.ns < b.ns ? -1 : a.ns > b.ns ? 1 : 0));
+
+// Requests: from the leader's read of a request to its next write to the client.
+const requests: Hop[][] = [];
+let open: Hop[] | null = null;
+for (const hop of hops) {
+  if (open === null) {
+    if (hop.node === leaderNode && hop.label === 'h2.read') open = [hop];
+    continue;
+  }
+  open.push(hop);
+  if (hop.node === leaderNode && hop.label === 'h2.write') {
+    requests.push(open);
+    open = null;
+  }
+}
+if (requests.length === 0) throw new Error(`no complete request in the traces (${hops.length} hops; kept in ${root})`);
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[values.length >> 1];
+const micros = (a: Hop, b: Hop) => Number(b.ns - a.ns) / 1000;
+const key = (request: Hop[]) => request.map((h) => `${h.node} ${h.label}`).join('|');
+const bySequence = new Map<string, Hop[][]>();
+for (const request of requests) {
+  const k = key(request);
+  bySequence.set(k, [...(bySequence.get(k) ?? []), request]);
+}
+const [, common] = [...bySequence].sort((a, b) => b[1].length - a[1].length)[0];
+console.log(`\nleader ${leaderNode}; ${requests.length} requests traced, median leader read → response write ${median(requests.map((r) => micros(r[0], r[r.length - 1]))).toFixed(0)} µs`);
+console.log(`most common sequence (${common.length} of ${requests.length} requests), median µs since the request was read and since the hop before:`);
+for (let i = 0; i < common[0].length; i++) {
+  const since = median(common.map((r) => micros(r[0], r[i])));
+  const step = i === 0 ? 0 : median(common.map((r) => micros(r[i - 1], r[i])));
+  console.log(`${since.toFixed(0).padStart(8)} ${`+${step.toFixed(0)}`.padStart(7)}  ${common[0][i].node} ${common[0][i].label}`);
+}
+if (args.includes('--keep')) console.log(`\ntraces kept in ${traceDir}`);
+else rmSync(root, { recursive: true, force: true });
