@@ -2,6 +2,10 @@
 // turns int64s straight into numbers, and size/write helpers for a writer that sizes a message first
 // and then fills one Buffer. int64 crossing: a value within ±(2^53-1) becomes a number; anything
 // beyond becomes its exact decimal string, which parseInt64 (codec.ts) refuses as INVALID_ARGUMENT.
+// Unsigned varints are LEB128 as everywhere else in Tessera (util/varint.ts).
+import { uvarintSize, writeUvarint } from '../util/index.ts';
+
+export { uvarintSize, writeUvarint };
 
 export const WIRE_VARINT = 0;
 export const WIRE_I64 = 1;
@@ -220,17 +224,6 @@ export class ProtoReader {
 
 // ---- sizes ----
 
-/** Bytes of a varint holding a non-negative safe integer. */
-export function uvarintSize(value: number): number {
-  if (value < 0x80) return 1;
-  if (value < 0x4000) return 2;
-  if (value < 0x20_0000) return 3;
-  if (value < 0x1000_0000) return 4;
-  let bytes = 5;
-  for (let rest = Math.floor(value / 0x8_0000_0000); rest > 0; rest = Math.floor(rest / 128)) bytes++;
-  return bytes;
-}
-
 /** An int64 field's varint: negative values take 10 bytes (two's complement). */
 export function int64Size(value: number): number {
   return value < 0 ? 10 : uvarintSize(value);
@@ -252,15 +245,6 @@ export function bytesFieldSize(length: number): number {
 }
 
 // ---- writes (into a buffer sized beforehand; each returns the next position) ----
-
-export function writeUvarint(buffer: Buffer, pos: number, value: number): number {
-  while (value >= 0x80) {
-    buffer[pos++] = (value & 0x7f) | 0x80;
-    value = value >= 0x8000_0000 ? Math.floor(value / 128) : value >>> 7;
-  }
-  buffer[pos++] = value;
-  return pos;
-}
 
 export function writeInt64(buffer: Buffer, pos: number, value: number): number {
   if (value >= 0) return writeUvarint(buffer, pos, value);
