@@ -131,7 +131,12 @@ class ChunkSealer {
   /** The chunk of the first `bytes` bytes of `buffer`, which has CRC_BYTES to spare after them. */
   seal(buffer: Buffer, bytes: number): Uint8Array {
     const body = buffer.subarray(0, bytes);
-    if (this.compressing || ++this.sinceProbe >= COMPRESSION_PROBE_CHUNKS) {
+    if (bytes < PROBE_SAMPLE_BYTES) {
+      // A small chunk (the header, the end) says nothing about the data: deflated if that helps,
+      // and the verdict on the chunks around it left as it is.
+      const deflated = deflateSync(body, { level: 1 });
+      if (deflated.length < bytes) return new Uint8Array(deflated.buffer, deflated.byteOffset, deflated.byteLength);
+    } else if (this.compressing || ++this.sinceProbe >= COMPRESSION_PROBE_CHUNKS) {
       this.sinceProbe = 0;
       // Level 1: snapshots are taken on the serving loop, so speed matters more than the last few
       // percent. After an incompressible chunk the probe deflates a sample, not the whole chunk:

@@ -13,6 +13,8 @@ export interface HostStorage {
   group(groupId: number): ReplicaStorage;
   /** Makes everything staged so far durable (one fsync for every group). */
   commit(): Promise<void>;
+  /** Resolves when the snapshot pieces written beside the commits are within their bound (NodeStorage). */
+  snapshotPiecesWithinBound?(): Promise<void>;
 }
 
 export interface HostTransport {
@@ -106,7 +108,7 @@ export class ReplicaHost {
       if (replica.raft.hasReady()) readies.push([replica, replica.raft.ready()]);
     }
     if (readies.length === 0) {
-      if (this.snapshotSteps()) await this.options.storage.commit();
+      if (this.snapshotSteps()) await this.commitSnapshotStep();
       return this.snapshotting;
     }
     let mustSync = false;
@@ -123,6 +125,7 @@ export class ReplicaHost {
     // first kept the disk idle for as long as the apply took, on every turn of every member.
     const early = new Set(readies.filter(([replica, rd]) => replica.maySendBeforeSync(rd)).map(([r]) => r));
     const durable = mustSync ? this.commit() : null;
+    durable?.catch(() => undefined); // awaited below; if applying throws first, the loop stops anyway
     if (durable !== null) trace('commit');
     for (const [replica, rd] of readies) if (early.has(replica)) this.send(replica, rd);
     for (const [replica, rd] of readies) replica.applyReady(rd);
@@ -139,8 +142,14 @@ export class ReplicaHost {
       replica.synced(rd);
       replica.raft.advance();
     }
-    if (this.snapshotSteps()) await this.options.storage.commit();
+    if (this.snapshotSteps()) await this.commitSnapshotStep();
     return this.hasPendingInput() || this.snapshotting || readies.some(([r]) => r.raft.hasReady() || r.hasQueuedInput());
+  }
+
+  /** Commits what a snapshot step stored and waits while too many of its pieces are unwritten. */
+  private async commitSnapshotStep(): Promise<void> {
+    await this.options.storage.commit();
+    await this.options.storage.snapshotPiecesWithinBound?.();
   }
 
   /** A step of every snapshot due or being built; true if one was stored (to commit). */

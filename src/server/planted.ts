@@ -48,6 +48,7 @@ export function ackBeforeFsync(storage: HostStorage): HostStorage {
   };
   return {
     group: (groupId) => storage.group(groupId),
+    snapshotPiecesWithinBound: () => storage.snapshotPiecesWithinBound?.() ?? Promise.resolve(),
     commit: () => {
       if (timer === null) {
         timer = setTimeout(flushLater, ACK_BEFORE_FSYNC_FLUSH_MS);

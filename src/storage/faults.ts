@@ -23,6 +23,7 @@ export interface StorageFaultState {
 
 export class StorageFaults {
   private delay: [number, number] | null = null;
+  private failPieceAfterMs: number | null = null;
   private failNext = false;
   private failLmdbAfterMs: number | null = null;
 
@@ -58,11 +59,21 @@ export class StorageFaults {
     this.failLmdbAfterMs = afterMs;
   }
 
+  /**
+   * The next snapshot piece written beside the commits (NodeStorage.writeSnapshotPiece) is not
+   * written and fails with EIO `afterMs` later, as the tests need to see that a snapshot record
+   * never reaches LMDB without its pieces.
+   */
+  failNextPieceWrite(afterMs: number): void {
+    this.failPieceAfterMs = afterMs;
+  }
+
   /** Clears every fault not yet taken effect (a storage that already failed stays failed). */
   heal(): void {
     this.delay = null;
     this.failNext = false;
     this.failLmdbAfterMs = null;
+    this.failPieceAfterMs = null;
   }
 
   state(): StorageFaultState {
@@ -80,6 +91,13 @@ export class StorageFaults {
   takeLmdbFailure(): number | null {
     const afterMs = this.failLmdbAfterMs;
     this.failLmdbAfterMs = null;
+    return afterMs;
+  }
+
+  /** NodeStorage: ms after which this snapshot piece write fails, or null (consumes the fault). */
+  takePieceFailure(): number | null {
+    const afterMs = this.failPieceAfterMs;
+    this.failPieceAfterMs = null;
     return afterMs;
   }
 

@@ -462,17 +462,21 @@ export class GroupStorage implements LogStorage {
     this.dropOrphanPieces();
   }
 
-  /** Chunks of no recorded snapshot: pieces of a build a crash interrupted. Removed with the next commit. */
+  /**
+   * Chunks of no recorded snapshot: pieces of a build a crash interrupted. Removed at once, in a
+   * transaction of their own: a removal waiting in the commit sequence would reach LMDB after the
+   * pieces of a new build, which go straight to LMDB, and could delete one written at the same key.
+   */
   private dropOrphanPieces(): void {
+    const { chunks, env } = this.host.dbs;
     const g = this.groupId;
-    let orphans = 0;
-    for (const key of this.host.dbs.chunks.getKeys({ start: [g], end: [g + 1] })) {
+    const orphans: [number, number, number][] = [];
+    for (const key of chunks.getKeys({ start: [g], end: [g + 1] })) {
       const [, index, chunk] = key as [number, number, number];
       if (index === this.snap.index && chunk < this.snap.chunkCount) continue;
-      this.stagedChunks.set(`${index}/${chunk}`, { index, chunk, value: null });
-      orphans++;
+      orphans.push([g, index, chunk]);
     }
-    if (orphans > 0) this.stage(0);
+    if (orphans.length > 0) env.transactionSync(() => orphans.forEach((key) => chunks.removeSync(key)));
   }
 
   private recoverLog(): void {

@@ -42,9 +42,9 @@ export interface StorageLimits {
    */
   maxUnstoredBytes: number;
   /**
-   * Bytes of snapshot pieces handed to LMDB and not yet written past which the build waits (its
-   * next commit() resolves only once they are all written): the bound on memory when the disk is
-   * slower than the encoding.
+   * Bytes of snapshot pieces handed to LMDB and not yet written past which the build waits after
+   * its step (NodeStorage.snapshotPiecesWithinBound): the bound on memory when the disk is slower
+   * than the encoding. The node's other commits never wait for pieces.
    */
   maxSnapshotPieceBytesInFlight: number;
 }

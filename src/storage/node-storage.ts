@@ -95,6 +95,7 @@ export class NodeStorage {
   /** Snapshot pieces written straight to LMDB (writeSnapshotPiece): all of them, and their bytes not yet written. */
   private piecesWritten: Promise<void> = Promise.resolve();
   private pieceBytes = 0;
+  private pieceWritesInFlight = 0;
   /** Durable batches not yet issued to LMDB, in order. */
   private forLmdb: { seq: number; writes: Writes }[] = [];
   private forLmdbBytes = 0;
@@ -242,10 +243,7 @@ export class NodeStorage {
   commit(): Promise<void> {
     if (this.closed) return Promise.reject(new StorageClosedError());
     if (this.failure !== null) return Promise.reject(this.failure);
-    if (this.dirtyGroups.size === 0 && this.stagedMeta.size === 0) {
-      // Nothing to commit. A snapshot build waits here while too many of its pieces are unwritten.
-      return this.pieceBytes > this.limits.maxSnapshotPieceBytesInFlight ? Promise.all([this.lastCommit, this.piecesWritten]).then(() => undefined) : this.lastCommit;
-    }
+    if (this.dirtyGroups.size === 0 && this.stagedMeta.size === 0) return this.lastCommit;
     if (this.faults.takeFsyncFailure()) {
       // As a failed fsync: this batch never reaches the disk, and nothing after it may be written.
       this.failure = new StorageFailedError(new InjectedFsyncError());
@@ -266,8 +264,8 @@ export class NodeStorage {
     if (writes.hasChunks || writes.afterPieces || writes.bytes > this.limits.walMaxRecordBytes || this.unstoredBytes > this.limits.maxUnstoredBytes) {
       // Snapshot images: straight to LMDB (with every batch before them), not through the log.
       // So does any commit while LMDB is too far behind: it then waits for LMDB (backpressure).
-      // A snapshot record waits for its pieces as well (issued to LMDB before it, so also durable).
-      flushed = writes.afterPieces ? Promise.all([this.piecesWritten, this.writeToLmdb()]).then(() => undefined) : this.writeToLmdb();
+      // A snapshot record waits for its pieces as well (writeToLmdb issues it only once they are written).
+      flushed = this.writeToLmdb();
     } else {
       flushed = this.wal.append(seq, writes.encode());
       if (this.forLmdbBytes >= this.limits.lmdbFlushBytes) this.writeToLmdb().catch(() => undefined);
@@ -285,6 +283,15 @@ export class NodeStorage {
       },
     );
     return this.lastCommit;
+  }
+
+  /**
+   * Resolves once at most `maxSnapshotPieceBytesInFlight` bytes of snapshot pieces are unwritten:
+   * a snapshot build waits on it after each step, so a disk slower than the encoding bounds the
+   * memory the pieces hold (the node's other commits never wait for pieces).
+   */
+  snapshotPiecesWithinBound(): Promise<void> {
+    return this.pieceBytes > this.limits.maxSnapshotPieceBytesInFlight ? this.piecesWritten : Promise.resolve();
   }
 
   /**
@@ -344,11 +351,16 @@ export class NodeStorage {
     if (this.failure !== null) throw this.failure;
     const bytes = value.byteLength;
     this.pieceBytes += bytes;
-    const written = this.dbs.chunks.put(key, value).then(
+    this.pieceWritesInFlight += 1;
+    const failAfterMs = this.faults.takePieceFailure();
+    const put = failAfterMs === null ? this.dbs.chunks.put(key, value) : new Promise<boolean>((_, reject) => setTimeout(() => reject(new InjectedFsyncError()), failAfterMs));
+    const written = put.then(
       () => {
         this.pieceBytes -= bytes;
+        this.pieceWritesInFlight -= 1;
       },
       (error: unknown) => {
+        this.pieceWritesInFlight -= 1;
         this.failure ??= new StorageFailedError(error);
         throw this.failure;
       },
@@ -401,6 +413,15 @@ export class NodeStorage {
       return this.nextLmdbWrite;
     }
     if (this.forLmdb.length === 0) return this.lastLmdbWrite;
+    if (this.pieceWritesInFlight > 0 && this.forLmdb.some((batch) => batch.writes.afterPieces)) {
+      // A snapshot record reaches LMDB only after every piece it names is written: issued now, it
+      // could commit even if a piece's transaction then failed, leaving a record without its data.
+      this.nextLmdbWrite ??= this.piecesWritten.then(() => {
+        this.nextLmdbWrite = null;
+        return this.writeToLmdb();
+      });
+      return this.nextLmdbWrite;
+    }
     const batches = this.forLmdb;
     const bytes = this.forLmdbBytes;
     this.forLmdb = [];

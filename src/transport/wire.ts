@@ -7,8 +7,8 @@ import { assert } from '../util/index.ts';
  * Bumped whenever frames, kinds or RECORD_STRUCTURES change, or what the messages carry changes so
  * that an older node could not use it; peers with another version are refused. 3: log entries hold
  * binary command batches and snapshots the framed image format 2, which version-2 nodes cannot
- * decode (they would stop at the first such entry). 4: snapshots hold MVCC chunks of format 3
- * (binary versions), which version-3 nodes refuse as corrupt.
+ * decode (they would stop at the first such entry). 4: batch frames are binary (batch.ts) and
+ * snapshots hold MVCC chunks of format 3 (binary versions), neither of which version 3 can read.
  */
 export const PROTOCOL_VERSION = 4;
 

@@ -114,6 +114,16 @@ describe('snapshot and restore', () => {
     assert.throws(() => MvccStore.restore(flipped), isDataLoss);
   });
 
+  it('deflates a compressible state from its first chunk on (the small header chunk does not count)', () => {
+    const store = new MvccStore();
+    for (let i = 0; i < 3000; i++) store.put(putReq(`txt/${String(i).padStart(5, '0')}`, 'compressible '.repeat(20)));
+    const chunks = Array.from(store.snapshotChunks(64 * 1024));
+    assert.ok(chunks.length > 10, `${chunks.length} chunks`);
+    // The header and end chunks (a few bytes, deflate makes them no smaller) are stored; every versions chunk is deflated.
+    assert.deepEqual(chunks.slice(1, -1).filter((chunk) => chunk[0] !== 0x78).length, 0, 'every versions chunk deflated');
+    assert.deepEqual(observe(MvccStore.restore(chunks)), observe(store));
+  });
+
   it('rejects chunk sizes below the minimum', () => {
     assert.throws(() => Array.from(new MvccStore().snapshotChunks(100)), EtcdError);
   });

@@ -11,6 +11,7 @@ import {
   NodeStorage,
   StorageClosedError,
   StorageCorruptionError,
+  StorageFailedError,
   StorageLimitError,
   StorageLockedError,
 } from '../../src/storage/index.ts';
@@ -293,9 +294,8 @@ describe('limits, metadata, lifecycle', () => {
         const g = s.group(3);
         assert.equal(g.snapshot().metadata.index, 20);
         assert.deepEqual(Buffer.from(g.snapshot().data), whole);
-        await s.commit(); // the orphans' removal was staged at open
       });
-      assert.deepEqual(await rawChunkKeys(dir), [[3, 20, 0], [3, 20, 1], [3, 20, 2]]);
+      assert.deepEqual(await rawChunkKeys(dir), [[3, 20, 0], [3, 20, 1], [3, 20, 2]], 'the orphans are removed at open');
     } finally {
       cleanup();
     }
@@ -323,6 +323,54 @@ describe('limits, metadata, lifecycle', () => {
     }
   });
 
+  it("rebuilds a snapshot at the index of a build a crash interrupted: the orphans' removal never deletes the new pieces", async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const pieces = [payload(1, 1, 70_000), payload(2, 1, 70_000)];
+      await withStorage(dir, async (s) => {
+        const g = s.group(3);
+        g.append(entries(1, 30, 1));
+        await s.commit();
+        g.stageSnapshotPiece(25, 0, payload(9, 9, 1000)); // interrupted: no record
+        await s.commit();
+      });
+      await withStorage(dir, async (s) => {
+        const g = s.group(3);
+        for (let i = 0; i < pieces.length; i++) g.stageSnapshotPiece(25, i, pieces[i]);
+        g.createSnapshotFromPieces(25, confState([1]), pieces.length, 140_000);
+        await s.commit();
+        assert.deepEqual(Buffer.from(g.snapshot().data), Buffer.concat(pieces));
+      });
+      await withStorage(dir, (s) => assert.deepEqual(Buffer.from(s.group(3).snapshot().data), Buffer.concat(pieces)));
+    } finally {
+      cleanup();
+    }
+  });
+
+  it('never lets a snapshot record reach LMDB when one of its pieces failed to be written', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      await withStorage(dir, async (s) => {
+        const g = s.group(3);
+        g.append(entries(1, 30, 1));
+        await s.commit();
+        s.faults.failNextPieceWrite(50);
+        g.stageSnapshotPiece(20, 0, payload(1, 1, 1000));
+        g.stageSnapshotPiece(20, 1, payload(2, 1, 1000));
+        g.createSnapshotFromPieces(20, confState([1]), 2, 2000);
+        g.compact(15);
+        await assert.rejects(s.commit(), StorageFailedError);
+      });
+      await withStorage(dir, (s) => {
+        const g = s.group(3);
+        assert.equal(g.snapshot().metadata.index, 0, 'no record without its pieces');
+        assert.equal(g.firstIndex(), 1, 'the compaction that came with it is not on disk either');
+      });
+    } finally {
+      cleanup();
+    }
+  });
+
   it('makes a build wait while more than maxSnapshotPieceBytesInFlight of its pieces are unwritten', async () => {
     const { dir, cleanup } = tempDir();
     try {
@@ -334,7 +382,7 @@ describe('limits, metadata, lifecycle', () => {
           await s.commit();
           g.stageSnapshotPiece(8, 0, payload(1, 1, 50_000));
           assert.ok(s.stats().snapshotPieceBytesInFlight > 1_000);
-          await s.commit(); // nothing staged, but 50,000 bytes in flight > 1,000: waits for the piece
+          await s.snapshotPiecesWithinBound(); // 50,000 bytes in flight > 1,000: waits for the piece
           assert.equal(s.stats().snapshotPieceBytesInFlight, 0);
         },
         { limits: { maxSnapshotPieceBytesInFlight: 1_000 } },
