@@ -32,10 +32,7 @@ const FORMAT_MSGPACK_VERSIONS = 2;
 const FORMAT_ZERO_COMPACTED = 1;
 const VERSION_FIELDS = 7;
 const LEASE_FIELDS = 3;
-/**
- * Upper bound of one version's encoding beyond its key and value bytes: msgpack needs up to ~70,
- * the binary form up to 1 + 5 + 3 × 8 + 8 + 8 + 5 = 51.
- */
+/** More than one version's encoding takes beyond its key and value (1 + 5 + 3 × 8 + 8 + 8 + 5 = 51). */
 const VERSION_OVERHEAD_BYTES = 80;
 const LEASE_BYTES = 30;
 const CHUNK_OVERHEAD_BYTES = 64;
@@ -142,7 +139,7 @@ class ChunkSealer {
       // percent. After an incompressible chunk the probe deflates a sample, not the whole chunk:
       // deflating 256 KiB of random bytes took as long as encoding 4 MiB of them.
       const probe = this.compressing ? null : deflateSync(body.subarray(0, PROBE_SAMPLE_BYTES), { level: 1 });
-      if (probe === null || probe.length < Math.min(body.length, PROBE_SAMPLE_BYTES) * INCOMPRESSIBLE_RATIO) {
+      if (probe === null || probe.length < PROBE_SAMPLE_BYTES * INCOMPRESSIBLE_RATIO) {
         const deflated = deflateSync(body, { level: 1 });
         this.compressing = deflated.length < body.length * INCOMPRESSIBLE_RATIO;
         if (this.compressing) return new Uint8Array(deflated.buffer, deflated.byteOffset, deflated.byteLength);

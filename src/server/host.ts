@@ -118,11 +118,10 @@ export class ReplicaHost {
       if (rd.hardState) replica.storage.setHardState(rd.hardState);
       mustSync ||= rd.mustSync || rd.snapshot !== null;
     }
-    // While this turn's fsync runs: a leader whose term and vote are already durable sends its
-    // appends (it counts its own log only after advance), and committed entries, durable on a
-    // quorum since an earlier turn, are applied and answered (etcd's raftNode does the same).
-    // The fsync is issued first, so the disk works while this turn applies and answers: applying
-    // first kept the disk idle for as long as the apply took, on every turn of every member.
+    // The fsync is issued first, and while it runs a leader whose term and vote are already durable
+    // sends its appends (it counts its own log only after advance), and committed entries, durable
+    // on a quorum since an earlier turn, are applied and answered (etcd's raftNode does the same).
+    // Issuing it after the apply kept the disk idle for as long as the apply took, every turn.
     const early = new Set(readies.filter(([replica, rd]) => replica.maySendBeforeSync(rd)).map(([r]) => r));
     const durable = mustSync ? this.commit() : null;
     durable?.catch(() => undefined); // awaited below; if applying throws first, the loop stops anyway
@@ -152,7 +151,7 @@ export class ReplicaHost {
     await this.options.storage.snapshotPiecesWithinBound?.();
   }
 
-  /** A step of every snapshot due or being built; true if one was stored (to commit). */
+  /** A step of every snapshot due or being built; true if one stored a piece or a snapshot. */
   private snapshotSteps(): boolean {
     let stored = false;
     for (const replica of this.replicas.values()) if (replica.wantsSnapshot() && replica.snapshotStep()) stored = true;

@@ -91,7 +91,7 @@ export interface ReplicaStorage extends LogStorage {
   applySnapshot(snapshot: Snapshot): void;
   createSnapshot(index: number, confState: ConfState, data: Uint8Array): Snapshot;
   /** Writes a snapshot image a piece at a time (GroupStorage); without these the image is joined in memory. */
-  stageSnapshotPiece?(index: number, piece: number, bytes: Uint8Array): void;
+  writeSnapshotPiece?(index: number, piece: number, bytes: Uint8Array): void;
   createSnapshotFromPieces?(index: number, confState: ConfState, pieces: number, byteLength: number): void;
   /** The snapshot with all its data at once (GroupStorage's snapshot() may read a large one over several calls). */
   fullSnapshot?(): Snapshot;
@@ -521,8 +521,9 @@ export class Replica {
    * encodes `snapshotChunksPerTurn` more chunks of it, and once every chunk is done stores it and
    * truncates the log behind it. A large state is encoded over many turns while the replica keeps
    * applying and serving (the image stays the one of its starting index: snapshots.ts); a
-   * compaction in between makes it start over. Returns true when something was staged for the host
-   * to commit (a piece of the image, or the finished snapshot).
+   * compaction in between makes it start over. Returns true when the step stored something: a piece
+   * of the image (the host then waits while too many pieces are unwritten) or the finished snapshot
+   * (the host commits its record).
    */
   snapshotStep(): boolean {
     if (this.snapshotBuild === null) {
@@ -561,11 +562,11 @@ export class Replica {
     // Each step's bytes go to storage now (a piece per turn, so the final write is small), or are
     // kept for one createSnapshot when the storage cannot take pieces.
     const piece = build.builder.take();
-    const staged = piece.length > 0 && this.storage.stageSnapshotPiece !== undefined;
-    if (staged) this.storage.stageSnapshotPiece?.(build.index, build.pieceCount, piece);
+    const written = piece.length > 0 && this.storage.writeSnapshotPiece !== undefined;
+    if (written) this.storage.writeSnapshotPiece?.(build.index, build.pieceCount, piece);
     else if (piece.length > 0) build.pieces.push(piece);
     if (piece.length > 0) build.pieceCount += 1;
-    if (!done) return staged; // a piece to commit
+    if (!done) return written;
     this.snapshotBuild = null;
     this.snapshotRestarts = 0;
     if (this.storage.createSnapshotFromPieces) {

@@ -246,19 +246,20 @@ export class GroupStorage implements LogStorage {
   }
 
   /**
-   * Stages piece `piece` (0, 1, …) of the image of a snapshot at `index` that is still being built:
-   * a large image goes to disk a piece per turn instead of in one huge write (Replica.snapshotStep).
-   * Nothing reads the pieces until createSnapshotFromPieces names them; pieces of a build that never
-   * finished are removed when the group is next opened.
+   * Writes piece `piece` (0, 1, …) of the image of a snapshot at `index` that is still being built
+   * straight to LMDB, beside the commits: a large image goes to disk a piece per turn instead of in
+   * one huge write (Replica.snapshotStep), and no commit waits for it. Nothing reads the pieces until
+   * createSnapshotFromPieces names them; pieces of a build that never finished are removed when the
+   * group is next opened.
    */
-  stageSnapshotPiece(index: number, piece: number, bytes: Uint8Array): void {
+  writeSnapshotPiece(index: number, piece: number, bytes: Uint8Array): void {
     if (index <= this.snap.index) throw new SnapshotOutOfDateError();
     assert(isIndex(piece), () => `snapshot piece ${piece}`);
     const value = this.host.codec.sealChunk(this.groupId, index, piece, bytes);
     this.host.writeSnapshotPiece([this.groupId, index, piece], Buffer.from(value.buffer, value.byteOffset, value.byteLength));
   }
 
-  /** createSnapshot for an image of `byteLength` bytes already staged as `pieces` pieces (stageSnapshotPiece). */
+  /** createSnapshot for an image of `byteLength` bytes already written as `pieces` pieces (writeSnapshotPiece). */
   createSnapshotFromPieces(index: number, confState: ConfState, pieces: number, byteLength: number): void {
     if (index <= this.snap.index) throw new SnapshotOutOfDateError();
     assert(index <= this.terms.last, () => `snapshot ${index} is out of bound lastindex(${this.terms.last})`);

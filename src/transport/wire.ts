@@ -37,7 +37,9 @@ export type FrameKindValue = (typeof FrameKind)[keyof typeof FrameKind];
  * Record structures known to both ends, so frames carry 1-byte record ids instead of key names
  * and decoding skips key parsing. Encoders emit objects with exactly these keys in this order
  * (see codec.ts); any other shape still works as an inline record. Append only, with a
- * PROTOCOL_VERSION bump.
+ * PROTOCOL_VERSION bump: the ids are positions, and the hello must keep its id so that a node of
+ * another version gets a clear "protocol version" refusal. (Since version 4 the message shapes
+ * before the hello's are unused: batch bodies are binary, batch.ts.)
  */
 const RECORD_STRUCTURES: string[][] = [
   ['groupId', 'msg'],

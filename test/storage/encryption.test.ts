@@ -94,7 +94,7 @@ describe('encryption at rest', () => {
         const group = storage.group(1);
         group.append(markedEntries(1, 10, 'v'));
         for (let i = 0; i < pieces.length; i++) {
-          group.stageSnapshotPiece(8, i, pieces[i]);
+          group.writeSnapshotPiece(8, i, pieces[i]);
           await storage.commit();
         }
         group.createSnapshotFromPieces(8, confState([1]), pieces.length, Buffer.concat(pieces).length);

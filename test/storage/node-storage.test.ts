@@ -275,7 +275,7 @@ describe('limits, metadata, lifecycle', () => {
         g.append(entries(1, 30, 1));
         await s.commit();
         for (let i = 0; i < pieces.length; i++) {
-          g.stageSnapshotPiece(20, i, pieces[i]);
+          g.writeSnapshotPiece(20, i, pieces[i]);
           await s.commit(); // nothing to commit: pieces are outside the commit sequence
         }
         assert.equal(g.snapshot().metadata.index, 0, 'pieces are nothing until the snapshot names them');
@@ -285,8 +285,8 @@ describe('limits, metadata, lifecycle', () => {
         assert.deepEqual(g.snapshot().metadata, { index: 20, term: 1, confState: confState([1, 2]) });
         assert.deepEqual(Buffer.from(g.snapshot().data), whole);
         // A later build that never finishes: its pieces are on disk when the process dies.
-        g.stageSnapshotPiece(25, 0, pieces[0]);
-        g.stageSnapshotPiece(25, 1, pieces[1]);
+        g.writeSnapshotPiece(25, 0, pieces[0]);
+        g.writeSnapshotPiece(25, 1, pieces[1]);
         await s.commit();
       });
       assert.deepEqual(await rawChunkKeys(dir), [[3, 20, 0], [3, 20, 1], [3, 20, 2], [3, 25, 0], [3, 25, 1]]);
@@ -309,7 +309,7 @@ describe('limits, metadata, lifecycle', () => {
         g.append(entries(1, 10, 1));
         await s.commit();
         await s.checkpoint();
-        g.stageSnapshotPiece(8, 0, payload(1, 1, 200_000));
+        g.writeSnapshotPiece(8, 0, payload(1, 1, 200_000));
         g.append(entries(11, 15, 1));
         await s.commit();
         assert.equal(s.stats().commitsAheadOfLmdb, 1, 'the turn with a piece committed to the log only');
@@ -331,12 +331,12 @@ describe('limits, metadata, lifecycle', () => {
         const g = s.group(3);
         g.append(entries(1, 30, 1));
         await s.commit();
-        g.stageSnapshotPiece(25, 0, payload(9, 9, 1000)); // interrupted: no record
+        g.writeSnapshotPiece(25, 0, payload(9, 9, 1000)); // interrupted: no record
         await s.commit();
       });
       await withStorage(dir, async (s) => {
         const g = s.group(3);
-        for (let i = 0; i < pieces.length; i++) g.stageSnapshotPiece(25, i, pieces[i]);
+        for (let i = 0; i < pieces.length; i++) g.writeSnapshotPiece(25, i, pieces[i]);
         g.createSnapshotFromPieces(25, confState([1]), pieces.length, 140_000);
         await s.commit();
         assert.deepEqual(Buffer.from(g.snapshot().data), Buffer.concat(pieces));
@@ -355,8 +355,8 @@ describe('limits, metadata, lifecycle', () => {
         g.append(entries(1, 30, 1));
         await s.commit();
         s.faults.failNextPieceWrite(50);
-        g.stageSnapshotPiece(20, 0, payload(1, 1, 1000));
-        g.stageSnapshotPiece(20, 1, payload(2, 1, 1000));
+        g.writeSnapshotPiece(20, 0, payload(1, 1, 1000));
+        g.writeSnapshotPiece(20, 1, payload(2, 1, 1000));
         g.createSnapshotFromPieces(20, confState([1]), 2, 2000);
         g.compact(15);
         await assert.rejects(s.commit(), StorageFailedError);
@@ -380,7 +380,7 @@ describe('limits, metadata, lifecycle', () => {
           const g = s.group(3);
           g.append(entries(1, 10, 1));
           await s.commit();
-          g.stageSnapshotPiece(8, 0, payload(1, 1, 50_000));
+          g.writeSnapshotPiece(8, 0, payload(1, 1, 50_000));
           assert.ok(s.stats().snapshotPieceBytesInFlight > 1_000);
           await s.snapshotPiecesWithinBound(); // 50,000 bytes in flight > 1,000: waits for the piece
           assert.equal(s.stats().snapshotPieceBytesInFlight, 0);
