@@ -126,17 +126,21 @@ export class Raft {
 
   /** Queues a message. Past MAX_OUTBOX_MESSAGES it is dropped (Raft tolerates loss) and counted. */
   send(m: OutgoingMessage): void {
-    assert(m.to !== this.id && m.to !== NONE, () => `message ${m.type} to ${m.to} from ${this.id}`);
+    // Plain checks and an in-place completion: every caller passes a fresh literal, and copying it
+    // with a spread (whose shape differs per message type) was a third of the core's CPU.
+    if (m.to === this.id || m.to === NONE) assert(false, `message ${m.type} to ${m.to} from ${this.id}`);
     const isVote = m.type === 'vote' || m.type === 'preVote' || m.type === 'voteResp' || m.type === 'preVoteResp';
-    const isTermless = m.type === 'prop' || m.type === 'readIndex';
-    if (isVote) assert(m.term !== undefined && m.term > 0, 'vote messages carry an explicit term');
-    else assert(m.term === undefined, () => `${m.type} must not set term`);
+    if (isVote) {
+      if (m.term === undefined || m.term <= 0) assert(false, 'vote messages carry an explicit term');
+    } else if (m.term !== undefined) assert(false, `${m.type} must not set term`);
     if (this.msgs.length >= MAX_OUTBOX_MESSAGES) {
       this.droppedMessages++;
       return;
     }
-    const term = isVote ? (m.term as number) : isTermless ? 0 : this.term;
-    this.msgs.push({ ...m, from: this.id, term } as Message);
+    const msg = m as Message;
+    msg.from = this.id;
+    if (!isVote) msg.term = m.type === 'prop' || m.type === 'readIndex' ? 0 : this.term;
+    this.msgs.push(msg);
   }
 
   outboxFull(): boolean {
