@@ -19,6 +19,8 @@ export interface HostStorage {
 
 export interface HostTransport {
   send(groupId: number, msg: Message): void;
+  /** Writes what send() queued now instead of later in the loop iteration (the turn's messages go out at once). */
+  flush?(): void;
 }
 
 export interface HostOptions {
@@ -118,15 +120,17 @@ export class ReplicaHost {
       if (rd.hardState) replica.storage.setHardState(rd.hardState);
       mustSync ||= rd.mustSync || rd.snapshot !== null;
     }
-    // The fsync is issued first, and while it runs a leader whose term and vote are already durable
-    // sends its appends (it counts its own log only after advance), and committed entries, durable
-    // on a quorum since an earlier turn, are applied and answered (etcd's raftNode does the same).
-    // Issuing it after the apply kept the disk idle for as long as the apply took, every turn.
+    // A leader whose term and vote are already durable writes its appends to the followers first
+    // (it counts its own log only after advance), since a follower's fsync is what a commit waits
+    // for. Then the fsync is issued, and while it runs, committed entries (durable on a quorum since
+    // an earlier turn) are applied and answered, as etcd's raftNode does. Issuing the fsync after
+    // the apply kept the disk idle for as long as the apply took, every turn.
     const early = new Set(readies.filter(([replica, rd]) => replica.maySendBeforeSync(rd)).map(([r]) => r));
+    for (const [replica, rd] of readies) if (early.has(replica)) this.send(replica, rd);
+    if (early.size > 0) this.options.transport.flush?.();
     const durable = mustSync ? this.commit() : null;
     durable?.catch(() => undefined); // awaited below; if applying throws first, the loop stops anyway
     if (durable !== null) trace('commit');
-    for (const [replica, rd] of readies) if (early.has(replica)) this.send(replica, rd);
     for (const [replica, rd] of readies) replica.applyReady(rd);
     if (durable !== null) {
       await durable;
@@ -141,6 +145,7 @@ export class ReplicaHost {
       replica.synced(rd);
       replica.raft.advance();
     }
+    if (early.size < readies.length) this.options.transport.flush?.();
     if (this.snapshotSteps()) await this.commitSnapshotStep();
     return this.hasPendingInput() || this.snapshotting || readies.some(([r]) => r.raft.hasReady() || r.hasQueuedInput());
   }

@@ -355,14 +355,23 @@ export class Transport implements LinkHost, SnapshotHost {
 
   private scheduleFlush(): void {
     if (this.flushHandle !== null || this.closed) return;
-    this.flushHandle = setImmediate(() => this.flush());
+    this.flushHandle = setImmediate(() => this.flushScheduled());
   }
 
-  /** Once per turn: one write per peer with anything queued, then the turn's unreachable reports. */
-  private flush(): void {
-    this.flushHandle = null;
+  /**
+   * Writes every peer's queued messages now, one write per peer. The Raft loop calls this after
+   * each send phase of a turn, so that an append leaves before the turn's WAL write is issued
+   * instead of one loop iteration later; anything else is written by the scheduled flush.
+   */
+  flush(): void {
     for (const link of this.dirty) link.flush();
     this.dirty.clear();
+  }
+
+  /** Once per loop iteration: what flush() did not write yet, then the unreachable reports. */
+  private flushScheduled(): void {
+    this.flushHandle = null;
+    this.flush();
     const unreachable = [...this.unreachable];
     this.unreachable.clear();
     for (const peerId of unreachable) this.callHandler('unreachable', () => this.unreachableHandler(peerId));
