@@ -5,7 +5,8 @@
 // Why not node:http2: its per-stream objects, header objects and events cost a node ~25% of its CPU
 // on small gets (docs/BENCHMARKS.md), and it writes a response's trailers one loop turn after its
 // data. Here every frame a loop turn produces, on every stream of the connection, leaves in one
-// socket write from a setImmediate, and a stream is a plain object with callbacks.
+// socket write (from a setImmediate, or at once when one stream is open: see queue()), and a
+// stream is a plain object with callbacks.
 //
 // Bounds: the peer may open `maxConcurrentStreams` streams (more are refused with REFUSED_STREAM);
 // a stream buffers at most our advertised stream window of received data while paused (the peer
@@ -525,7 +526,11 @@ export class H2Connection {
     this.outBytes += buffer.length;
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      setImmediate(() => this.flush());
+      // A connection with one request open has nothing to batch its answer with: it goes out once
+      // the current callback and its promise jobs are done. With more open, the write waits for
+      // the rest of the loop iteration and carries every answer that is ready by then.
+      if (this.streams.size <= 1) process.nextTick(() => this.flush());
+      else setImmediate(() => this.flush());
     }
   }
 

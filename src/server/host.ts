@@ -125,9 +125,11 @@ export class ReplicaHost {
     // for. Then the fsync is issued, and while it runs, committed entries (durable on a quorum since
     // an earlier turn) are applied and answered, as etcd's raftNode does. Issuing the fsync after
     // the apply kept the disk idle for as long as the apply took, every turn.
+    // Only appends are written at once: a commit index alone waits for the transport's own flush,
+    // later in the loop iteration, so that the answers this turn's apply produces go out first.
     const early = new Set(readies.filter(([replica, rd]) => replica.maySendBeforeSync(rd)).map(([r]) => r));
     for (const [replica, rd] of readies) if (early.has(replica)) this.send(replica, rd);
-    if (early.size > 0) this.options.transport.flush?.();
+    if (readies.some(([replica, rd]) => early.has(replica) && rd.entries.length > 0)) this.options.transport.flush?.();
     const durable = mustSync ? this.commit() : null;
     durable?.catch(() => undefined); // awaited below; if applying throws first, the loop stops anyway
     if (durable !== null) trace('commit');
