@@ -25,13 +25,13 @@ export interface BenchCluster {
 const READY_TIMEOUT_MS = 90_000;
 const STOP_TIMEOUT_MS = 15_000;
 const NODES = 3;
-const tesseraBin = fileURLToPath(new URL('../../bin/tessera.js', import.meta.url));
-const buildScript = fileURLToPath(new URL('../../scripts/build.mjs', import.meta.url));
+/** This checkout; startTessera can run another one's build instead (bench/ab.ts). */
+const thisCheckout = fileURLToPath(new URL('../../', import.meta.url));
 
 /** Tessera is measured as it is deployed: the bundled JavaScript (scripts/build.mjs), not through tsx. */
-function buildTessera(): void {
-  const result = spawnSync(process.execPath, [buildScript, '--if-stale'], { stdio: 'inherit' });
-  if (result.status !== 0) throw new Error('npm run build failed; see above');
+function buildTessera(checkout: string): void {
+  const result = spawnSync(process.execPath, [join(checkout, 'scripts/build.mjs'), '--if-stale'], { stdio: 'inherit', cwd: checkout });
+  if (result.status !== 0) throw new Error(`the build of ${checkout} failed; see above`);
 }
 
 /** Every process started here, killed if this process exits without stopping them. */
@@ -139,17 +139,20 @@ export async function startEtcd(dataRoot: string, basePort: number): Promise<Ben
   return { system: 'etcd', endpoints, processes: pids, nodePids: pids, stop };
 }
 
-/** `tessera dev --port base`: client ports base, base+20000, base+30000 (devClientPort). */
-export async function startTessera(dataRoot: string, basePort: number, env: NodeJS.ProcessEnv = {}): Promise<BenchCluster> {
+/**
+ * `tessera dev --port base`: client ports base, base+20000, base+30000 (devClientPort). `checkout`
+ * is the Tessera checkout whose build runs (default: this one).
+ */
+export async function startTessera(dataRoot: string, basePort: number, env: NodeJS.ProcessEnv = {}, checkout = thisCheckout): Promise<BenchCluster> {
   const clientPorts = Array.from({ length: NODES }, (_, i) => devClientPort(basePort, i));
   await requireFreePorts(clientPorts.flatMap((p) => [p, p + 1]), 'tessera');
-  buildTessera();
+  buildTessera(checkout);
   mkdirSync(dataRoot, { recursive: true });
   const log = join(dataRoot, 'dev.out');
   const out = openSync(log, 'a');
   const child = spawn(
     process.execPath,
-    [tesseraBin, 'dev', '--nodes', String(NODES), '--data-dir', dataRoot, '--port', String(basePort)],
+    [join(checkout, 'bin/tessera.js'), 'dev', '--nodes', String(NODES), '--data-dir', dataRoot, '--port', String(basePort)],
     { stdio: ['ignore', out, out], env: { ...process.env, ...env } },
   );
   started.add(child);
