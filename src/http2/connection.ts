@@ -526,9 +526,9 @@ export class H2Connection {
     this.outBytes += buffer.length;
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      // A connection with one request open has nothing to batch its answer with: it goes out once
-      // the current callback and its promise jobs are done. With more open, the write waits for
-      // the rest of the loop iteration and carries every answer that is ready by then.
+      // A connection with one request open has nothing to batch its answer with: it goes out right
+      // after the code that queued it (process.nextTick, before the loop polls again). With more
+      // open, the write waits for the rest of the loop iteration and carries every answer ready by then.
       if (this.streams.size <= 1) process.nextTick(() => this.flush());
       else setImmediate(() => this.flush());
     }

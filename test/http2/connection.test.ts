@@ -469,3 +469,49 @@ test('a request whose header list passes the bound reaches the owner flagged, wi
     },
   );
 });
+
+test('one open stream gets its answer written at once; with several, answers wait for the loop iteration and share a write', async () => {
+  const log: string[] = [];
+  const pair: H2Stream[] = [];
+  const answer = (stream: H2Stream) => {
+    stream.respond(encodeHeaderBlock([[':status', '200']]));
+    stream.end(encodeHeaderBlock([['grpc-status', '0']]));
+    log.push(`answered ${String(stream.headers['x-id'])}`);
+  };
+  const server = net.createServer((socket) => {
+    const write = socket.write.bind(socket) as (...args: unknown[]) => boolean;
+    socket.write = ((...args: unknown[]) => {
+      log.push('write');
+      return write(...args);
+    }) as typeof socket.write;
+    new H2Connection(socket, {
+      role: 'server',
+      onStream: (stream) => {
+        stream.onEnd = () => {
+          if (stream.headers['x-id'] === 'lone') {
+            answer(stream);
+            queueMicrotask(() => log.push('promise jobs'));
+            return;
+          }
+          // Both of the pair open: answer them from two callbacks of the same loop iteration.
+          pair.push(stream);
+          if (pair.length === 2) for (const s of pair) setImmediate(() => answer(s));
+        };
+      },
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const session = http2.connect(`http://127.0.0.1:${(server.address() as net.AddressInfo).port}`);
+  try {
+    await nodeRequest(session, { 'x-id': 'lone' }, Buffer.alloc(0));
+    const lone = log.slice(log.indexOf('answered lone'));
+    assert.deepEqual(lone.slice(0, 3), ['answered lone', 'write', 'promise jobs'], `the lone answer is written before anything else runs: ${lone.join(', ')}`);
+
+    log.length = 0;
+    await Promise.all([nodeRequest(session, { 'x-id': 'pair' }, Buffer.alloc(0)), nodeRequest(session, { 'x-id': 'pair' }, Buffer.alloc(0))]);
+    assert.deepEqual(log, ['answered pair', 'answered pair', 'write'], 'with two streams open, both answers leave in one write');
+  } finally {
+    session.close();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+});

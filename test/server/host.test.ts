@@ -2,6 +2,13 @@
 // hand, for cases that need exact control (a restart that replays the log under new requests).
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { pino } from 'pino';
+import { MemoryStorage, defaultRaftConfig, seededRng } from '../../src/raft/index.ts';
+import type { Message } from '../../src/raft/index.ts';
+import { LimitsSchema } from '../../src/server/config.ts';
+import { ReplicaHost } from '../../src/server/host.ts';
+import { NodeMetrics } from '../../src/server/metrics.ts';
+import { bootstrapEntries } from '../../src/server/replica.ts';
 import { bootstrappedStorage, settle, singleNodeHost } from './single-node.ts';
 
 const put = (key: string, value: string) => ({
@@ -105,5 +112,66 @@ describe('replica host', () => {
     }
     assert.ok(storage.snapshot().metadata.index > bootSnapshot, `no snapshot after ${turns} turns of compactions`);
     assert.ok(replica.store.compactedRevision > 2_990, 'compactions did apply meanwhile');
+  });
+});
+
+describe('replica host: the order of a leader turn', () => {
+  it('writes its appends to the followers before it issues the WAL write, and flushes them itself', async () => {
+    const storage = new MemoryStorage();
+    const members = [1, 2, 3].map((id) => ({ id, name: `n${id}`, peerUrls: [`http://127.0.0.1:${id}`], clientUrls: [] }));
+    const entries = bootstrapEntries(members);
+    storage.append(entries);
+    storage.setHardState({ term: 1, vote: 0, commit: entries.length });
+    const events: string[] = [];
+    const outbox: Message[] = [];
+    let clock = 0;
+    const host = new ReplicaHost({
+      nodeId: 1,
+      storage: { group: () => storage, commit: async () => void events.push('commit') },
+      transport: {
+        send: (_group, msg) => {
+          outbox.push(msg);
+          events.push(`send ${msg.type}${msg.type === 'app' && msg.entries.length > 0 ? ' with entries' : ''}`);
+        },
+        flush: () => void events.push('flush'),
+      },
+      limits: LimitsSchema.parse({}),
+      logger: pino({ level: 'silent' }),
+      metrics: new NodeMetrics(),
+      now: () => (clock += 1),
+      raftConfig: () => defaultRaftConfig(1, seededRng(1), { electionTicks: 2, heartbeatTicks: 1 }),
+      onStoreReplaced: () => {},
+      onMembershipChanged: () => {},
+      onTick: () => {},
+      onRemoved: () => {},
+      incarnation: 1,
+    });
+    host.openReplica(1);
+    const replica = host.replicas.get(1)!;
+    // Member 1 campaigns; members 2 and 3 grant its (pre-)votes and acknowledge its appends.
+    for (let turn = 0; turn < 15; turn++) {
+      for (const msg of outbox.splice(0)) {
+        if (msg.type === 'preVote' || msg.type === 'vote') {
+          host.receive(1, { type: msg.type === 'preVote' ? 'preVoteResp' : 'voteResp', from: msg.to, to: 1, term: msg.term, reject: false });
+        } else if (msg.type === 'app') {
+          const last = msg.entries.length > 0 ? msg.entries[msg.entries.length - 1].index : msg.index;
+          host.receive(1, { type: 'appResp', from: msg.to, to: 1, term: msg.term, index: last, reject: false, rejectHint: 0, logTerm: 0 });
+        } else if (msg.type === 'heartbeat') {
+          host.receive(1, { type: 'heartbeatResp', from: msg.to, to: 1, term: msg.term, context: msg.context });
+        }
+      }
+      host.tick();
+      await host.turn();
+    }
+    assert.equal(replica.leaderId, 1, 'member 1 leads');
+
+    events.length = 0;
+    void replica.propose(put('k', 'v'));
+    await host.turn();
+    const firstAppend = events.indexOf('send app with entries');
+    assert.ok(firstAppend >= 0, `the turn sent appends: ${events.join(', ')}`);
+    assert.equal(events[firstAppend + 1], 'send app with entries', 'to both followers');
+    assert.equal(events[firstAppend + 2], 'flush', 'then flushed, before anything else');
+    assert.equal(events[firstAppend + 3], 'commit', 'then the WAL write is issued');
   });
 });
