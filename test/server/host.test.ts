@@ -2,14 +2,10 @@
 // hand, for cases that need exact control (a restart that replays the log under new requests).
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { pino } from 'pino';
-import { MemoryStorage, defaultRaftConfig, seededRng } from '../../src/raft/index.ts';
+import { MemoryStorage } from '../../src/raft/index.ts';
 import type { Message } from '../../src/raft/index.ts';
-import { LimitsSchema } from '../../src/server/config.ts';
-import { ReplicaHost } from '../../src/server/host.ts';
-import { NodeMetrics } from '../../src/server/metrics.ts';
 import { bootstrapEntries } from '../../src/server/replica.ts';
-import { bootstrappedStorage, settle, singleNodeHost } from './single-node.ts';
+import { bootstrappedStorage, memberOneHost, settle, singleNodeHost } from './single-node.ts';
 
 const put = (key: string, value: string) => ({
   op: 'put' as const,
@@ -124,10 +120,8 @@ describe('replica host: the order of a leader turn', () => {
     storage.setHardState({ term: 1, vote: 0, commit: entries.length });
     const events: string[] = [];
     const outbox: Message[] = [];
-    let clock = 0;
-    const host = new ReplicaHost({
-      nodeId: 1,
-      storage: { group: () => storage, commit: async () => void events.push('commit') },
+    const host = memberOneHost(storage, 1, {
+      commit: async () => void events.push('commit'),
       transport: {
         send: (_group, msg) => {
           outbox.push(msg);
@@ -135,18 +129,7 @@ describe('replica host: the order of a leader turn', () => {
         },
         flush: () => void events.push('flush'),
       },
-      limits: LimitsSchema.parse({}),
-      logger: pino({ level: 'silent' }),
-      metrics: new NodeMetrics(),
-      now: () => (clock += 1),
-      raftConfig: () => defaultRaftConfig(1, seededRng(1), { electionTicks: 2, heartbeatTicks: 1 }),
-      onStoreReplaced: () => {},
-      onMembershipChanged: () => {},
-      onTick: () => {},
-      onRemoved: () => {},
-      incarnation: 1,
     });
-    host.openReplica(1);
     const replica = host.replicas.get(1)!;
     // Member 1 campaigns; members 2 and 3 grant its (pre-)votes and acknowledge its appends.
     for (let turn = 0; turn < 15; turn++) {

@@ -5,6 +5,7 @@ import { MemoryStorage, defaultRaftConfig, seededRng } from '../../src/raft/inde
 import { LimitsSchema } from '../../src/server/config.ts';
 import type { Limits } from '../../src/server/config.ts';
 import { ReplicaHost } from '../../src/server/host.ts';
+import type { HostTransport } from '../../src/server/host.ts';
 import { NodeMetrics } from '../../src/server/metrics.ts';
 import { bootstrapEntries } from '../../src/server/replica.ts';
 
@@ -19,11 +20,21 @@ export function bootstrappedStorage(): MemoryStorage {
 
 /** A host for member 1 over `storage` (durable as soon as written), range 1 open. */
 export function singleNodeHost(storage: MemoryStorage, incarnation: number, limits: Partial<Limits> = {}): ReplicaHost {
+  return memberOneHost(storage, incarnation, {}, limits);
+}
+
+/** The same with the peer transport and the commit given (what a test watches of the turn's I/O). */
+export function memberOneHost(
+  storage: MemoryStorage,
+  incarnation: number,
+  io: { transport?: HostTransport; commit?: () => Promise<void> },
+  limits: Partial<Limits> = {},
+): ReplicaHost {
   let clock = 0;
   const host = new ReplicaHost({
     nodeId: 1,
-    storage: { group: () => storage, commit: async () => {} },
-    transport: { send: () => {} },
+    storage: { group: () => storage, commit: io.commit ?? (async () => {}) },
+    transport: io.transport ?? { send: () => {} },
     limits: LimitsSchema.parse(limits),
     logger: pino({ level: 'silent' }),
     metrics: new NodeMetrics(),
