@@ -43,8 +43,12 @@ export type UnaryCallback = (error: unknown, value?: unknown) => void;
  * lean server's calls; grpc-js's take one message object per write).
  */
 export interface FramesWriter {
-  /** Writes whole gRPC messages (5-byte prefixes included) in one stream write; false when the client is behind. */
-  writeFrames(frames: Buffer, callback: () => void): boolean;
+  /**
+   * Writes whole gRPC messages (5-byte prefixes included) in one stream write; false when the
+   * client is behind. `callback` runs once they are queued; `onReleased` once nothing reads
+   * `frames` any more, so the caller may reuse the buffer.
+   */
+  writeFrames(frames: Buffer, callback: () => void, onReleased?: () => void): boolean;
 }
 
 export function isFramesWriter(call: object): call is FramesWriter {
@@ -206,12 +210,12 @@ export class LeanCall extends EventEmitter implements FramesWriter {
   }
 
   /** FramesWriter: whole gRPC messages, already framed, in one HTTP/2 stream write. */
-  writeFrames(frames: Buffer, callback?: () => void): boolean {
+  writeFrames(frames: Buffer, callback?: () => void, onReleased?: () => void): boolean {
     if (this.finished || this.gone) return false;
     let accepted = false;
     this.guarded('write', () => {
       this.respondOnce();
-      accepted = this.stream.write(frames, callback);
+      accepted = this.stream.write(frames, callback, onReleased);
     });
     return accepted;
   }

@@ -141,6 +141,10 @@ export class FrameBatch {
   private buffer: Buffer | null = null;
   private pos = 0;
   private sizeHint = MIN_BATCH_BYTES;
+  /** The buffer of the last take(), until the writer gives it back (giveBack). */
+  private lent: Buffer | null = null;
+  /** A buffer the writer is done with, reused by the next turn instead of a new one. */
+  private spare: Buffer | null = null;
 
   /** Bytes held (whole messages, prefixes included). */
   get bytes(): number {
@@ -197,15 +201,36 @@ export class FrameBatch {
     this.sizeHint = Math.min(MAX_BATCH_HINT_BYTES, Math.max(MIN_BATCH_BYTES, this.pos + (this.pos >>> 2)));
     this.buffer = null;
     this.pos = 0;
+    this.lent = buffer;
     return frames;
   }
 
-  /** Room for `bytes` more; a buffer is allocated per turn (the last one is being written). */
+  /**
+   * Nothing reads `frames` (a take() result) any more: the socket has written it or the HTTP/2
+   * connection copied it. Its buffer serves the next turn, so a stream under fan-out does not
+   * allocate a buffer per turn. Anything but the last take() is ignored.
+   */
+  giveBack(frames: Buffer): void {
+    const lent = this.lent;
+    if (lent === null || frames.buffer !== lent.buffer) return;
+    this.lent = null;
+    if (this.spare === null || this.spare.length < lent.length) this.spare = lent;
+  }
+
+  /** Room for `bytes` more: the spare buffer when it is large enough, else a new one. */
   private reserve(bytes: number): Buffer {
     const needed = this.pos + bytes;
     const buffer = this.buffer;
     if (buffer !== null && needed <= buffer.length) return buffer;
-    const grown = Buffer.allocUnsafe(Math.max(needed, buffer === null ? this.sizeHint : buffer.length * 2));
+    const size = Math.max(needed, buffer === null ? this.sizeHint : buffer.length * 2);
+    let grown: Buffer;
+    if (this.spare !== null && this.spare.length >= size) {
+      grown = this.spare;
+      this.spare = null;
+    } else {
+      // Memory of its own, never a slice of Node's shared pool: giveBack hands it out again.
+      grown = Buffer.allocUnsafeSlow(size);
+    }
     if (buffer !== null) buffer.copy(grown, 0, 0, this.pos);
     this.buffer = grown;
     return grown;

@@ -550,9 +550,13 @@ class WatchStream {
     let accepted: boolean;
     if (writer !== null) {
       const bytes = frames.length;
-      accepted = writer.writeFrames(frames, () => {
-        this.bufferedBytes -= bytes;
-      });
+      accepted = writer.writeFrames(
+        frames,
+        () => {
+          this.bufferedBytes -= bytes;
+        },
+        () => this.batch.giveBack(frames),
+      );
     } else {
       accepted = true;
       forEachMessage(frames, (body, bytes) => {

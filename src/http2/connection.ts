@@ -116,6 +116,8 @@ export class H2Stream {
   private pending: Buffer[] = [];
   /** Called once the matching `pending` buffer has left for the connection's output. */
   private sentCallbacks: ((() => void) | undefined)[] = [];
+  /** Per pending write: what to call once the connection no longer reads its buffer (write's onReleased). */
+  private releaseCallbacks: ((() => void) | undefined)[] = [];
   private pendingBytes = 0;
   /** end() was called: trailers (or END_STREAM on data) go once `pending` is sent. */
   private endRequested = false;
@@ -148,16 +150,23 @@ export class H2Stream {
     if (endStream) this.endLocal();
   }
 
-  /** Queues data; false when the owner should wait for onDrain before writing more. */
-  write(data: Buffer, onSent?: () => void): boolean {
+  /**
+   * Queues data; false when the owner should wait for onDrain before writing more. `onSent` runs
+   * once all of it is queued on the connection; `onReleased` once the connection no longer reads
+   * `data` (copied, or written by the socket), so the caller may reuse the buffer. A stream that
+   * closes first calls neither.
+   */
+  write(data: Buffer, onSent?: () => void, onReleased?: () => void): boolean {
     if (this.localEnded || this.closed || this.endRequested) return false;
     if (data.length > 0) {
       this.pending.push(data);
       this.sentCallbacks.push(onSent);
+      this.releaseCallbacks.push(onReleased);
       this.pendingBytes += data.length;
       this.connection.pump(this);
     } else {
       onSent?.();
+      onReleased?.();
     }
     if (this.pendingBytes >= HIGH_WATER_BYTES || this.connection.congested) {
       this.connection.waitForDrain(this);
@@ -205,7 +214,7 @@ export class H2Stream {
    * Takes up to `allowed` bytes of pending data (null when there is none); the callback of a buffer
    * taken whole goes to `sent`, to be called once the frame is queued and the windows debited.
    */
-  takePending(allowed: number, sent: (() => void)[]): Buffer | null {
+  takePending(allowed: number, sent: (() => void)[], released: (() => void)[]): Buffer | null {
     if (this.pending.length === 0 || allowed <= 0) return null;
     const first = this.pending[0];
     if (first.length <= allowed) {
@@ -213,6 +222,8 @@ export class H2Stream {
       this.pendingBytes -= first.length;
       const callback = this.sentCallbacks.shift();
       if (callback !== undefined) sent.push(callback);
+      const release = this.releaseCallbacks.shift();
+      if (release !== undefined) released.push(release);
       return first;
     }
     this.pending[0] = first.subarray(allowed);
@@ -292,6 +303,7 @@ export class H2Stream {
     this.closed = true;
     this.pending = [];
     this.sentCallbacks = [];
+    this.releaseCallbacks = [];
     this.pendingBytes = 0;
     this.held = [];
     this.connection.forget(this);
@@ -360,6 +372,8 @@ export class H2Connection {
 
   private out: Buffer[] = [];
   private outBytes = 0;
+  /** Called once the socket no longer needs what `out` references (stream writes' onReleased). */
+  private outReleases: (() => void)[] = [];
   private flushScheduled = false;
   private socketBlocked = false;
 
@@ -478,7 +492,7 @@ export class H2Connection {
     let blocked = false;
     while (stream.hasPending) {
       const allowed = Math.min(stream.sendWindow, this.sendWindow, this.peerMaxFrame);
-      const chunk = stream.takePending(allowed, sent);
+      const chunk = stream.takePending(allowed, sent, this.outReleases);
       if (chunk === null) {
         blocked = true;
         break;
@@ -541,14 +555,20 @@ export class H2Connection {
     trace('h2.write');
     const out = this.out;
     const bytes = this.outBytes;
+    const releases = this.outReleases;
     this.out = [];
     this.outBytes = 0;
+    this.outReleases = [];
+    const released = releases.length === 0 ? undefined : () => runAll(releases, this.options.onError);
     let flushed: boolean;
-    if (out.length === 1) flushed = this.socket.write(out[0]);
-    else if (bytes <= CONCAT_LIMIT_BYTES) flushed = this.socket.write(Buffer.concat(out, bytes));
-    else {
+    if (out.length > 1 && bytes <= CONCAT_LIMIT_BYTES) {
+      flushed = this.socket.write(Buffer.concat(out, bytes));
+      released?.(); // copied
+    } else if (out.length === 1) {
+      flushed = this.socket.write(out[0], released);
+    } else {
       this.socket.cork();
-      for (const buffer of out) this.socket.write(buffer);
+      for (let i = 0; i < out.length; i++) this.socket.write(out[i], i === out.length - 1 ? released : undefined);
       this.socket.uncork();
       flushed = !this.socket.writableNeedDrain;
     }
@@ -600,6 +620,7 @@ export class H2Connection {
     this.dead = true;
     this.out = [];
     this.outBytes = 0;
+    this.outReleases = [];
     this.closeStreams(ErrorCode.CANCEL);
     this.options.onClose?.();
   }
@@ -880,5 +901,16 @@ export class H2Connection {
       this.pump(stream);
     }
     this.notifyDrain();
+  }
+}
+
+/** Calls each callback; one that throws is reported and does not stop the others. */
+function runAll(callbacks: (() => void)[], onError: ((error: Error) => void) | undefined): void {
+  for (const callback of callbacks) {
+    try {
+      callback();
+    } catch (error) {
+      onError?.(error as Error);
+    }
   }
 }

@@ -325,3 +325,22 @@ for (const lean of [true, false]) {
     call.emit('close');
   });
 }
+
+test('a batch reuses the buffer its writer gave back, and only that one', () => {
+  const frame = frameMessage(Buffer.alloc(3000, 7));
+  const batch = new FrameBatch();
+  batch.appendFrame(frame);
+  const first = batch.take()!;
+  batch.appendFrame(frame);
+  const second = batch.take()!;
+  assert.notEqual(second.buffer, first.buffer, 'not given back: a new buffer');
+  batch.giveBack(first); // not the last take: ignored
+  batch.appendFrame(frame);
+  const third = batch.take()!;
+  assert.notEqual(third.buffer, first.buffer);
+  batch.giveBack(third);
+  batch.appendFrame(frame);
+  const fourth = batch.take()!;
+  assert.equal(fourth.buffer, third.buffer, 'given back: the next turn writes into it');
+  assert.ok(fourth.equals(frame));
+});

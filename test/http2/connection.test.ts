@@ -515,3 +515,40 @@ test('one open stream gets its answer written at once; with several, answers wai
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 });
+
+test('a write is released only once the socket no longer reads it: overwriting it then corrupts nothing', async () => {
+  const answerBytes = 900 * 1024; // within the stream window, far beyond what a paused reader's socket takes at once
+  const server = net.createServer((socket) => {
+    new H2Connection(socket, {
+      role: 'server',
+      onStream: (stream) => {
+        stream.onEnd = () => {
+          const body = Buffer.alloc(answerBytes, 0x5a);
+          stream.respond(encodeHeaderBlock([[':status', '200']]));
+          stream.write(body, undefined, () => body.fill(0)); // what a writer reusing its buffer does
+          stream.end(encodeHeaderBlock([['grpc-status', '0']]));
+        };
+      },
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const socket = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+  const client = new H2Connection(socket, { role: 'client' });
+  try {
+    const body = await new Promise<Buffer>((resolve, reject) => {
+      const stream = client.request(encodeHeaderBlock([[':method', 'POST'], [':scheme', 'http'], [':path', '/x'], [':authority', 'localhost']]));
+      const chunks: Buffer[] = [];
+      stream.onData = (chunk) => chunks.push(Buffer.from(chunk));
+      stream.onClose = (code) => (code === 0 ? resolve(Buffer.concat(chunks)) : reject(new Error(`closed with ${code}`)));
+      stream.end();
+      // Stop reading while the answer is written, so the server's socket keeps part of it queued.
+      setTimeout(() => socket.pause(), 5);
+      setTimeout(() => socket.resume(), 300);
+    });
+    assert.equal(body.length, answerBytes);
+    assert.ok(body.equals(Buffer.alloc(answerBytes, 0x5a)), 'the answer arrived intact');
+  } finally {
+    client.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+});
