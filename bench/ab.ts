@@ -15,6 +15,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startTessera } from './compare/clusters.ts';
 import type { BenchCluster } from './compare/clusters.ts';
+import { median } from './compare/stats.ts';
 
 const USAGE = 'usage: npx tsx bench/ab.ts <checkout A> <checkout B> [--slices N] [--seconds S] [--warmup S] -- <tessera bench args>';
 const dashes = process.argv.indexOf('--');
@@ -59,12 +60,6 @@ function bench(cluster: BenchCluster, args: string[], durationSec: number): Slic
   return { opsPerSec: json.opsPerSec, p50Ms: latency.p50Ms, p99Ms: latency.p99Ms };
 }
 
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-};
-
 const root = mkdtempSync(join(tmpdir(), 'tessera-ab-'));
 const clusters: BenchCluster[] = [];
 try {
@@ -90,8 +85,8 @@ try {
   }
   const [a, b] = results;
   const row = (label: string, pick: (s: Slice) => number, higherIsBetter: boolean) => {
-    const ma = median(a.map(pick));
-    const mb = median(b.map(pick));
+    const ma = median(a.map(pick)) ?? Number.NaN;
+    const mb = median(b.map(pick)) ?? Number.NaN;
     const wins = a.filter((s, i) => (higherIsBetter ? pick(b[i]) > pick(s) : pick(b[i]) < pick(s))).length;
     console.log(`${label.padEnd(8)} A ${ma.toFixed(3).padStart(10)}   B ${mb.toFixed(3).padStart(10)}   B/A ${(mb / ma).toFixed(3)}   B better in ${wins} of ${slices} slices`);
   };

@@ -16,6 +16,7 @@ import { DEFAULT_CONFIG, findTarget, runBench } from '../src/bench/index.ts';
 import type { BenchConfig } from '../src/bench/index.ts';
 import type { BenchCluster, SystemName } from './compare/clusters.ts';
 import { etcdVersion, startEtcd, startTessera } from './compare/clusters.ts';
+import { median } from './compare/stats.ts';
 import { machineInfo } from './compare/machine.ts';
 import type { MachineInfo } from './compare/machine.ts';
 import { cpuSnapshot, cpuSpent, memoryMiB } from './compare/procfs.ts';
@@ -200,13 +201,6 @@ async function runMemoryPhase(system: SystemName, options: Options, root: string
 
 const round1 = (x: number) => Math.round(x * 10) / 10;
 const round3 = (x: number) => Math.round(x * 1000) / 1000;
-
-function median(values: number[]): number | null {
-  const finite = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
-  if (finite.length === 0) return null;
-  const mid = Math.floor(finite.length / 2);
-  return finite.length % 2 === 1 ? finite[mid] : (finite[mid - 1] + finite[mid]) / 2;
-}
 
 function format(value: number | null): string {
   if (value === null) return 'n/a';

@@ -85,6 +85,13 @@ const TABLE_SIZE_ZERO = Buffer.from([0x20]);
 const CLOSE_GRACE_MS = 2000;
 
 /** One HTTP/2 stream: the owner sets the callbacks and calls respond/write/end/reset. */
+/** One H2Stream.write: its data still to send, and its callbacks. */
+interface PendingWrite {
+  data: Buffer;
+  onSent: (() => void) | undefined;
+  onReleased: (() => void) | undefined;
+}
+
 export class H2Stream {
   /** Request headers (server side) or response headers (client side), as a map. */
   headers: HeaderMap = {};
@@ -113,11 +120,8 @@ export class H2Stream {
   closed = false;
 
   /** Data waiting for flow-control window, oldest first. */
-  private pending: Buffer[] = [];
-  /** Called once the matching `pending` buffer has left for the connection's output. */
-  private sentCallbacks: ((() => void) | undefined)[] = [];
-  /** Per pending write: what to call once the connection no longer reads its buffer (write's onReleased). */
-  private releaseCallbacks: ((() => void) | undefined)[] = [];
+  /** Writes not yet queued on the connection, in order (the first one maybe partly sent). */
+  private pending: PendingWrite[] = [];
   private pendingBytes = 0;
   /** end() was called: trailers (or END_STREAM on data) go once `pending` is sent. */
   private endRequested = false;
@@ -159,9 +163,7 @@ export class H2Stream {
   write(data: Buffer, onSent?: () => void, onReleased?: () => void): boolean {
     if (this.localEnded || this.closed || this.endRequested) return false;
     if (data.length > 0) {
-      this.pending.push(data);
-      this.sentCallbacks.push(onSent);
-      this.releaseCallbacks.push(onReleased);
+      this.pending.push({ data, onSent, onReleased });
       this.pendingBytes += data.length;
       this.connection.pump(this);
     } else {
@@ -211,24 +213,24 @@ export class H2Stream {
   // ---- driven by the connection ----
 
   /**
-   * Takes up to `allowed` bytes of pending data (null when there is none); the callback of a buffer
-   * taken whole goes to `sent`, to be called once the frame is queued and the windows debited.
+   * Takes up to `allowed` bytes of pending data (null when there is none). For a write taken whole,
+   * its onSent goes to `sent` (called once the frame is queued and the windows debited) and its
+   * onReleased to `released` (called once the socket no longer reads the data).
    */
   takePending(allowed: number, sent: (() => void)[], released: (() => void)[]): Buffer | null {
     if (this.pending.length === 0 || allowed <= 0) return null;
     const first = this.pending[0];
-    if (first.length <= allowed) {
+    const data = first.data;
+    if (data.length <= allowed) {
       this.pending.shift();
-      this.pendingBytes -= first.length;
-      const callback = this.sentCallbacks.shift();
-      if (callback !== undefined) sent.push(callback);
-      const release = this.releaseCallbacks.shift();
-      if (release !== undefined) released.push(release);
-      return first;
+      this.pendingBytes -= data.length;
+      if (first.onSent !== undefined) sent.push(first.onSent);
+      if (first.onReleased !== undefined) released.push(first.onReleased);
+      return data;
     }
-    this.pending[0] = first.subarray(allowed);
+    first.data = data.subarray(allowed);
     this.pendingBytes -= allowed;
-    return first.subarray(0, allowed);
+    return data.subarray(0, allowed);
   }
 
   get hasPending(): boolean {
@@ -302,8 +304,6 @@ export class H2Stream {
     if (this.closed) return;
     this.closed = true;
     this.pending = [];
-    this.sentCallbacks = [];
-    this.releaseCallbacks = [];
     this.pendingBytes = 0;
     this.held = [];
     this.connection.forget(this);
@@ -514,13 +514,7 @@ export class H2Connection {
       stream.endLocal();
     }
     // Write callbacks run last: one that writes again finds the windows and the order already settled.
-    for (const callback of sent) {
-      try {
-        callback();
-      } catch (error) {
-        this.options.onError?.(error as Error);
-      }
-    }
+    runAll(sent, this.options.onError);
   }
 
   waitForDrain(stream: H2Stream): void {

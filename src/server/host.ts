@@ -120,13 +120,15 @@ export class ReplicaHost {
       if (rd.hardState) replica.storage.setHardState(rd.hardState);
       mustSync ||= rd.mustSync || rd.snapshot !== null;
     }
-    // A leader whose term and vote are already durable writes its appends to the followers first
-    // (it counts its own log only after advance), since a follower's fsync is what a commit waits
-    // for. Then the fsync is issued, and while it runs, committed entries (durable on a quorum since
-    // an earlier turn) are applied and answered, as etcd's raftNode does. Issuing the fsync after
-    // the apply kept the disk idle for as long as the apply took, every turn.
-    // Only appends are written at once: a commit index alone waits for the transport's own flush,
-    // later in the loop iteration, so that the answers this turn's apply produces go out first.
+    // Order of a turn:
+    // 1. A leader whose term and vote are already durable sends at once (it counts its own log only
+    //    after advance). Appends are flushed before the fsync is issued, since a follower's fsync
+    //    is what a commit waits for. A commit index alone waits for the transport's own flush
+    //    later in the loop iteration, so that this turn's answers go out first.
+    // 2. The fsync is issued, and while it runs, committed entries (durable on a quorum since an
+    //    earlier turn) are applied and answered, as etcd's raftNode does. Issuing it after the
+    //    apply kept the disk idle for as long as the apply took, every turn.
+    // 3. Once it is durable, everything else is sent (follower acks, votes) and flushed.
     const early = new Set(readies.filter(([replica, rd]) => replica.maySendBeforeSync(rd)).map(([r]) => r));
     for (const [replica, rd] of readies) if (early.has(replica)) this.send(replica, rd);
     if (readies.some(([replica, rd]) => early.has(replica) && rd.entries.length > 0)) this.options.transport.flush?.();
