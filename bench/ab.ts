@@ -15,6 +15,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startTessera } from './compare/clusters.ts';
 import type { BenchCluster } from './compare/clusters.ts';
+import { cpuSnapshot, cpuSpent } from './compare/procfs.ts';
 import { median } from './compare/stats.ts';
 
 const USAGE = 'usage: npx tsx bench/ab.ts <checkout A> <checkout B> [--slices N] [--seconds S] [--warmup S] -- <tessera bench args>';
@@ -42,14 +43,20 @@ interface Slice {
   opsPerSec: number;
   p50Ms: number;
   p99Ms: number;
+  /** The cluster's CPU over the slice (its 0.5 s warm-up included) per operation at the slice's rate. */
+  cpuUsPerOp: number;
 }
 
+const SLICE_WARMUP_SEC = 0.5;
+
 function bench(cluster: BenchCluster, args: string[], durationSec: number): Slice {
+  const cpuBefore = cpuSnapshot(cluster.processes);
   const result = spawnSync(
     process.execPath,
-    [tesseraBin, 'bench', ...args, '--endpoints', cluster.endpoints.join(','), '--duration', String(durationSec), '--warmup', '0.5', '--json'],
+    [tesseraBin, 'bench', ...args, '--endpoints', cluster.endpoints.join(','), '--duration', String(durationSec), '--warmup', String(SLICE_WARMUP_SEC), '--json'],
     { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 },
   );
+  const cpuSec = cpuSpent(cpuBefore, cpuSnapshot(cluster.processes));
   if (result.status !== 0) throw new Error(`tessera bench failed:\n${result.stderr}`);
   const json = JSON.parse(result.stdout) as {
     opsPerSec: number;
@@ -57,7 +64,8 @@ function bench(cluster: BenchCluster, args: string[], durationSec: number): Slic
     watch?: { eventLatency: { p50Ms: number; p99Ms: number } };
   };
   const latency = json.watch?.eventLatency ?? json.latency; // watch: put-to-event latency
-  return { opsPerSec: json.opsPerSec, p50Ms: latency.p50Ms, p99Ms: latency.p99Ms };
+  const cpuUsPerOp = (cpuSec * 1e6) / (json.opsPerSec * (durationSec + SLICE_WARMUP_SEC));
+  return { opsPerSec: json.opsPerSec, p50Ms: latency.p50Ms, p99Ms: latency.p99Ms, cpuUsPerOp };
 }
 
 const root = mkdtempSync(join(tmpdir(), 'tessera-ab-'));
@@ -71,7 +79,7 @@ try {
   // The JIT and the data set settle under a few seconds of puts on each side.
   for (const cluster of clusters) bench(cluster, ['put'], warmupSeconds);
   const results: Slice[][] = [[], []];
-  const format = (s: Slice) => `${s.opsPerSec.toFixed(0).padStart(7)} ops/s  p50 ${s.p50Ms.toFixed(3)}  p99 ${s.p99Ms.toFixed(3)} ms`;
+  const format = (s: Slice) => `${s.opsPerSec.toFixed(0).padStart(7)} ops/s  p50 ${s.p50Ms.toFixed(3)}  p99 ${s.p99Ms.toFixed(3)} ms  ${s.cpuUsPerOp.toFixed(0)} µs CPU/op`;
   for (let slice = 1; slice <= slices; slice++) {
     // A then B, then B then A: whichever runs second in a pair does not get an edge.
     const order = slice % 2 === 1 ? [0, 1] : [1, 0];
@@ -88,12 +96,13 @@ try {
     const ma = median(a.map(pick)) ?? Number.NaN;
     const mb = median(b.map(pick)) ?? Number.NaN;
     const wins = a.filter((s, i) => (higherIsBetter ? pick(b[i]) > pick(s) : pick(b[i]) < pick(s))).length;
-    console.log(`${label.padEnd(8)} A ${ma.toFixed(3).padStart(10)}   B ${mb.toFixed(3).padStart(10)}   B/A ${(mb / ma).toFixed(3)}   B better in ${wins} of ${slices} slices`);
+    console.log(`${label.padEnd(9)} A ${ma.toFixed(3).padStart(10)}   B ${mb.toFixed(3).padStart(10)}   B/A ${(mb / ma).toFixed(3)}   B better in ${wins} of ${slices} slices`);
   };
   console.log(`medians over ${slices} slices of ${seconds} s (tessera bench ${benchArgs.join(' ')}):`);
   row('ops/s', (s) => s.opsPerSec, true);
   row('p50 ms', (s) => s.p50Ms, false);
   row('p99 ms', (s) => s.p99Ms, false);
+  row('CPU µs/op', (s) => s.cpuUsPerOp, false);
 } finally {
   await Promise.all(clusters.map((cluster) => cluster.stop()));
   rmSync(root, { recursive: true, force: true });

@@ -57,7 +57,7 @@ export const DEFAULT_STORAGE_LIMITS: Readonly<StorageLimits> = Object.freeze({
   walSegmentBytes: 64 * MIB,
   walMaxRecordBytes: 16 * MIB,
   lmdbFlushBytes: 16 * MIB,
-  lmdbFlushIntervalMs: 100,
+  lmdbFlushIntervalMs: 1000, // 100 until session 8: fewer LMDB fsyncs beside the log writes (docs/BENCHMARKS.md)
   maxUnstoredBytes: 256 * MIB,
   maxSnapshotPieceBytesInFlight: 16 * MIB,
 });
