@@ -1,5 +1,6 @@
 // Side-by-side benchmark: a fresh 3-member etcd and a fresh 3-node Tessera on this machine, the same
-// workloads from the same client (`tessera bench`'s runner), rounds alternating A B A B, one table
+// workloads from the same client (`tessera bench`'s runner), each workload run on one system and
+// right after on the other, which goes first alternating (A B, B A, ...), one table
 // of medians with the ratio Tessera/etcd, cluster CPU per operation (/proc utime+stime of every
 // server process) and RSS per node.
 //   npm run bench:compare [-- --quick] [-- --rounds N] [-- --json] [-- --only tessera|etcd]
@@ -141,10 +142,17 @@ async function preload(cluster: BenchCluster, options: Options, round: number): 
   };
 }
 
-async function runSystem(system: SystemName, options: Options, root: string, round: number, scenarios: Scenario[]) {
+/** A round's cluster of one system, loaded and warmed up. */
+interface LiveCluster {
+  system: SystemName;
+  cluster: BenchCluster;
+  memory: MemoryRun;
+}
+
+/** Starts a fresh cluster of `system`, loads the key space, then runs the unmeasured puts. */
+async function bringUp(system: SystemName, options: Options, root: string, round: number): Promise<LiveCluster> {
   log(`round ${round}: starting ${system}`);
   const cluster = await startCluster(system, options, root, round);
-  const runs: ScenarioRun[] = [];
   try {
     log(`round ${round}: ${system} serving; loading ${options.keys} keys, then ${options.serverWarmupSec} s of unmeasured puts`);
     const memory = await preload(cluster, options, round);
@@ -152,30 +160,59 @@ async function runSystem(system: SystemName, options: Options, root: string, rou
       { ...DEFAULT_CONFIG, workload: 'put', endpoints: cluster.endpoints, durationSec: options.serverWarmupSec, warmupSec: 0, keySpace: options.keys, valSize: 256 },
       { progress: false },
     );
-    for (const scenario of scenarios) {
-      const endpoints = await scenarioEndpoints(scenario, cluster.endpoints);
-      if (endpoints === null) {
-        log(`round ${round}: ${system} ${scenario.id} skipped: no ${scenario.target ?? ''} endpoint found`);
-        continue;
-      }
-      let before = new Map<number, number>();
-      let clusterCpuSec = 0;
-      const result = await runBench(scenarioConfig(options, scenario, endpoints), {
-        progress: false,
-        onMeasureStart: () => (before = cpuSnapshot(cluster.processes)),
-        onMeasureEnd: () => (clusterCpuSec = cpuSpent(before, cpuSnapshot(cluster.processes))),
-      }).catch((error: unknown) => {
-        log(`round ${round}: ${system} ${scenario.id} failed: ${(error as Error).message}`);
-        return null;
-      });
-      if (result === null) continue;
-      runs.push({ round, system, scenario: scenario.id, result, clusterCpuSec: round3(clusterCpuSec) });
-      log(`round ${round}: ${system} ${scenario.id}: ${result.opsPerSec} ops/s, p50 ${result.latency.p50Ms} ms, p99 ${result.latency.p99Ms} ms, cluster CPU ${round3(clusterCpuSec)} s, errors ${result.errors}`);
-    }
-    memory.peakRssMiB = cluster.nodePids.map((pid) => round1(memoryMiB(pid, 'VmHWM') ?? Number.NaN));
-    return { runs, memory };
-  } finally {
+    return { system, cluster, memory };
+  } catch (error) {
     await cluster.stop();
+    throw error;
+  }
+}
+
+/** One measured run of `scenario` on a live cluster, with the cluster's CPU over it; null if it could not run. */
+async function runScenario(live: LiveCluster, options: Options, round: number, scenario: Scenario): Promise<ScenarioRun | null> {
+  const { system, cluster } = live;
+  const endpoints = await scenarioEndpoints(scenario, cluster.endpoints);
+  if (endpoints === null) {
+    log(`round ${round}: ${system} ${scenario.id} skipped: no ${scenario.target ?? ''} endpoint found`);
+    return null;
+  }
+  let before = new Map<number, number>();
+  let clusterCpuSec = 0;
+  const result = await runBench(scenarioConfig(options, scenario, endpoints), {
+    progress: false,
+    onMeasureStart: () => (before = cpuSnapshot(cluster.processes)),
+    onMeasureEnd: () => (clusterCpuSec = cpuSpent(before, cpuSnapshot(cluster.processes))),
+  }).catch((error: unknown) => {
+    log(`round ${round}: ${system} ${scenario.id} failed: ${(error as Error).message}`);
+    return null;
+  });
+  if (result === null) return null;
+  log(`round ${round}: ${system} ${scenario.id}: ${result.opsPerSec} ops/s, p50 ${result.latency.p50Ms} ms, p99 ${result.latency.p99Ms} ms, cluster CPU ${round3(clusterCpuSec)} s, errors ${result.errors}`);
+  return { round, system, scenario: scenario.id, result, clusterCpuSec: round3(clusterCpuSec) };
+}
+
+/**
+ * One round: a fresh cluster of each system, both kept running, then every scenario on one and
+ * right after on the other (the other idles meanwhile), which goes first alternating scenario by
+ * scenario and round by round. The VM's speed drifts over minutes; the two runs of a scenario are
+ * seconds apart, so the drift lands on both (before session 8 each system ran all its scenarios in
+ * turn, a minute apart, and one run's put-throughput ratio swung between 1.08 and 1.50).
+ */
+async function runRound(systems: SystemName[], options: Options, root: string, round: number, scenarios: Scenario[]) {
+  const live: LiveCluster[] = [];
+  const runs: ScenarioRun[] = [];
+  try {
+    for (const system of systems) live.push(await bringUp(system, options, root, round));
+    for (const [i, scenario] of scenarios.entries()) {
+      const order = (round + i) % 2 === 1 ? live : [...live].reverse();
+      for (const cluster of order) {
+        const run = await runScenario(cluster, options, round, scenario);
+        if (run !== null) runs.push(run);
+      }
+    }
+    for (const { cluster, memory } of live) memory.peakRssMiB = cluster.nodePids.map((pid) => round1(memoryMiB(pid, 'VmHWM') ?? Number.NaN));
+    return { runs, memory: live.map((l) => l.memory) };
+  } finally {
+    await Promise.all(live.map((l) => l.cluster.stop()));
   }
 }
 
@@ -282,11 +319,9 @@ async function main(): Promise<void> {
     const runs: ScenarioRun[] = [];
     const memory: MemoryRun[] = [];
     for (let round = 1; round <= rounds; round++) {
-      for (const system of systems) {
-        const result = await runSystem(system, options, root, round, scenarios);
-        runs.push(...result.runs);
-        memory.push(result.memory);
-      }
+      const result = await runRound(systems, options, root, round, scenarios);
+      runs.push(...result.runs);
+      memory.push(...result.memory);
     }
     const memoryPhases: MemoryPhase[] = [];
     if (options.memoryKeys > 0) for (const system of systems) memoryPhases.push(await runMemoryPhase(system, options, root));
@@ -313,7 +348,7 @@ async function main(): Promise<void> {
     console.log(
       (rounds === 0
         ? `no workload rounds (systems: ${systems.join(', ')}); `
-        : `rounds: ${rounds} (alternating ${systems.join(', ')}), ${options.durationSec} s measured per workload${longerRuns(options, scenarios)} after ${options.warmupSec} s warm-up, ` +
+        : `rounds: ${rounds} (each workload on ${systems.join(' and ')} back to back, alternating which goes first), ${options.durationSec} s measured per workload${longerRuns(options, scenarios)} after ${options.warmupSec} s warm-up, ` +
           `${options.keys} keys and ${options.serverWarmupSec} s of unmeasured puts first, 256-byte values, medians over rounds; `) +
         (memoryPhases.length > 0 ? `memory phase: ${options.memoryKeys} keys in Txns of 100 puts on a fresh cluster, RSS after ${options.memorySettleSec} s; ` : '') +
         `↑ higher is better, ↓ lower is better; took ${report.elapsedSec} s`,
