@@ -1,10 +1,10 @@
 // Where one client's put spends its time, hop by hop, across the three nodes: starts a fresh
 // `tessera dev` with TESSERA_TRACE_DIR set (every node records its request-path hops with the
-// machine's monotonic clock, src/cli/trace-sink.ts), runs one client against the leader, merges the
-// nodes' traces into one timeline, cuts it into requests (from the leader reading the request to
-// the leader writing the response) and prints the most common sequence of hops with the median
-// time of each step.
-//   npx tsx bench/latency-trace.ts [--duration S] [--port P] [--keep]
+// machine's monotonic clock, src/cli/trace-sink.ts), runs one client against the leader (or a
+// follower), merges the nodes' traces into one timeline, cuts it into requests (from that node
+// reading the request to it writing the response) and prints the most common sequence of hops with
+// the median time of each step.
+//   npx tsx bench/latency-trace.ts [--duration S] [--target leader|follower] [--port P] [--keep]
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -17,6 +17,8 @@ const value = (flag: string) => {
   return i >= 0 ? args[i + 1] : undefined;
 };
 const duration = Number(value('--duration') ?? 5);
+const target = value('--target') ?? 'leader';
+if (target !== 'leader' && target !== 'follower') throw new Error('--target leader|follower');
 const root = mkdtempSync(join(tmpdir(), 'tessera-latency-trace-'));
 const traceDir = join(root, 'trace');
 
@@ -27,12 +29,13 @@ interface Hop {
 }
 
 const cluster = await startTessera(join(root, 'data'), Number(value('--port') ?? 2479), { TESSERA_TRACE_DIR: traceDir });
-let leaderNode = '';
+/** The node the client talks to. */
+let entryNode = '';
 try {
-  const leader = await findTarget(cluster.endpoints, 'leader');
-  if (leader === null) throw new Error('no leader found');
-  leaderNode = `node${cluster.endpoints.indexOf(leader) + 1}`;
-  const config = configFromFlags('put', { endpoints: leader, clients: 1, conns: 1, duration, warmup: 1 });
+  const entry = await findTarget(cluster.endpoints, target);
+  if (entry === null) throw new Error(`no ${target} found`);
+  entryNode = `node${cluster.endpoints.indexOf(entry) + 1}`;
+  const config = configFromFlags('put', { endpoints: entry, clients: 1, conns: 1, duration, warmup: 1 });
   console.log(formatResult(await runBench(config, { progress: false })));
 } finally {
   await cluster.stop();
@@ -48,16 +51,16 @@ for (const file of readdirSync(traceDir)) {
 }
 hops.sort((a, b) => (a.ns < b.ns ? -1 : a.ns > b.ns ? 1 : 0));
 
-// Requests: from the leader's read of a request to its next write to the client.
+// Requests: from the entry node's read of a request to its next write to the client.
 const requests: Hop[][] = [];
 let open: Hop[] | null = null;
 for (const hop of hops) {
   if (open === null) {
-    if (hop.node === leaderNode && hop.label === 'h2.read') open = [hop];
+    if (hop.node === entryNode && hop.label === 'h2.read') open = [hop];
     continue;
   }
   open.push(hop);
-  if (hop.node === leaderNode && hop.label === 'h2.write') {
+  if (hop.node === entryNode && hop.label === 'h2.write') {
     requests.push(open);
     open = null;
   }
@@ -73,7 +76,7 @@ for (const request of requests) {
   bySequence.set(k, [...(bySequence.get(k) ?? []), request]);
 }
 const [, common] = [...bySequence].sort((a, b) => b[1].length - a[1].length)[0];
-console.log(`\nleader ${leaderNode}; ${requests.length} requests traced, median leader read → response write ${median(requests.map((r) => micros(r[0], r[r.length - 1]))).toFixed(0)} µs`);
+console.log(`\n${target} ${entryNode}; ${requests.length} requests traced, median ${target} read → response write ${median(requests.map((r) => micros(r[0], r[r.length - 1]))).toFixed(0)} µs`);
 console.log(`most common sequence (${common.length} of ${requests.length} requests), median µs since the request was read and since the hop before:`);
 for (let i = 0; i < common[0].length; i++) {
   const since = median(common.map((r) => micros(r[0], r[i])));

@@ -128,7 +128,9 @@ export class ReplicaHost {
     // 2. The fsync is issued, and while it runs, committed entries (durable on a quorum since an
     //    earlier turn) are applied and answered, as etcd's raftNode does. Issuing it after the
     //    apply kept the disk idle for as long as the apply took, every turn.
-    // 3. Once it is durable, everything else is sent (follower acks, votes) and flushed.
+    // 3. Once it is durable, everything else is sent (follower acks, votes, heartbeat answers) and
+    //    flushed, except a follower's acks of a commit index alone: no commit waits for them, so
+    //    they go out after this turn's answers, as in 1.
     const early = new Set(readies.filter(([replica, rd]) => replica.maySendBeforeSync(rd)).map(([r]) => r));
     for (const [replica, rd] of readies) if (early.has(replica)) this.send(replica, rd);
     if (readies.some(([replica, rd]) => early.has(replica) && rd.entries.length > 0)) this.options.transport.flush?.();
@@ -149,7 +151,7 @@ export class ReplicaHost {
       replica.synced(rd);
       replica.raft.advance();
     }
-    if (early.size < readies.length) this.options.transport.flush?.();
+    if (readies.some(([replica, rd]) => !early.has(replica) && !onlyCommitAcks(rd))) this.options.transport.flush?.();
     if (this.snapshotSteps()) await this.commitSnapshotStep();
     return this.hasPendingInput() || this.snapshotting || readies.some(([r]) => r.raft.hasReady() || r.hasQueuedInput());
   }
@@ -225,4 +227,9 @@ export class ReplicaHost {
     trace('step', msg.type);
     replica.raft.step(msg);
   }
+}
+
+/** A Ready that persists nothing and only acknowledges appends: a follower learning a commit index. */
+function onlyCommitAcks(rd: Ready): boolean {
+  return !rd.mustSync && rd.entries.length === 0 && rd.snapshot === null && rd.messages.every((msg) => msg.type === 'appResp');
 }

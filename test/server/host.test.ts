@@ -157,4 +157,39 @@ describe('replica host: the order of a leader turn', () => {
     assert.equal(events[firstAppend + 2], 'flush', 'then flushed, before anything else');
     assert.equal(events[firstAppend + 3], 'commit', 'then the WAL write is issued');
   });
+
+  it('a follower flushes its ack of appended entries in the turn, and leaves an ack of a commit index alone to the transport', async () => {
+    const storage = new MemoryStorage();
+    const members = [1, 2, 3].map((id) => ({ id, name: `n${id}`, peerUrls: [`http://127.0.0.1:${id}`], clientUrls: [] }));
+    const entries = bootstrapEntries(members);
+    storage.append(entries);
+    storage.setHardState({ term: 1, vote: 0, commit: entries.length });
+    const events: string[] = [];
+    const host = memberOneHost(storage, 1, {
+      commit: async () => void events.push('commit'),
+      transport: { send: (_group, msg) => void events.push(`send ${msg.type}`), flush: () => void events.push('flush') },
+    });
+    const last = entries.length;
+    const app = (index: number, newEntries: { index: number; term: number }[], commit: number): Message => ({
+      type: 'app',
+      from: 2,
+      to: 1,
+      term: 2,
+      logTerm: index === last ? 1 : 2,
+      index,
+      entries: newEntries.map((e) => ({ ...e, type: 'normal' as const, data: new Uint8Array(0) })),
+      commit,
+    });
+    // Member 2 leads term 2 and appends its empty entry: member 1 persists it, then acks and flushes.
+    host.receive(1, app(last, [{ index: last + 1, term: 2 }], last));
+    await host.turn();
+    assert.equal(events[0], 'commit', 'persisted first');
+    assert.deepEqual(events.filter((e) => e !== 'commit'), ['send appResp', 'flush']);
+    // Then only the commit index moves: the ack is queued, and the transport's own flush sends it.
+    events.length = 0;
+    host.receive(1, app(last + 1, [], last + 1));
+    await host.turn();
+    assert.deepEqual(events.filter((e) => e !== 'commit'), ['send appResp']);
+    assert.equal(host.replicas.get(1)!.raft.status().hardState.commit, last + 1);
+  });
 });
