@@ -124,7 +124,8 @@ export class ReplicaHost {
     // 1. A leader whose term and vote are already durable sends at once (it counts its own log only
     //    after advance). Appends are flushed before the fsync is issued, since a follower's fsync
     //    is what a commit waits for. A commit index alone waits for the transport's own flush
-    //    later in the loop iteration, so that this turn's answers go out first.
+    //    later in the loop iteration, so that this turn's answers go out first, unless this node
+    //    has nothing to answer: then a follower's client waits for that commit index.
     // 2. The fsync is issued, and while it runs, committed entries (durable on a quorum since an
     //    earlier turn) are applied and answered, as etcd's raftNode does. Issuing it after the
     //    apply kept the disk idle for as long as the apply took, every turn.
@@ -133,7 +134,7 @@ export class ReplicaHost {
     //    they go out after this turn's answers, as in 1.
     const early = new Set(readies.filter(([replica, rd]) => replica.maySendBeforeSync(rd)).map(([r]) => r));
     for (const [replica, rd] of readies) if (early.has(replica)) this.send(replica, rd);
-    if (readies.some(([replica, rd]) => early.has(replica) && rd.entries.length > 0)) this.options.transport.flush?.();
+    if (readies.some(([replica, rd]) => early.has(replica) && (rd.entries.length > 0 || !replica.hasLocalWaiters))) this.options.transport.flush?.();
     const durable = mustSync ? this.commit() : null;
     durable?.catch(() => undefined); // awaited below; if applying throws first, the loop stops anyway
     if (durable !== null) trace('commit');

@@ -4,6 +4,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryStorage } from '../../src/raft/index.ts';
 import type { Message } from '../../src/raft/index.ts';
+import { encodeBatch } from '../../src/server/commands.ts';
 import { bootstrapEntries } from '../../src/server/replica.ts';
 import { bootstrappedStorage, memberOneHost, settle, singleNodeHost } from './single-node.ts';
 
@@ -111,43 +112,53 @@ describe('replica host', () => {
   });
 });
 
+/** Member 1 of three, elected leader by hand; `events` records sends, flushes and WAL writes. */
+async function electedLeader() {
+  const storage = new MemoryStorage();
+  const members = [1, 2, 3].map((id) => ({ id, name: `n${id}`, peerUrls: [`http://127.0.0.1:${id}`], clientUrls: [] }));
+  const entries = bootstrapEntries(members);
+  storage.append(entries);
+  storage.setHardState({ term: 1, vote: 0, commit: entries.length });
+  const events: string[] = [];
+  const outbox: Message[] = [];
+  const host = memberOneHost(storage, 1, {
+    commit: async () => void events.push('commit'),
+    transport: {
+      send: (_group, msg) => {
+        outbox.push(msg);
+        events.push(`send ${msg.type}${msg.type === 'app' && msg.entries.length > 0 ? ' with entries' : ''}`);
+      },
+      flush: () => void events.push('flush'),
+    },
+  });
+  const replica = host.replicas.get(1)!;
+  /** Members 2 and 3 answer what member 1 sent: grant its (pre-)votes, acknowledge its appends. */
+  const answer = () => {
+    for (const msg of outbox.splice(0)) {
+      if (msg.type === 'preVote' || msg.type === 'vote') {
+        host.receive(1, { type: msg.type === 'preVote' ? 'preVoteResp' : 'voteResp', from: msg.to, to: 1, term: msg.term, reject: false });
+      } else if (msg.type === 'app') {
+        const last = msg.entries.length > 0 ? msg.entries[msg.entries.length - 1].index : msg.index;
+        host.receive(1, { type: 'appResp', from: msg.to, to: 1, term: msg.term, index: last, reject: false, rejectHint: 0, logTerm: 0 });
+      } else if (msg.type === 'heartbeat') {
+        host.receive(1, { type: 'heartbeatResp', from: msg.to, to: 1, term: msg.term, context: msg.context });
+      }
+    }
+  };
+  for (let turn = 0; turn < 15; turn++) {
+    answer();
+    host.tick();
+    await host.turn();
+  }
+  assert.equal(replica.leaderId, 1, 'member 1 leads');
+  answer();
+  await host.turn();
+  return { host, replica, events, answer };
+}
+
 describe('replica host: the order of a leader turn', () => {
   it('writes its appends to the followers before it issues the WAL write, and flushes them itself', async () => {
-    const storage = new MemoryStorage();
-    const members = [1, 2, 3].map((id) => ({ id, name: `n${id}`, peerUrls: [`http://127.0.0.1:${id}`], clientUrls: [] }));
-    const entries = bootstrapEntries(members);
-    storage.append(entries);
-    storage.setHardState({ term: 1, vote: 0, commit: entries.length });
-    const events: string[] = [];
-    const outbox: Message[] = [];
-    const host = memberOneHost(storage, 1, {
-      commit: async () => void events.push('commit'),
-      transport: {
-        send: (_group, msg) => {
-          outbox.push(msg);
-          events.push(`send ${msg.type}${msg.type === 'app' && msg.entries.length > 0 ? ' with entries' : ''}`);
-        },
-        flush: () => void events.push('flush'),
-      },
-    });
-    const replica = host.replicas.get(1)!;
-    // Member 1 campaigns; members 2 and 3 grant its (pre-)votes and acknowledge its appends.
-    for (let turn = 0; turn < 15; turn++) {
-      for (const msg of outbox.splice(0)) {
-        if (msg.type === 'preVote' || msg.type === 'vote') {
-          host.receive(1, { type: msg.type === 'preVote' ? 'preVoteResp' : 'voteResp', from: msg.to, to: 1, term: msg.term, reject: false });
-        } else if (msg.type === 'app') {
-          const last = msg.entries.length > 0 ? msg.entries[msg.entries.length - 1].index : msg.index;
-          host.receive(1, { type: 'appResp', from: msg.to, to: 1, term: msg.term, index: last, reject: false, rejectHint: 0, logTerm: 0 });
-        } else if (msg.type === 'heartbeat') {
-          host.receive(1, { type: 'heartbeatResp', from: msg.to, to: 1, term: msg.term, context: msg.context });
-        }
-      }
-      host.tick();
-      await host.turn();
-    }
-    assert.equal(replica.leaderId, 1, 'member 1 leads');
-
+    const { host, replica, events } = await electedLeader();
     events.length = 0;
     void replica.propose(put('k', 'v'));
     await host.turn();
@@ -156,6 +167,26 @@ describe('replica host: the order of a leader turn', () => {
     assert.equal(events[firstAppend + 1], 'send app with entries', 'to both followers');
     assert.equal(events[firstAppend + 2], 'flush', 'then flushed, before anything else');
     assert.equal(events[firstAppend + 3], 'commit', 'then the WAL write is issued');
+  });
+
+  it('flushes a commit index at once when it has nothing to answer, and after its answers when it has', async () => {
+    const { host, replica, events, answer } = await electedLeader();
+    // A write of its own: the commit index waits for the transport, behind the answer.
+    const written = replica.propose(put('mine', 'v'));
+    await host.turn();
+    answer();
+    events.length = 0;
+    await host.turn();
+    await written;
+    assert.deepEqual(events, ['send app', 'send app']);
+    // A write a follower forwarded: nobody here waits for it, but the follower's client waits for
+    // the commit index, so it is flushed in the turn.
+    host.receive(1, { type: 'prop', from: 2, to: 1, term: 0, entries: [{ index: 0, term: 0, type: 'normal', data: encodeBatch({ origin: 2, incarnation: 0, commands: [{ id: 1, cmd: put('theirs', 'v') }] }) }] });
+    await host.turn();
+    answer();
+    events.length = 0;
+    await host.turn();
+    assert.deepEqual(events, ['send app', 'send app', 'flush']);
   });
 
   it('a follower flushes its ack of appended entries in the turn, and leaves an ack of a commit index alone to the transport', async () => {
