@@ -35,7 +35,7 @@ program
   .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']))
   .option('--max-request-bytes <n>', 'largest client request in bytes (default 1.5 MiB)', toInt)
   .option('--max-txn-ops <n>', 'most operations in one txn (default 128)', toInt)
-  .option('--snapshot-count <n>', 'applied requests between state-machine snapshots (default 100000, as etcd 3.4)', toInt)
+  .option('--snapshot-count <n>', 'applied requests between state-machine snapshots (default 100000, as etcd 3.4; a state over 16 MiB also waits until the log since the last snapshot is as large)', toInt)
   .option('--snapshot-catchup-entries <n>', 'log entries kept behind a snapshot for slow followers (default 5000)', toInt)
   // Security (etcd's names; see docs/SECURITY.md). https:// URLs turn TLS on.
   .option('--cert-file <path>', 'client TLS certificate (served on https:// client URLs)')

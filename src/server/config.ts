@@ -22,6 +22,11 @@ export const LimitsSchema = z.object({
   requestTimeoutMs: z.number().int().positive().default(7_000),
   /** Applied entries between two state-machine snapshots (etcd's --snapshot-count). */
   snapshotCount: z.number().int().positive().default(100_000),
+  /**
+   * From a last snapshot of this size on, the next one also waits until the log applied since holds
+   * as many bytes (Replica.wantsSnapshot): a large state is not rewritten every snapshotCount writes.
+   */
+  snapshotAmortizeFromBytes: z.number().int().nonnegative().default(16 * 1024 * 1024),
   /** Entries kept behind a snapshot so a slightly lagging follower catches up from the log. */
   snapshotCatchupEntries: z.number().int().nonnegative().default(5_000),
   /**

@@ -160,6 +160,10 @@ export class Replica {
   private readonly readBatches = new Map<string, ReadBatch>();
   private nextReadContext = 1;
   private appliedSinceSnapshot = 0;
+  /** Bytes of log entries applied since the last snapshot's index. */
+  private appliedBytesSinceSnapshot = 0;
+  /** Size of the last snapshot (loaded at start, installed, or built). */
+  private lastSnapshotBytes = 0;
 
   constructor(options: ReplicaOptions) {
     this.groupId = options.groupId;
@@ -178,6 +182,7 @@ export class Replica {
       decodeSnapshotData(snapshot.data));
     this.applied = snapshot.metadata.index;
     this.snapshotIndex = snapshot.metadata.index;
+    this.lastSnapshotBytes = snapshot.data.byteLength;
     const initial = this.storage.initialState();
     this.confState = initial.confState;
     this.syncedTerm = initial.hardState.term;
@@ -352,6 +357,8 @@ export class Replica {
     this.snapshotIndex = snapshot.metadata.index;
     this.onMembershipChanged(this);
     this.appliedSinceSnapshot = 0;
+    this.appliedBytesSinceSnapshot = 0;
+    this.lastSnapshotBytes = snapshot.data.byteLength;
     this.leaseClock.restartAll(this.store);
     this.onStoreReplaced(this);
     this.logger.info({ group: this.groupId, index: this.applied }, 'installed snapshot');
@@ -378,6 +385,7 @@ export class Replica {
     }
     this.applied = entry.index;
     this.appliedSinceSnapshot++;
+    this.appliedBytesSinceSnapshot += entry.data.byteLength;
   }
 
   private applyMembership(change: ConfChange): void {
@@ -516,9 +524,19 @@ export class Replica {
     }
   }
 
-  /** True when a snapshot is due (etcd's --snapshot-count) or being built: the host then calls snapshotStep each turn. */
+  /**
+   * True when a snapshot is due or being built: the host then calls snapshotStep each turn. One is
+   * due after --snapshot-count applied requests (as etcd), and, once the last snapshot was at least
+   * snapshotAmortizeFromBytes, only when the log applied since holds as many bytes as it did. A
+   * snapshot encodes the whole state, history included, so without that a large state would be
+   * rewritten every --snapshot-count writes however small they are: this bounds the bytes large
+   * snapshots write to the bytes the log took, and a restart then replays no more log than it
+   * loads as a snapshot. Small states (tests, the simulator) snapshot by count alone.
+   */
   wantsSnapshot(): boolean {
-    return this.snapshotBuild !== null || this.snapshotRequested || this.appliedSinceSnapshot >= this.limits.snapshotCount;
+    if (this.snapshotBuild !== null || this.snapshotRequested) return true;
+    if (this.appliedSinceSnapshot < this.limits.snapshotCount) return false;
+    return this.lastSnapshotBytes < this.limits.snapshotAmortizeFromBytes || this.appliedBytesSinceSnapshot >= this.lastSnapshotBytes;
   }
 
   /**
@@ -536,6 +554,7 @@ export class Replica {
         // Nothing applied since the last one (a snapshot was just installed): it already is the image.
         this.snapshotRequested = false;
         this.appliedSinceSnapshot = 0;
+        this.appliedBytesSinceSnapshot = 0;
         return false;
       }
       this.snapshotBuild = {
@@ -547,6 +566,7 @@ export class Replica {
         pieceCount: 0,
       };
       this.appliedSinceSnapshot = 0; // counted from the snapshot's index
+      this.appliedBytesSinceSnapshot = 0;
       this.snapshotRequested = false;
     }
     const build = this.snapshotBuild;
@@ -580,6 +600,7 @@ export class Replica {
       this.storage.createSnapshot(build.index, build.confState, Buffer.concat(build.pieces));
     }
     this.snapshotIndex = build.index;
+    this.lastSnapshotBytes = build.builder.byteLength;
     const compactTo = build.index - this.limits.snapshotCatchupEntries;
     if (compactTo > this.storage.firstIndex()) this.storage.compact(compactTo);
     this.metrics.snapshotsTaken.inc();

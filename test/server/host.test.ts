@@ -2,6 +2,7 @@
 // hand, for cases that need exact control (a restart that replays the log under new requests).
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { MemoryStorage } from '../../src/raft/index.ts';
 import type { Message } from '../../src/raft/index.ts';
 import { encodeBatch } from '../../src/server/commands.ts';
@@ -86,6 +87,45 @@ describe('replica host', () => {
     const restarted = singleNodeHost(storage, 2, { snapshotCount: 3_000, snapshotCatchupEntries: 0 });
     await settle(restarted, 10);
     assert.deepEqual(dump(restarted), before);
+  });
+
+  it('takes a snapshot after --snapshot-count requests only once the log since the last one is as large as it', async () => {
+    const storage = bootstrappedStorage();
+    const host = singleNodeHost(storage, 1, { snapshotCount: 10, snapshotCatchupEntries: 0, snapshotAmortizeFromBytes: 100_000 });
+    await settle(host, 5);
+    const replica = host.replicas.get(1)!;
+    const write = async (count: number, valueBytes: number, round: number) => {
+      const writes: Promise<unknown>[] = [];
+      // Random values: the snapshot's zlib must not shrink them away.
+      for (let i = 0; i < count; i++) writes.push(replica.propose(put(`k/${i}`, `${round}:${randomBytes(valueBytes).toString('base64')}`)));
+      await settle(host, 10);
+      await Promise.all(writes);
+      await settle(host, 5); // the snapshot, if one is due, is built and stored
+    };
+    const snapshot = () => storage.snapshot();
+    // Ten large writes: due by count, and the log outweighs the tiny founding snapshot.
+    const boot = snapshot().metadata.index;
+    await write(10, 15_000, 1);
+    const first = snapshot();
+    assert.ok(first.metadata.index > boot, 'the first snapshot was taken');
+    assert.ok(first.data.byteLength > 150_000, `it holds the state: ${first.data.byteLength} bytes`);
+    // Thirty small writes: due by count, but their log is far smaller than the state it would rewrite.
+    await write(30, 8, 2);
+    assert.equal(snapshot().metadata.index, first.metadata.index, 'no snapshot for a log smaller than the last one');
+    // Ten large writes more: now the log since the last snapshot outweighs it.
+    await write(10, 15_000, 3);
+    const second = snapshot();
+    assert.ok(second.metadata.index > first.metadata.index, 'the next snapshot was taken');
+    // A state below snapshotAmortizeFromBytes snapshots by count alone.
+    const small = singleNodeHost(storage, 2, { snapshotCount: 10, snapshotCatchupEntries: 0, snapshotAmortizeFromBytes: 10_000_000 });
+    await settle(small, 10);
+    const smallReplica = small.replicas.get(1)!;
+    const writes: Promise<unknown>[] = [];
+    for (let i = 0; i < 30; i++) writes.push(smallReplica.propose(put(`s/${i}`, 'tiny')));
+    await settle(small, 15);
+    await Promise.all(writes);
+    await settle(small, 5);
+    assert.ok(snapshot().metadata.index > second.metadata.index, 'a snapshot by count alone');
   });
 
   it('a snapshot build finishes even when a compaction applies on every turn (restarts step faster)', async () => {
