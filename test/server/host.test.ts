@@ -152,13 +152,19 @@ describe('replica host', () => {
   });
 });
 
-/** Member 1 of three, elected leader by hand; `events` records sends, flushes and WAL writes. */
-async function electedLeader() {
+/** Storage of member 1 of a bootstrapped three-member group, at term 1, nobody voted for. */
+function threeMemberStorage(): MemoryStorage {
   const storage = new MemoryStorage();
   const members = [1, 2, 3].map((id) => ({ id, name: `n${id}`, peerUrls: [`http://127.0.0.1:${id}`], clientUrls: [] }));
   const entries = bootstrapEntries(members);
   storage.append(entries);
   storage.setHardState({ term: 1, vote: 0, commit: entries.length });
+  return storage;
+}
+
+/** Member 1 of three, elected leader by hand; `events` records sends, flushes and WAL writes. */
+async function electedLeader() {
+  const storage = threeMemberStorage();
   const events: string[] = [];
   const outbox: Message[] = [];
   const host = memberOneHost(storage, 1, {
@@ -230,17 +236,13 @@ describe('replica host: the order of a leader turn', () => {
   });
 
   it('a follower flushes its ack of appended entries in the turn, and leaves an ack of a commit index alone to the transport', async () => {
-    const storage = new MemoryStorage();
-    const members = [1, 2, 3].map((id) => ({ id, name: `n${id}`, peerUrls: [`http://127.0.0.1:${id}`], clientUrls: [] }));
-    const entries = bootstrapEntries(members);
-    storage.append(entries);
-    storage.setHardState({ term: 1, vote: 0, commit: entries.length });
+    const storage = threeMemberStorage();
     const events: string[] = [];
     const host = memberOneHost(storage, 1, {
       commit: async () => void events.push('commit'),
       transport: { send: (_group, msg) => void events.push(`send ${msg.type}`), flush: () => void events.push('flush') },
     });
-    const last = entries.length;
+    const last = storage.lastIndex();
     const app = (index: number, newEntries: { index: number; term: number }[], commit: number): Message => ({
       type: 'app',
       from: 2,
