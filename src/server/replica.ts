@@ -295,16 +295,16 @@ export class Replica {
     this.raft.readIndex(Buffer.from(context));
   }
 
-  /**
-   * A leader may send a Ready's messages before the Ready is durable when its term and vote are
-   * already on disk (Raft thesis 10.2.1): they are appends and heartbeats, and the core counts
-   * the leader's own entries only once they are persisted. Anything else waits for the fsync.
-   */
   /** True while a local request waits for an apply to answer it (a write, or a linearizable read). */
   get hasLocalWaiters(): boolean {
     return this.proposals.size > 0 || this.readBatches.size > 0;
   }
 
+  /**
+   * A leader may send a Ready's messages before the Ready is durable when its term and vote are
+   * already on disk (Raft thesis 10.2.1): they are appends and heartbeats, and the core counts
+   * the leader's own entries only once they are persisted. Anything else waits for the fsync.
+   */
   maySendBeforeSync(rd: Ready): boolean {
     const leader = rd.softState ? rd.softState.role === 'leader' : this.isLeader;
     if (!leader || rd.snapshot !== null) return false;
