@@ -84,7 +84,6 @@ const TABLE_SIZE_ZERO = Buffer.from([0x20]);
 /** How long a connection closing gracefully waits for the peer to close its side. */
 const CLOSE_GRACE_MS = 2000;
 
-/** One HTTP/2 stream: the owner sets the callbacks and calls respond/write/end/reset. */
 /** One H2Stream.write: its data still to send, and its callbacks. */
 interface PendingWrite {
   data: Buffer;
@@ -92,6 +91,7 @@ interface PendingWrite {
   onReleased: (() => void) | undefined;
 }
 
+/** One HTTP/2 stream: the owner sets the callbacks and calls respond/write/end/reset. */
 export class H2Stream {
   /** Request headers (server side) or response headers (client side), as a map. */
   headers: HeaderMap = {};

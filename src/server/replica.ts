@@ -356,8 +356,7 @@ export class Replica {
     this.snapshotBuild = null; // an image of the replaced state is of no use
     this.snapshotIndex = snapshot.metadata.index;
     this.onMembershipChanged(this);
-    this.appliedSinceSnapshot = 0;
-    this.appliedBytesSinceSnapshot = 0;
+    this.restartSnapshotCounts();
     this.lastSnapshotBytes = snapshot.data.byteLength;
     this.leaseClock.restartAll(this.store);
     this.onStoreReplaced(this);
@@ -539,6 +538,12 @@ export class Replica {
     return this.lastSnapshotBytes < this.limits.snapshotAmortizeFromBytes || this.appliedBytesSinceSnapshot >= this.lastSnapshotBytes;
   }
 
+  /** The requests and log bytes that make the next snapshot due are counted from here. */
+  private restartSnapshotCounts(): void {
+    this.appliedSinceSnapshot = 0;
+    this.appliedBytesSinceSnapshot = 0;
+  }
+
   /**
    * One step of snapshotting: starts an image of the state at `applied` if none is being built,
    * encodes `snapshotChunksPerTurn` more chunks of it, and once every chunk is done stores it and
@@ -553,8 +558,7 @@ export class Replica {
       if (this.applied <= this.snapshotIndex) {
         // Nothing applied since the last one (a snapshot was just installed): it already is the image.
         this.snapshotRequested = false;
-        this.appliedSinceSnapshot = 0;
-        this.appliedBytesSinceSnapshot = 0;
+        this.restartSnapshotCounts();
         return false;
       }
       this.snapshotBuild = {
@@ -565,8 +569,7 @@ export class Replica {
         pieces: [],
         pieceCount: 0,
       };
-      this.appliedSinceSnapshot = 0; // counted from the snapshot's index
-      this.appliedBytesSinceSnapshot = 0;
+      this.restartSnapshotCounts(); // counted from the snapshot's index
       this.snapshotRequested = false;
     }
     const build = this.snapshotBuild;
