@@ -102,6 +102,11 @@ export class KeyEntry {
   }
 }
 
+/** What a version weighs in Keyspace.dataBytes. */
+function versionBytes(kv: KeyValue): number {
+  return kv.key.length + kv.value.length;
+}
+
 export function isTombstone(kv: KeyValue): boolean {
   return kv.createRevision === 0;
 }
@@ -158,6 +163,8 @@ export class Keyspace {
   private compacted = -1;
   /** The open write transaction's versions (written at current + 1), or null. */
   private pending: Version[] | null = null;
+  /** Key and value bytes summed over every version held (what a snapshot has to encode). */
+  private heldBytes = 0;
 
   get currentRevision(): number {
     return this.current;
@@ -174,6 +181,11 @@ export class Keyspace {
 
   get keyCount(): number {
     return this.tree.size;
+  }
+
+  /** Bytes of keys and values over every version held, history and tombstones included. */
+  get dataBytes(): number {
+    return this.heldBytes;
   }
 
   get(id: string): KeyEntry | undefined {
@@ -294,6 +306,7 @@ export class Keyspace {
       this.changes.push(entry);
       version = { id, kv, prev, sub };
     }
+    this.heldBytes += versionBytes(version.kv);
     pending.push(version);
     return version;
   }
@@ -309,6 +322,7 @@ export class Keyspace {
     const version: Version = { id: entry.id, kv, prev: liveBefore(entry, entry.versionCount, rev), sub: pending.length };
     entry.push(kv, version.sub);
     this.changes.push(entry);
+    this.heldBytes += versionBytes(kv);
     pending.push(version);
     return version;
   }
@@ -374,6 +388,7 @@ export class Keyspace {
     if (keep < 0) return; // every version is newer than rev
     const kept = entry.kvAt(keep);
     const drop = isTombstone(kept) && kept.modRevision < rev ? keep + 1 : keep;
+    for (let v = 0; v < drop; v++) this.heldBytes -= versionBytes(entry.kvAt(v));
     if (drop === entry.versionCount) {
       this.tree.delete(entry.id);
       this.byId.delete(entry.id);
@@ -400,6 +415,7 @@ export class Keyspace {
       ks.tree.set(entry.id, entry);
       ks.byId.set(entry.id, entry);
       for (let v = 0; v < entry.versionCount; v++) {
+        ks.heldBytes += versionBytes(entry.kvAt(v));
         const mod = entry.kvAt(v).modRevision;
         if (mod > current) assert(false, () => `version of ${JSON.stringify(entry.id)} above the current revision`);
         if (mod >= logBase) counts[mod - logBase] += 1;
@@ -443,13 +459,16 @@ export class Keyspace {
     assert(this.revEnd.length === this.current - this.logBase + 1, 'log length');
     assert(this.byId.size === this.tree.size, 'point index and ordered index hold the same keys');
     let previousId: string | null = null;
+    let bytes = 0;
     // forEachPair, not entries(): no [key, value] array per key (restore runs this over every key).
     this.tree.forEachPair((id, entry) => {
       assert(previousId === null || previousId < id, 'tree order');
       previousId = id;
       assert(entry instanceof KeyEntry && entry.id === id && this.byId.get(id) === entry, 'point index entry');
       checkHistory(entry, this.compacted, this.current);
+      for (let v = 0; v < entry.versionCount; v++) bytes += versionBytes(entry.kvAt(v));
     });
+    assert(bytes === this.heldBytes, () => `dataBytes ${this.heldBytes}, versions hold ${bytes}`);
     // Only the compacted revision may have lost writes (earlier writes of a key at it).
     assert(this.baseSubs === null || this.logBase === this.compacted, 'sub-revision gaps only at the compacted revision');
     let start = 0;

@@ -81,6 +81,11 @@ export class MvccStore {
     return this.ks.keyCount;
   }
 
+  /** Bytes of keys and values over every version held: about what a snapshot encodes (Keyspace.dataBytes). */
+  get dataBytes(): number {
+    return this.ks.dataBytes;
+  }
+
   get watcherCount(): number {
     return this.hub.size;
   }

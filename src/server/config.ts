@@ -23,8 +23,9 @@ export const LimitsSchema = z.object({
   /** Applied entries between two state-machine snapshots (etcd's --snapshot-count). */
   snapshotCount: z.number().int().positive().default(100_000),
   /**
-   * From a last snapshot of this size on, the next one also waits until the log applied since holds
-   * as many bytes (Replica.wantsSnapshot): a large state is not rewritten every snapshotCount writes.
+   * From a last snapshot of this many bytes of keys and values on (history included, before
+   * compression), the next one also waits until the log applied since holds as many bytes
+   * (Replica.wantsSnapshot): a large state is not rewritten every snapshotCount writes.
    */
   snapshotAmortizeFromBytes: z.number().int().nonnegative().default(16 * 1024 * 1024),
   /** Entries kept behind a snapshot so a slightly lagging follower catches up from the log. */

@@ -151,7 +151,7 @@ export class Replica {
   /** Index of the last snapshot stored or installed: a new one must be after it. */
   private snapshotIndex = 0;
   /** The snapshot being built over several turns (snapshotStep), or null. */
-  private snapshotBuild: { builder: SnapshotBuilder; index: number; confState: ConfState; startedAtMs: number; pieces: Uint8Array[]; pieceCount: number } | null = null;
+  private snapshotBuild: { builder: SnapshotBuilder; index: number; dataBytes: number; confState: ConfState; startedAtMs: number; pieces: Uint8Array[]; pieceCount: number } | null = null;
   private nextCommandId = 1;
   private readonly incarnation: number;
   private queuedCommands: ProposedCommand[] = [];
@@ -162,7 +162,7 @@ export class Replica {
   private appliedSinceSnapshot = 0;
   /** Bytes of log entries applied since the last snapshot's index. */
   private appliedBytesSinceSnapshot = 0;
-  /** Size of the last snapshot (loaded at start, installed, or built). */
+  /** Keys and values the last snapshot (loaded at start, installed, or built) encoded: MvccStore.dataBytes then. */
   private lastSnapshotBytes = 0;
 
   constructor(options: ReplicaOptions) {
@@ -182,7 +182,7 @@ export class Replica {
       decodeSnapshotData(snapshot.data));
     this.applied = snapshot.metadata.index;
     this.snapshotIndex = snapshot.metadata.index;
-    this.lastSnapshotBytes = snapshot.data.byteLength;
+    this.lastSnapshotBytes = this.store.dataBytes;
     const initial = this.storage.initialState();
     this.confState = initial.confState;
     this.syncedTerm = initial.hardState.term;
@@ -357,7 +357,7 @@ export class Replica {
     this.snapshotIndex = snapshot.metadata.index;
     this.onMembershipChanged(this);
     this.restartSnapshotCounts();
-    this.lastSnapshotBytes = snapshot.data.byteLength;
+    this.lastSnapshotBytes = this.store.dataBytes;
     this.leaseClock.restartAll(this.store);
     this.onStoreReplaced(this);
     this.logger.info({ group: this.groupId, index: this.applied }, 'installed snapshot');
@@ -525,12 +525,14 @@ export class Replica {
 
   /**
    * True when a snapshot is due or being built: the host then calls snapshotStep each turn. One is
-   * due after --snapshot-count applied requests (as etcd), and, once the last snapshot was at least
-   * snapshotAmortizeFromBytes, only when the log applied since holds as many bytes as it did. A
-   * snapshot encodes the whole state, history included, so without that a large state would be
-   * rewritten every --snapshot-count writes however small they are: this bounds the bytes large
-   * snapshots write to the bytes the log took, and a restart then replays no more log than it
-   * loads as a snapshot. Small states (tests, the simulator) snapshot by count alone.
+   * due after --snapshot-count applied requests (as etcd), and, once the last one encoded at least
+   * snapshotAmortizeFromBytes of keys and values, only when the log applied since holds as many
+   * bytes. A snapshot encodes the whole state, history included, so without that a large state
+   * would be rewritten every --snapshot-count writes however small they are: this bounds what
+   * snapshots encode to what the log took, and a restart then replays no more log than it loads as
+   * a snapshot. A snapshot is measured by the keys and values it encodes (MvccStore.dataBytes), not
+   * by its compressed image: the encoding costs by those, and repetitive values compress to a
+   * small image. Small states (tests, the simulator) snapshot by count alone.
    */
   wantsSnapshot(): boolean {
     if (this.snapshotBuild !== null || this.snapshotRequested) return true;
@@ -564,6 +566,7 @@ export class Replica {
       this.snapshotBuild = {
         builder: new SnapshotBuilder(this),
         index: this.applied,
+        dataBytes: this.store.dataBytes,
         confState: copyConfState(this.confState),
         startedAtMs: this.now(),
         pieces: [],
@@ -603,7 +606,7 @@ export class Replica {
       this.storage.createSnapshot(build.index, build.confState, Buffer.concat(build.pieces));
     }
     this.snapshotIndex = build.index;
-    this.lastSnapshotBytes = build.builder.byteLength;
+    this.lastSnapshotBytes = build.dataBytes;
     const compactTo = build.index - this.limits.snapshotCatchupEntries;
     if (compactTo > this.storage.firstIndex()) this.storage.compact(compactTo);
     this.metrics.snapshotsTaken.inc();

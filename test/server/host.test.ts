@@ -128,6 +128,30 @@ describe('replica host', () => {
     assert.ok(snapshot().metadata.index > second.metadata.index, 'a snapshot by count alone');
   });
 
+  it('measures a snapshot by the keys and values it encodes, not by its compressed image', async () => {
+    const storage = bootstrappedStorage();
+    const host = singleNodeHost(storage, 1, { snapshotCount: 10, snapshotCatchupEntries: 0, snapshotAmortizeFromBytes: 100_000 });
+    await settle(host, 5);
+    const replica = host.replicas.get(1)!;
+    const write = async (count: number, value: (i: number) => string) => {
+      const writes: Promise<unknown>[] = [];
+      for (let i = 0; i < count; i++) writes.push(replica.propose(put(`k/${i}`, value(i))));
+      await settle(host, 10);
+      await Promise.all(writes);
+      await settle(host, 5);
+    };
+    const boot = storage.snapshot().metadata.index;
+    // Ten writes of 15 kB that compress to almost nothing: 150 kB to encode, a tiny image.
+    await write(10, (i) => `${i}`.padEnd(15_000, 'x'));
+    const first = storage.snapshot();
+    assert.ok(first.metadata.index > boot, 'the first snapshot was taken');
+    assert.ok(first.data.byteLength < 20_000, `its image is small: ${first.data.byteLength} bytes`);
+    assert.ok(replica.store.dataBytes > 150_000, `the state is not: ${replica.store.dataBytes} bytes`);
+    // Thirty small writes are due by count, but far less log than the 150 kB a snapshot would encode.
+    await write(30, (i) => `small ${i}`);
+    assert.equal(storage.snapshot().metadata.index, first.metadata.index, 'no snapshot for a log smaller than the state it encodes');
+  });
+
   it('a snapshot build finishes even when a compaction applies on every turn (restarts step faster)', async () => {
     const storage = bootstrappedStorage();
     const host = singleNodeHost(storage, 1, { snapshotCount: 3_000, snapshotCatchupEntries: 0 });
