@@ -175,7 +175,10 @@ export function decodeBatch(data: Uint8Array): CommandBatch {
     const key = blob();
     const value = blob();
     need(9);
-    const lease = view.readDoubleBE(at);
+    const read = view.readDoubleBE(at);
+    // An int32 (0: no lease) back as a small integer: a double read here makes every stored
+    // version box its lease in a heap number of its own (V8 then keeps that field as doubles).
+    const lease = read === (read | 0) ? read | 0 : read;
     const flags = data[at + 8];
     at += 9;
     const req: PutRequest = { key, value, lease, prevKv: (flags & PUT_PREV_KV) !== 0, ignoreValue: (flags & PUT_IGNORE_VALUE) !== 0, ignoreLease: (flags & PUT_IGNORE_LEASE) !== 0 };

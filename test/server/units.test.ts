@@ -98,6 +98,10 @@ describe('command batches', () => {
       { id: 4, cmd: { op: 'put', req: put('d', 'v'), stamp: { user: 'alice', revision: 9 } } },
       { id: 5, cmd: { op: 'leaseGrant', id: 77, ttlSeconds: 30 } },
       { id: 6, cmd: { op: 'deleteRange', req: { key: bytes('e'), rangeEnd: bytes('f'), prevKv: true } } },
+      // Either side of the int32 range, where the decoder stops handing back small integers.
+      { id: 7, cmd: { op: 'put', req: put('g', 'v', { lease: 2 ** 31 }) } },
+      { id: 8, cmd: { op: 'put', req: put('h', 'v', { lease: -(2 ** 31) }) } },
+      { id: 9, cmd: { op: 'put', req: put('i', 'v', { lease: 2 ** 31 - 1 }) } },
     ];
     const data = encodeBatch({ origin: 2 ** 52 + 1, incarnation: 123456789, commands });
     assert.equal(data[0], 0xc1, 'the binary format, told from msgpack by its first byte');
