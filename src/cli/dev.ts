@@ -123,12 +123,17 @@ function prepareSecurity(dataDir: string, nodeCount: number): DevSecurity {
 }
 
 /**
- * V8 flags for every node: a 32 MiB young generation (Node's default is 16) halves how often the
- * scavenger runs under load; measured with `npm run bench:compare -- --only tessera --scenarios
- * put100`, cluster CPU per 10k puts 1.82-2.19 s without it, 1.69-1.72 s with it (docs/BENCHMARKS.md).
- * A node started by hand gets it from NODE_OPTIONS (README, "Running a node yourself").
+ * V8 flags for every node (a node started by hand gets them from NODE_OPTIONS: README, "Running a
+ * node yourself"; docs/BENCHMARKS.md has the measurements):
+ * - a 32 MiB young generation (Node's default is 16) halves how often the scavenger runs under
+ *   load: cluster CPU per 10k puts 1.82-2.19 s without it, 1.69-1.72 s with it;
+ * - scavenges on the main thread alone (`--no-parallel-scavenge`): the three nodes share the
+ *   machine's cores, and V8's helper threads spent 1.4x the main thread's scavenge time to shorten
+ *   its pause. Without them a client-facing node's scavenges cost 0.48 s of CPU per 8 s of 100-client
+ *   puts instead of 0.33 s on the main thread plus 0.44 s on helpers; bench/ab.ts put runs measured
+ *   cluster CPU per put B/A 0.84 and 0.92, and one client's p50 0.965 (8 of 10 slices).
  */
-const NODE_V8_FLAGS = ['--max-semi-space-size=32'];
+const NODE_V8_FLAGS = ['--max-semi-space-size=32', '--no-parallel-scavenge'];
 
 function devNodeNames(count: number): string[] {
   return Array.from({ length: count }, (_, i) => `node${i + 1}`);
