@@ -3,7 +3,11 @@
 // idles while the other is measured) and the workload alternates between them slice by slice (A B,
 // B A, ...), so the drift lands on both; the report gives each side's median and the slices B won.
 // An A/A run (the same checkout twice) shows the noise left: p50 within ~3% over 8 slices.
-//   npx tsx bench/ab.ts <checkout A> <checkout B> [--slices N] [--seconds S] [--warmup S] -- <tessera bench args>
+// Under 100 clients, what one cluster leaves running after its slice (a snapshot build, GC, LMDB's
+// flush) slows the other's: in one run the first side of a pair won 10 of 12 pairs. --fresh gives
+// every slice a new cluster of its own instead (warmed up with --warmup seconds of puts), which
+// also puts each slice's first snapshot at the same place.
+//   npx tsx bench/ab.ts <checkout A> <checkout B> [--slices N] [--seconds S] [--warmup S] [--fresh] -- <tessera bench args>
 // e.g. a baseline clone against this checkout, one client on the leader:
 //   git clone -q . /tmp/base && (cd /tmp/base && git checkout -q HEAD~1 && ln -s "$PWD/../main/node_modules" .)
 //   npx tsx bench/ab.ts /tmp/base . --slices 8 -- put --clients 1 --conns 1 --target leader
@@ -18,9 +22,12 @@ import type { BenchCluster } from './compare/clusters.ts';
 import { cpuSnapshot, cpuSpent } from './compare/procfs.ts';
 import { median } from './compare/stats.ts';
 
-const USAGE = 'usage: npx tsx bench/ab.ts <checkout A> <checkout B> [--slices N] [--seconds S] [--warmup S] -- <tessera bench args>';
+const USAGE = 'usage: npx tsx bench/ab.ts <checkout A> <checkout B> [--slices N] [--seconds S] [--warmup S] [--fresh] -- <tessera bench args>';
 const dashes = process.argv.indexOf('--');
-const own = process.argv.slice(2, dashes < 0 ? undefined : dashes);
+const given = process.argv.slice(2, dashes < 0 ? undefined : dashes);
+/** A fresh cluster for every slice instead of two that stay up (see the header). */
+const fresh = given.includes('--fresh');
+const own = given.filter((arg) => arg !== '--fresh');
 const benchArgs = dashes < 0 ? [] : process.argv.slice(dashes + 1);
 const flag = (name: string, fallback: number): number => {
   const i = own.indexOf(name);
@@ -70,14 +77,33 @@ function bench(cluster: BenchCluster, args: string[], durationSec: number): Slic
 
 const root = mkdtempSync(join(tmpdir(), 'tessera-ab-'));
 const clusters: BenchCluster[] = [];
-try {
-  const names = ['A', 'B'];
-  for (const [i, checkout] of checkouts.entries()) {
-    clusters.push(await startTessera(join(root, names[i]), 2479 + 100 * i, {}, resolve(checkout)));
-    console.log(`${names[i]}: ${resolve(checkout)} on ${clusters[i].endpoints.join(',')}`);
+const names = ['A', 'B'];
+const startSide = (i: number, dir: string) => startTessera(join(root, dir), 2479 + 100 * i, {}, resolve(checkouts[i]));
+
+/** One slice of side `i`: on its cluster that stays up, or (--fresh) on a new one, warmed up first. */
+async function sliceOf(i: number, slice: number): Promise<Slice> {
+  if (!fresh) return bench(clusters[i], benchArgs, seconds);
+  const cluster = await startSide(i, `${names[i]}${slice}`);
+  try {
+    bench(cluster, ['put'], warmupSeconds);
+    return bench(cluster, benchArgs, seconds);
+  } finally {
+    await cluster.stop();
+    rmSync(join(root, `${names[i]}${slice}`), { recursive: true, force: true });
   }
-  // The JIT and the data set settle under a few seconds of puts on each side.
-  for (const cluster of clusters) bench(cluster, ['put'], warmupSeconds);
+}
+
+try {
+  if (!fresh) {
+    for (const [i, checkout] of checkouts.entries()) {
+      clusters.push(await startSide(i, names[i]));
+      console.log(`${names[i]}: ${resolve(checkout)} on ${clusters[i].endpoints.join(',')}`);
+    }
+    // The JIT and the data set settle under a few seconds of puts on each side.
+    for (const cluster of clusters) bench(cluster, ['put'], warmupSeconds);
+  } else {
+    for (const [i, checkout] of checkouts.entries()) console.log(`${names[i]}: ${resolve(checkout)}, a fresh cluster per slice`);
+  }
   const results: Slice[][] = [[], []];
   const format = (s: Slice) => `${s.opsPerSec.toFixed(0).padStart(7)} ops/s  p50 ${s.p50Ms.toFixed(3)}  p99 ${s.p99Ms.toFixed(3)} ms  ${s.cpuUsPerOp.toFixed(0)} µs CPU/op`;
   for (let slice = 1; slice <= slices; slice++) {
@@ -85,7 +111,7 @@ try {
     const order = slice % 2 === 1 ? [0, 1] : [1, 0];
     const line: string[] = [];
     for (const i of order) {
-      const result = bench(clusters[i], benchArgs, seconds);
+      const result = await sliceOf(i, slice);
       results[i].push(result);
       line.push(`${names[i]} ${format(result)}`);
     }

@@ -14,8 +14,18 @@ export interface Expiring {
   expire(): void;
 }
 
+/**
+ * An item's place in a slot. The slots' sets see every call come and go, and a hash table a Set
+ * rehashes away keeps its entries until a full GC; holding the call through a handle that removal
+ * empties, such a table pins nothing (src/util/churn-map.ts says more).
+ */
+export interface SlotEntry {
+  readonly slot: number;
+  item: Expiring | null;
+}
+
 export class DeadlineSlots {
-  private readonly slots = new Map<number, Set<Expiring>>();
+  private readonly slots = new Map<number, Set<SlotEntry>>();
   private count = 0;
   private timer: NodeJS.Timeout | null = null;
 
@@ -24,28 +34,30 @@ export class DeadlineSlots {
     private readonly slotMs = SLOT_MS,
   ) {}
 
-  /** Calls `item.expire()` once `now()` is past `deadlineMs`; returns the slot to remove it from. */
-  add(item: Expiring, deadlineMs: number): number {
+  /** Calls `item.expire()` once `now()` is past `deadlineMs`; returns the entry to remove it by. */
+  add(item: Expiring, deadlineMs: number): SlotEntry {
     const slot = Math.ceil(deadlineMs / this.slotMs);
-    let items = this.slots.get(slot);
-    if (items === undefined) {
-      items = new Set();
-      this.slots.set(slot, items);
+    let entries = this.slots.get(slot);
+    if (entries === undefined) {
+      entries = new Set();
+      this.slots.set(slot, entries);
     }
-    items.add(item);
+    const entry: SlotEntry = { slot, item };
+    entries.add(entry);
     this.count++;
     if (this.timer === null) {
       this.timer = setInterval(() => this.tick(), this.slotMs);
       this.timer.unref();
     }
-    return slot;
+    return entry;
   }
 
-  remove(item: Expiring, slot: number): void {
-    const items = this.slots.get(slot);
-    if (items === undefined || !items.delete(item)) return;
+  remove(entry: SlotEntry): void {
+    entry.item = null;
+    const entries = this.slots.get(entry.slot);
+    if (entries === undefined || !entries.delete(entry)) return;
     this.count--;
-    if (items.size === 0) this.slots.delete(slot);
+    if (entries.size === 0) this.slots.delete(entry.slot);
     // The timer stays until a tick finds nothing: calls come and go faster than a slot.
   }
 
@@ -55,11 +67,15 @@ export class DeadlineSlots {
 
   private tick(): void {
     const due = this.now() / this.slotMs;
-    for (const [slot, items] of this.slots) {
+    for (const [slot, entries] of this.slots) {
       if (slot > due) continue;
       this.slots.delete(slot);
-      this.count -= items.size;
-      for (const item of items) item.expire();
+      this.count -= entries.size;
+      for (const entry of entries) {
+        const item = entry.item;
+        entry.item = null;
+        item?.expire();
+      }
     }
     if (this.count === 0) this.stop();
   }

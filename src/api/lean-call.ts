@@ -15,6 +15,7 @@ import { EncodedMessage, encodeGrpcMessage, encodeHeaderBlock, frameMessage, Grp
 import type { H2Stream, HeaderMap } from '../http2/index.ts';
 import { assert, GrpcCode, trace } from '../util/index.ts';
 import { callDeadlines, COARSE_AFTER_MS } from './deadlines.ts';
+import type { SlotEntry } from './deadlines.ts';
 import type { Received } from './protos.ts';
 
 export type CallKind = 'unary' | 'serverStream' | 'bidi';
@@ -113,8 +114,8 @@ export class LeanCall extends EventEmitter implements FramesWriter {
   private endEmitted = false;
   private dispatched = false;
   private timer: NodeJS.Timeout | null = null;
-  /** The deadline slot this call waits in (deadlines.ts), or -1. */
-  private deadlineSlot = -1;
+  /** Its entry in the deadline slot it waits in (deadlines.ts), or null. */
+  private deadlineSlot: SlotEntry | null = null;
   private grpcMetadata: grpc.Metadata | null = null;
 
   constructor(
@@ -350,7 +351,7 @@ export class LeanCall extends EventEmitter implements FramesWriter {
 
   /** Expiring: the call's deadline slot came due. */
   expire(): void {
-    this.deadlineSlot = -1;
+    this.deadlineSlot = null;
     this.onDeadline();
   }
 
@@ -427,9 +428,9 @@ export class LeanCall extends EventEmitter implements FramesWriter {
   }
 
   private clearTimer(): void {
-    if (this.deadlineSlot >= 0) {
-      callDeadlines.remove(this, this.deadlineSlot);
-      this.deadlineSlot = -1;
+    if (this.deadlineSlot !== null) {
+      callDeadlines.remove(this.deadlineSlot);
+      this.deadlineSlot = null;
     }
     if (this.timer === null) return;
     clearTimeout(this.timer);

@@ -38,7 +38,7 @@ import {
 import { DEFAULT_HEADER_TABLE_SIZE, HeaderListTooLarge, HpackDecoder, HpackError } from './hpack.ts';
 import type { HeaderFields } from './hpack.ts';
 import { Reassembler } from './reassembler.ts';
-import { trace } from '../util/index.ts';
+import { ChurnMap, trace } from '../util/index.ts';
 
 export type HeaderMap = Record<string, string | string[]>;
 
@@ -83,6 +83,8 @@ export class H2ProtocolError extends Error {
 const TABLE_SIZE_ZERO = Buffer.from([0x20]);
 /** How long a connection closing gracefully waits for the peer to close its side. */
 const CLOSE_GRACE_MS = 2000;
+/** A stream's callbacks before its owner sets them, and after it closes. */
+const noop = (): void => undefined;
 
 /** One H2Stream.write: its data still to send, and its callbacks. */
 interface PendingWrite {
@@ -105,13 +107,13 @@ export class H2Stream {
    */
   headerListTooLarge: string | null = null;
 
-  onData: (chunk: Buffer) => void = () => {};
+  onData: (chunk: Buffer) => void = noop;
   /** The peer ended its side (END_STREAM); called once every received chunk has been delivered. */
-  onEnd: () => void = () => {};
+  onEnd: () => void = noop;
   /** The stream is gone: both sides ended (NO_ERROR), or it was reset (the code), or the connection died (CANCEL). */
-  onClose: (code: number) => void = () => {};
+  onClose: (code: number) => void = noop;
   /** A write() that returned false may go on. */
-  onDrain: () => void = () => {};
+  onDrain: () => void = noop;
 
   /** We sent END_STREAM. */
   localEnded = false;
@@ -337,7 +339,8 @@ export class H2Connection {
   private readonly connectionWindowBytes: number;
   private readonly maxHeaderListBytes: number;
   private readonly maxConcurrentStreams: number;
-  private readonly streams = new Map<number, H2Stream>();
+  /** A ChurnMap: a stream per request comes and goes (src/util/churn-map.ts). */
+  private readonly streams = new ChurnMap<number, H2Stream>();
   private readonly decoder = new HpackDecoder();
   private readonly blocked = new Set<H2Stream>();
   private readonly drainWaiters = new Set<H2Stream>();

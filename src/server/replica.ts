@@ -7,7 +7,7 @@ import type { MvccStore } from '../mvcc/index.ts';
 import type { RequestOp, ResponseHeader, TxnRequest } from '../mvcc/index.ts';
 import { copyConfState, decodeConfChange, encodeConfChange, ProposalDroppedError, RawNode } from '../raft/index.ts';
 import type { ConfChange, ConfState, Entry, HardState, LogStorage, RaftConfig, Ready, Snapshot } from '../raft/index.ts';
-import { assert, EtcdError, Errors, trace, unreachable } from '../util/index.ts';
+import { assert, ChurnMap, EtcdError, Errors, trace, unreachable } from '../util/index.ts';
 import type { AuthStore } from './auth-store.ts';
 import { commandNeeds, recheckAuth } from './auth-apply.ts';
 import { decodeBatch, encodeBatch, estimateBytes, isReadOnlyTxn, stampOf } from './commands.ts';
@@ -155,9 +155,10 @@ export class Replica {
   private nextCommandId = 1;
   private readonly incarnation: number;
   private queuedCommands: ProposedCommand[] = [];
-  private readonly proposals = new Map<number, Waiter>();
+  /** ChurnMap, as readBatches: thousands of requests a second pass through (src/util/churn-map.ts). */
+  private readonly proposals = new ChurnMap<number, Waiter>();
   private queuedReads: ReadWaiter[] = [];
-  private readonly readBatches = new Map<string, ReadBatch>();
+  private readonly readBatches = new ChurnMap<string, ReadBatch>();
   private nextReadContext = 1;
   private appliedSinceSnapshot = 0;
   /** Bytes of log entries applied since the last snapshot's index. */

@@ -3,6 +3,7 @@
 // stream to us (FrameKind.reply). Used for what etcd sends over its peer HTTP API rather than Raft:
 // lease keepalives and TTL lookups forwarded to the leader. Calls are not retried: a lost call or
 // reply (partition, reconnect) fails at its deadline, and the caller decides what to do.
+import { ChurnMap } from '../util/index.ts';
 import { WireError } from './wire.ts';
 
 export class PeerCallError extends Error {
@@ -59,7 +60,8 @@ interface Pending {
 
 /** The caller's side: ids, deadlines, and the bound on calls in flight. */
 export class PendingCalls {
-  private readonly pending = new Map<number, Pending>();
+  /** A ChurnMap: calls come and go by the thousand a second (src/util/churn-map.ts). */
+  private readonly pending = new ChurnMap<number, Pending>();
   private nextId = 1;
 
   constructor(private readonly maxPending: number) {}

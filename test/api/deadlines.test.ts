@@ -16,7 +16,7 @@ describe('deadline slots', () => {
     slots.add(a, 1_025);
     const slotB = slots.add(b, 1_025);
     slots.add(c, 1_100);
-    slots.remove(b, slotB);
+    slots.remove(slotB);
     assert.equal(slots.size, 2);
     const tick = async (to: number) => {
       now = to;
