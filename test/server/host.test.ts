@@ -7,6 +7,7 @@ import { MemoryStorage } from '../../src/raft/index.ts';
 import type { Message } from '../../src/raft/index.ts';
 import { encodeBatch } from '../../src/server/commands.ts';
 import { bootstrapEntries } from '../../src/server/replica.ts';
+import type { ReplicaHost } from '../../src/server/host.ts';
 import { bootstrappedStorage, memberOneHost, settle, singleNodeHost } from './single-node.ts';
 
 const put = (key: string, value: string) => ({
@@ -93,15 +94,9 @@ describe('replica host', () => {
     const storage = bootstrappedStorage();
     const host = singleNodeHost(storage, 1, { snapshotCount: 10, snapshotCatchupEntries: 0, snapshotAmortizeFromBytes: 100_000 });
     await settle(host, 5);
-    const replica = host.replicas.get(1)!;
-    const write = async (count: number, valueBytes: number, round: number) => {
-      const writes: Promise<unknown>[] = [];
-      // Random values: the snapshot's zlib must not shrink them away.
-      for (let i = 0; i < count; i++) writes.push(replica.propose(put(`k/${i}`, `${round}:${randomBytes(valueBytes).toString('base64')}`)));
-      await settle(host, 10);
-      await Promise.all(writes);
-      await settle(host, 5); // the snapshot, if one is due, is built and stored
-    };
+    // Random values: the snapshot's zlib must not shrink them away.
+    const write = (count: number, valueBytes: number, round: number) =>
+      writeKeys(host, 'k', count, () => `${round}:${randomBytes(valueBytes).toString('base64')}`);
     const snapshot = () => storage.snapshot();
     // Ten large writes: due by count, and the log outweighs the tiny founding snapshot.
     const boot = snapshot().metadata.index;
@@ -119,12 +114,7 @@ describe('replica host', () => {
     // A state below snapshotAmortizeFromBytes snapshots by count alone.
     const small = singleNodeHost(storage, 2, { snapshotCount: 10, snapshotCatchupEntries: 0, snapshotAmortizeFromBytes: 10_000_000 });
     await settle(small, 10);
-    const smallReplica = small.replicas.get(1)!;
-    const writes: Promise<unknown>[] = [];
-    for (let i = 0; i < 30; i++) writes.push(smallReplica.propose(put(`s/${i}`, 'tiny')));
-    await settle(small, 15);
-    await Promise.all(writes);
-    await settle(small, 5);
+    await writeKeys(small, 's', 30, () => 'tiny');
     assert.ok(snapshot().metadata.index > second.metadata.index, 'a snapshot by count alone');
   });
 
@@ -133,13 +123,7 @@ describe('replica host', () => {
     const host = singleNodeHost(storage, 1, { snapshotCount: 10, snapshotCatchupEntries: 0, snapshotAmortizeFromBytes: 100_000 });
     await settle(host, 5);
     const replica = host.replicas.get(1)!;
-    const write = async (count: number, value: (i: number) => string) => {
-      const writes: Promise<unknown>[] = [];
-      for (let i = 0; i < count; i++) writes.push(replica.propose(put(`k/${i}`, value(i))));
-      await settle(host, 10);
-      await Promise.all(writes);
-      await settle(host, 5);
-    };
+    const write = (count: number, value: (i: number) => string) => writeKeys(host, 'k', count, value);
     const boot = storage.snapshot().metadata.index;
     // Ten writes of 15 kB that compress to almost nothing: 150 kB to encode, a tiny image.
     await write(10, (i) => `${i}`.padEnd(15_000, 'x'));
@@ -175,6 +159,18 @@ describe('replica host', () => {
     assert.ok(replica.store.compactedRevision > 2_990, 'compactions did apply meanwhile');
   });
 });
+
+/**
+ * Puts `count` keys `<prefix>/<i>` through the host's replica and waits for them to apply and for
+ * the turns after, in which a snapshot they made due is built and stored.
+ */
+async function writeKeys(host: ReplicaHost, prefix: string, count: number, value: (i: number) => string): Promise<void> {
+  const replica = host.replicas.get(1)!;
+  const writes = Array.from({ length: count }, (_, i) => replica.propose(put(`${prefix}/${i}`, value(i))));
+  await settle(host, 15);
+  await Promise.all(writes);
+  await settle(host, 5);
+}
 
 /** Storage of member 1 of a bootstrapped three-member group, at term 1, nobody voted for. */
 function threeMemberStorage(): MemoryStorage {
