@@ -2,8 +2,8 @@
 // `tessera dev` with TESSERA_TRACE_DIR set (every node records its request-path hops with the
 // machine's monotonic clock, src/cli/trace-sink.ts), runs one client against the leader (or a
 // follower), merges the nodes' traces into one timeline, cuts it into requests (from that node
-// reading the request to it writing the response) and prints the most common sequence of hops with
-// the median time of each step.
+// reading the request to it writing the response) and prints every hop's median time across all
+// requests, then the most common whole sequence of hops with the median time of each step.
 //   npx tsx bench/latency-trace.ts [--duration S] [--target leader|follower] [--port P] [--keep]
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -75,9 +75,41 @@ for (const request of requests) {
   const k = key(request);
   bySequence.set(k, [...(bySequence.get(k) ?? []), request]);
 }
-const [, common] = [...bySequence].sort((a, b) => b[1].length - a[1].length)[0];
 console.log(`\n${target} ${entryNode}; ${requests.length} requests traced, median ${target} read → response write ${median(requests.map((r) => micros(r[0], r[r.length - 1]))).toFixed(0)} µs`);
-console.log(`most common sequence (${common.length} of ${requests.length} requests), median µs since the request was read and since the hop before:`);
+
+// Every hop over all requests (its first occurrence in each): on a busy machine the most common
+// whole sequence can be a handful of requests, so the table is built hop by hop. "since read" is
+// from the entry node's read of the request; "on node" is from the same node's hop before it in
+// that request (blank for a node's first hop), which is where that node's own time goes.
+const byHop = new Map<string, { since: number[]; onNode: number[] }>();
+for (const request of requests) {
+  const seen = new Set<string>();
+  const lastOnNode = new Map<string, Hop>();
+  for (const hop of request) {
+    const k = `${hop.node} ${hop.label}`;
+    const before = lastOnNode.get(hop.node);
+    lastOnNode.set(hop.node, hop);
+    if (seen.has(k)) continue;
+    seen.add(k);
+    const stats = byHop.get(k) ?? { since: [], onNode: [] };
+    stats.since.push(micros(request[0], hop));
+    if (before !== undefined) stats.onNode.push(micros(before, hop));
+    byHop.set(k, stats);
+  }
+}
+const rowsByTime = [...byHop]
+  .filter(([, stats]) => stats.since.length * 10 >= requests.length) // in at least 10% of the requests
+  .map(([k, stats]) => ({ k, count: stats.since.length, since: median(stats.since), onNode: stats.onNode.length > 0 ? median(stats.onNode) : null }))
+  .sort((a, b) => a.since - b.since);
+console.log('every hop seen in at least 10% of the requests (its first time in each), by median µs since the request was read:');
+console.log(`${'since read'.padStart(10)} ${'on node'.padStart(8)} ${'requests'.padStart(9)}  hop`);
+for (const row of rowsByTime) {
+  const onNode = row.onNode === null ? '' : `+${row.onNode.toFixed(0)}`;
+  console.log(`${row.since.toFixed(0).padStart(10)} ${onNode.padStart(8)} ${String(row.count).padStart(9)}  ${row.k}`);
+}
+
+const [, common] = [...bySequence].sort((a, b) => b[1].length - a[1].length)[0];
+console.log(`\nmost common sequence (${common.length} of ${requests.length} requests), median µs since the request was read and since the hop before:`);
 for (let i = 0; i < common[0].length; i++) {
   const since = median(common.map((r) => micros(r[0], r[i])));
   const step = i === 0 ? 0 : median(common.map((r) => micros(r[i - 1], r[i])));

@@ -54,7 +54,7 @@ export const DEFAULT_STORAGE_LIMITS: Readonly<StorageLimits> = Object.freeze({
   logCacheBytesPerGroup: 4 * MIB,
   snapshotChunkBytes: 1 * MIB,
   snapshotReadBytesPerCall: 32 * MIB,
-  walSegmentBytes: 64 * MIB,
+  walSegmentBytes: 16 * MIB, // 64 until session 10: each segment is now created at this size (sparse), and recovery reads whole segments
   walMaxRecordBytes: 16 * MIB,
   lmdbFlushBytes: 16 * MIB,
   lmdbFlushIntervalMs: 1000, // 100 until session 8: fewer LMDB fsyncs beside the log writes (docs/BENCHMARKS.md)

@@ -4,11 +4,19 @@
 // (0.4-2 ms). LMDB receives the same writes later, many commits per transaction (NodeStorage), and
 // once a transaction holding batch N is durable, segments holding only batches <= N are deleted.
 //
+// A segment is created at its full size, as a sparse file (ftruncate), and records are written at
+// explicit offsets inside it. An append to a file's end changes its size, so every O_DSYNC append
+// also waits for a journal commit of the inode; inside the file only a write that allocates a new
+// block does (one in ten of a single client's records). etcd preallocates its WAL segments for the
+// same reason. Recovery reads a segment's trailing zero bytes as room not yet written, never as a
+// record. (Zero-filling segments ahead of use, so that no write allocates, was measured too: the
+// extra writes of zeros cost more under load than they saved; docs/BENCHMARKS.md, session 10.)
+//
 // Record: u32 payload length, u32 CRC-32 of (seq, payload), u64 seq, payload. Batches carry
 // consecutive sequence numbers; recovery replays the run that continues LMDB's last batch and
 // stops at the first torn record or gap (a commit is acknowledged only after every earlier one is
 // durable, so nothing past a gap was acknowledged).
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, unlinkSync, writev, constants } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, unlinkSync, writev, constants } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { assert, trace } from '../util/index.ts';
@@ -25,6 +33,9 @@ const SEGMENT_SUFFIX = '.wal';
 const TWO_POW_32 = 2 ** 32;
 /** Most buffers handed to one writev call (IOV_MAX is 1024 on Linux). */
 const MAX_IOVECS = 512;
+/** Bytes compared at a time while looking for the end of a segment's records (writtenBytes). */
+const ZERO_RUN_BYTES = 64 * 1024;
+const ZEROS = Buffer.alloc(ZERO_RUN_BYTES);
 
 interface WalRecord {
   seq: number;
@@ -37,6 +48,8 @@ export interface WalOptions {
   sync: boolean;
   /** A segment is closed and a new one started once it holds this many bytes. */
   segmentBytes: number;
+  /** Create each segment at its full size (default: when `sync` is on, the only case where it saves anything). */
+  preallocate?: boolean;
 }
 
 interface Segment {
@@ -70,20 +83,23 @@ function readWal(dir: string, appliedSeq: number): WalRecovery {
   const records: WalRecord[] = [];
   let expected = appliedSeq + 1;
   let gap = false;
-  const segments = listSegments(dir).map((s) => ({ ...s, data: readFileSync(s.path) })).filter((s) => s.data.byteLength > 0);
+  const segments = listSegments(dir);
   for (let i = 0; i < segments.length; i++) {
-    const { path, data } = segments[i];
+    const { path } = segments[i];
+    const data = readFileSync(path); // one at a time: each may be a whole preallocated segment
+    // A preallocated segment's room not yet written; nothing after it was ever written.
+    const written = writtenBytes(data);
     let at = 0;
-    while (at < data.byteLength) {
+    while (at < written) {
       const record = parseRecord(data, at);
       if (record === null) {
         if (i < segments.length - 1) throw new StorageCorruptionError(`write-ahead log ${path}: bad record at byte ${at}, with later segments after it`);
         // A write a crash cut short is the last thing in the log. A good record after the bad one
         // was written (and maybe acknowledged) after it: that is damage, and dropping it would
         // lose acknowledged writes.
-        const later = findGoodRecord(data, at + 1);
+        const later = findGoodRecord(data, at + 1, written);
         if (later >= 0) throw new StorageCorruptionError(`write-ahead log ${path}: bad record at byte ${at}, with a good record at byte ${later} after it`);
-        return { records, tornBytes: data.byteLength - at };
+        return { records, tornBytes: written - at };
       }
       at += WAL_HEADER_BYTES + record.payload.byteLength;
       if (gap || record.seq <= appliedSeq) continue;
@@ -96,6 +112,18 @@ function readWal(dir: string, appliedSeq: number): WalRecovery {
     }
   }
   return { records, tornBytes: 0 };
+}
+
+/**
+ * Bytes of `data` up to and including its last nonzero byte: a preallocated segment's zero tail is
+ * room, not records (a record's header is never all zeros: parseRecord). Runs of zeros are
+ * compared natively, from the end.
+ */
+function writtenBytes(data: Buffer): number {
+  let end = data.byteLength;
+  while (end >= ZERO_RUN_BYTES && data.subarray(end - ZERO_RUN_BYTES, end).equals(ZEROS)) end -= ZERO_RUN_BYTES;
+  while (end > 0 && data[end - 1] === 0) end--;
+  return end;
 }
 
 /**
@@ -148,11 +176,12 @@ function encodeRecord(seq: number, payload: Uint8Array): Buffer {
 }
 
 /**
- * The offset of the first record at or after `from` whose checksum holds, or -1. Recovery only, and
- * only after a bad record: it tries every offset (parseRecord checks the length before the checksum).
+ * The offset of the first record at or after `from` and before `end` whose checksum holds, or -1.
+ * Recovery only, and only after a bad record: it tries every offset (parseRecord checks the length
+ * before the checksum).
  */
-function findGoodRecord(data: Buffer, from: number): number {
-  for (let at = from; at + WAL_HEADER_BYTES <= data.byteLength; at++) if (parseRecord(data, at) !== null) return at;
+function findGoodRecord(data: Buffer, from: number, end: number): number {
+  for (let at = from; at < end && at + WAL_HEADER_BYTES <= data.byteLength; at++) if (parseRecord(data, at) !== null) return at;
   return -1;
 }
 
@@ -278,10 +307,19 @@ export class Wal {
     for (const wake of this.idle.splice(0)) wake();
   }
 
+  /** Creates segment `firstSeq`, at its full size when preallocating (records go at explicit offsets, Segment.bytes). */
   private openSegment(firstSeq: number): number {
     const path = join(this.options.dir, `${String(firstSeq).padStart(16, '0')}${SEGMENT_SUFFIX}`);
-    const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND | (this.options.sync ? constants.O_DSYNC : 0);
+    const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (this.options.sync ? constants.O_DSYNC : 0);
     const fd = openSync(path, flags, 0o600);
+    if (this.options.preallocate ?? this.options.sync) {
+      try {
+        ftruncateSync(fd, this.options.segmentBytes);
+      } catch (error) {
+        closeSync(fd);
+        throw error;
+      }
+    }
     if (this.options.sync) syncDir(this.options.dir); // the new file's name must survive a power loss too
     this.segments.push({ path, firstSeq, lastSeq: firstSeq - 1, bytes: 0 });
     return fd;
@@ -301,13 +339,14 @@ export class Wal {
         return;
       }
     }
+    const writing = this.segments[this.segments.length - 1];
     const take = Math.min(this.queued.length, MAX_IOVECS);
     const buffers = this.queued.splice(0, take);
     const waiters = this.queuedWaiters.splice(0, take);
     const bytes = buffers.reduce((sum, b) => sum + b.byteLength, 0);
     this.writing = true;
     trace('wal.write');
-    writev(this.fd, buffers, (error, written) => {
+    writev(this.fd, buffers, writing.bytes, (error, written) => {
       trace('wal.written');
       this.writing = false;
       if (error === null && written !== bytes) error = Object.assign(new Error(`wal: short write of ${written} of ${bytes} bytes`), { code: 'EIO' });

@@ -2,15 +2,16 @@
 // had commits only the log held), torn tails, gaps, corruption, segment release, format upgrade.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, cpSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, cpSync, openSync, readdirSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { open } from 'lmdb';
 import { NodeStorage, StorageCorruptionError } from '../../src/storage/index.ts';
 import { WAL_HEADER_BYTES as HEADER_BYTES } from '../../src/storage/wal.ts';
 import { entry, withStorage, withTempDir } from './support.ts';
 
-/** LMDB gets nothing on its own during a test: only the log holds the commits. */
-const LOG_ONLY = { lmdbFlushIntervalMs: 3_600_000, lmdbFlushBytes: 2 ** 40 };
+/** LMDB gets nothing on its own during a test: only the log holds the commits (in 64 KiB segments, quick to copy). */
+const SEGMENT_BYTES = 64 * 1024;
+const LOG_ONLY = { lmdbFlushIntervalMs: 3_600_000, lmdbFlushBytes: 2 ** 40, walSegmentBytes: SEGMENT_BYTES };
 
 function segments(dir: string): string[] {
   return readdirSync(join(dir, 'wal'))
@@ -46,16 +47,26 @@ async function commitAndCrash(batches: number, crashed: string, limits: object =
   );
 }
 
-/** The records of a segment file, as byte ranges. */
+/** The records of a segment file, as byte ranges (up to a zero-filled segment's unwritten room). */
 function records(path: string): Buffer[] {
   const data = readFileSync(path);
   const out: Buffer[] = [];
-  for (let at = 0; at < data.byteLength; ) {
+  for (let at = 0; at < data.byteLength && data.readUInt32BE(at) + data.readUInt32BE(at + 4) > 0; ) {
     const end = at + HEADER_BYTES + data.readUInt32BE(at);
     out.push(data.subarray(at, end));
     at = end;
   }
   return out;
+}
+
+/** Writes `bytes` into the file at `path` at byte `at` (over what is there, as the log writes into a segment's room). */
+function writeAt(path: string, at: number, bytes: Buffer): void {
+  const fd = openSync(path, 'r+');
+  try {
+    writeSync(fd, bytes, 0, bytes.byteLength, at);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** What commitBatch wrote for batches 0..batches-1 is all there, and nothing more. */
@@ -78,9 +89,9 @@ describe('write-ahead log', () => {
         assert.deepEqual(storage.recovery, { replayedCommits: 5, tornBytes: 0 });
         assert.equal(storage.group(1).lastIndex(), 15);
         assert.equal(storage.getMeta('progress'), 5);
-        // Replayed into LMDB at open: the old segment is gone, the new one is empty.
+        // Replayed into LMDB at open: the old segment is gone, the new one holds no record.
         assert.equal(storage.stats().walBytes, 0);
-        assert.deepEqual(segments(dir).map((p) => readFileSync(p).byteLength), [0]);
+        assert.deepEqual(segments(dir).map((p) => records(p).length), [0]);
       });
       await expectBatches(dir, 5);
     }));
@@ -93,7 +104,7 @@ describe('write-ahead log', () => {
       // A fifth record whose write was cut off: a header promising 500 bytes, 20 of them written.
       const torn = Buffer.alloc(HEADER_BYTES + 20, 7);
       torn.writeUInt32BE(500, 0);
-      appendFileSync(segment, torn);
+      writeAt(segment, records(segment).reduce((sum, r) => sum + r.byteLength, 0), torn);
       await withStorage(dir, (reopened) => assert.deepEqual(reopened.recovery, { replayedCommits: 4, tornBytes: HEADER_BYTES + 20 }));
       await expectBatches(dir, 4);
     });
@@ -102,7 +113,8 @@ describe('write-ahead log', () => {
       await commitAndCrash(4, dir);
       const [segment] = segments(dir);
       const data = readFileSync(segment);
-      data[data.byteLength - 5] ^= 0xff;
+      const end = records(segment).reduce((sum, r) => sum + r.byteLength, 0);
+      data[end - 5] ^= 0xff;
       writeFileSync(segment, data);
       await expectBatches(dir, 3);
     });
@@ -146,6 +158,19 @@ describe('write-ahead log', () => {
         assert.match(error.message, new RegExp(`bad record at byte ${second}, with a good record at byte ${second + r2.byteLength} after it`));
         return true;
       });
+    }));
+
+  it('creates each segment at its full size and writes its records inside it, from the start', () =>
+    withTempDir(async (dir) => {
+      await commitAndCrash(4, dir);
+      const [segment] = segments(dir);
+      const held = records(segment);
+      assert.equal(held.length, 4);
+      // The file was its full size before any record went in: no write changed its size.
+      assert.equal(readFileSync(segment).byteLength, SEGMENT_BYTES);
+      assert.ok(held.reduce((sum, r) => sum + r.byteLength, 0) < SEGMENT_BYTES / 4);
+      await withStorage(dir, (storage) => assert.deepEqual(storage.recovery, { replayedCommits: 4, tornBytes: 0 }));
+      await expectBatches(dir, 4);
     }));
 
   it('deletes segments once LMDB holds their batches', () =>
