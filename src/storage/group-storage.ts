@@ -48,6 +48,8 @@ export interface GroupHost {
   writeSnapshotPiece(key: [number, number, number], value: Buffer): void;
   /** Highest batch sequence number LMDB holds (durably): memory may drop what it wrote. */
   readonly storedSeq: number;
+  /** `group` has entries to delete from LMDB: its issueTrims is called with each LMDB transaction. */
+  trimPending(group: GroupStorage): void;
 }
 
 interface CachedEntry {
@@ -91,6 +93,16 @@ export class GroupStorage implements LogStorage {
   private readonly stagedChunks = new Map<string, { index: number; chunk: number; value: Uint8Array | null }>();
   /** A snapshot record naming pieces written with writeSnapshotPiece is staged. */
   private recordAfterPieces = false;
+  /**
+   * Log entries a compaction (or an installed snapshot) left behind in LMDB, to delete there a
+   * bounded number at a time (issueTrims): each entry may go once LMDB holds batch `seq`, whose
+   * offset record makes every entry up to `upTo` unreachable. Deleting a large compaction's entries
+   * in its own commit stalled the loop (95,000 entries took 95 ms to stage and encode) and went
+   * through the write-ahead log for nothing: the offset alone decides where the log starts.
+   */
+  private readonly trims: { upTo: number; seq: number }[] = [];
+  /** Entries appended since issueTrims last ran while trims were pending: its budget grows with them, so it keeps up. */
+  private appendedSinceTrim = 0;
 
   /** @internal NodeStorage.group() creates groups; use that. */
   constructor(host: GroupHost, groupId: number) {
@@ -208,6 +220,7 @@ export class GroupStorage implements LogStorage {
     }
     const seq = this.stage(bytes);
     if (at <= this.terms.last) this.truncateFrom(at);
+    if (this.trims.length > 0) this.appendedSinceTrim += fresh.length;
     for (const entry of fresh) {
       this.stagedLog.set(entry.index, this.host.codec.encodeEntry(this.groupId, entry));
       this.terms.append(entry.index, entry.term);
@@ -224,7 +237,10 @@ export class GroupStorage implements LogStorage {
     if (index <= this.snap.index) throw new SnapshotOutOfDateError();
     assert(isIndex(index) && isIndex(term) && isConfState(confState), () => `applySnapshot: bad metadata ${index}/${term}`);
     const seq = this.stage(snap.data.byteLength + 3 * RECORD_STAGED_BYTES);
-    this.stageLogDelete(this.offset.index + 1, this.terms.last);
+    // Entries past the snapshot would read as log after it: deleted with it, compacted ones included
+    // (a compaction's may still be in LMDB). Those before it go as a compaction's do.
+    if (this.terms.last > index) this.stageLogDelete(index + 1, this.terms.last);
+    this.trimUpTo(Math.min(index, this.terms.last), seq);
     this.clearCache(index + 1);
     this.terms.reset(index + 1);
     this.setOffset({ index, term });
@@ -281,8 +297,8 @@ export class GroupStorage implements LogStorage {
     if (index <= this.offset.index) throw new CompactedError();
     assert(index <= this.terms.last, () => `compact ${index} is out of bound lastindex(${this.terms.last})`);
     const term = this.term(index);
-    this.stage(RECORD_STAGED_BYTES);
-    this.stageLogDelete(this.offset.index + 1, index);
+    this.trimUpTo(index, this.stage(RECORD_STAGED_BYTES));
+    for (const staged of this.stagedLog.keys()) if (staged <= index) this.stagedLog.delete(staged); // never to reach LMDB
     this.terms.dropBefore(index + 1);
     for (let i = this.cacheFirst; i <= index; i++) this.uncache(i);
     this.cacheFirst = Math.max(this.cacheFirst, index + 1);
@@ -316,6 +332,36 @@ export class GroupStorage implements LogStorage {
     this.stagedChunks.clear();
   }
 
+  /** @internal True while compacted entries wait to be deleted from LMDB (issueTrims). */
+  get trimming(): boolean {
+    return this.trims.length > 0;
+  }
+
+  /**
+   * @internal Issues the deletion from LMDB of up to `budget` (more when the log grew faster) of
+   * the entries compactions left there, once LMDB holds the batch with their offset (`storedSeq`,
+   * before the caller's transaction: the read below sees only what LMDB holds, so every entry put
+   * up to that batch is found). Reads which entries are there: a snapshot can move the offset far
+   * past the last entry the group ever had, and a restart forgets what was pending.
+   */
+  issueTrims(storedSeq: number, budget: number, remove: (key: Buffer) => void): void {
+    let upTo = 0;
+    let ready = 0;
+    while (ready < this.trims.length && this.trims[ready].seq <= storedSeq) upTo = Math.max(upTo, this.trims[ready++].upTo);
+    const limit = Math.max(budget, 2 * this.appendedSinceTrim);
+    this.appendedSinceTrim = 0;
+    if (ready === 0) return;
+    // A snapshot older than the last compaction moves the offset back, and the log restarts after it
+    // (its old entries there were deleted with the snapshot): nothing after the offset may go.
+    upTo = Math.min(upTo, this.offset.index);
+    let removed = 0;
+    for (const key of this.host.dbs.log.getKeys({ start: logKey(this.groupId, 0), end: logKey(this.groupId, upTo + 1), limit })) {
+      remove(key as Buffer);
+      removed++;
+    }
+    if (removed < limit) this.trims.splice(0, ready); // all of them found: nothing up to `upTo` is left
+  }
+
   /** @internal LMDB holds batch `seq` and every earlier one: release what memory held only until it did. */
   onDurable(seq: number): void {
     if (this.snapData !== null && this.snapData.seq <= seq) this.snapData = null;
@@ -336,6 +382,12 @@ export class GroupStorage implements LogStorage {
   private setOffset(offset: LogOffset): void {
     this.offset = offset;
     this.stagedRecords.set('offset', offset);
+  }
+
+  /** Entries up to `upTo` are unreachable once batch `seq` is stored: delete them from LMDB later. */
+  private trimUpTo(upTo: number, seq: number): void {
+    if (upTo > 0) this.trims.push({ upTo, seq });
+    this.host.trimPending(this);
   }
 
   private stageLogDelete(lo: number, hi: number): void {
@@ -459,6 +511,8 @@ export class GroupStorage implements LogStorage {
     this.offset = readOffset(g, state.get([g, 'offset']));
     this.terms.reset(this.offset.index + 1);
     this.recoverLog();
+    // A compaction's entries may still be in LMDB (the deletions are issued after it, a part at a time).
+    if (this.offset.index > 0) this.trimUpTo(this.offset.index, 0);
     this.clearCache(this.terms.last + 1);
     this.dropOrphanPieces();
   }

@@ -36,6 +36,11 @@ export interface StorageLimits {
   lmdbFlushBytes: number;
   lmdbFlushIntervalMs: number;
   /**
+   * Log entries a compaction left in LMDB deleted per LMDB transaction, at least (twice the
+   * entries appended since the last one, when more, so the deletions keep up with the log).
+   */
+  logTrimEntriesPerTransaction: number;
+  /**
    * Bytes of commits LMDB does not hold yet (waiting or in an LMDB transaction) past which a
    * commit waits for LMDB instead of only the log: the bound on memory when LMDB falls behind
    * (the group caches pin those commits' entries).
@@ -57,6 +62,7 @@ export const DEFAULT_STORAGE_LIMITS: Readonly<StorageLimits> = Object.freeze({
   walSegmentBytes: 16 * MIB, // 64 until session 10: each segment is now created at this size (sparse), and recovery reads whole segments
   walMaxRecordBytes: 16 * MIB,
   lmdbFlushBytes: 16 * MIB,
+  logTrimEntriesPerTransaction: 4096,
   lmdbFlushIntervalMs: 1000, // 100 until session 8: fewer LMDB fsyncs beside the log writes (docs/BENCHMARKS.md)
   maxUnstoredBytes: 256 * MIB,
   maxSnapshotPieceBytesInFlight: 16 * MIB,

@@ -79,6 +79,8 @@ export class NodeStorage {
   /** What groups see of this node: the databases, the limits, staging and durability. */
   private readonly host: GroupHost;
   private readonly groupsById = new Map<number, GroupStorage>();
+  /** Groups with compacted entries still to delete from LMDB (GroupStorage.issueTrims). */
+  private readonly trimmingGroups = new Set<GroupStorage>();
   private readonly dirtyGroups = new Set<GroupStorage>();
   /** Metadata values by name: everything read or written so far (authoritative over LMDB). */
   private readonly metaValues = new Map<string, unknown>();
@@ -131,6 +133,7 @@ export class NodeStorage {
       codec,
       stage: (group, bytes) => this.stage(group, bytes),
       writeSnapshotPiece: (key, value) => this.writeSnapshotPiece(key, value),
+      trimPending: (group) => this.trimmingGroups.add(group),
       get storedSeq() {
         return storedSeq();
       },
@@ -437,6 +440,11 @@ export class NodeStorage {
     };
     try {
       for (const batch of batches) batch.writes.issue(this.dbs, track);
+      // Compacted entries go once LMDB holds the offset that dropped them, a bounded part each time.
+      for (const group of this.trimmingGroups) {
+        group.issueTrims(this.stored, this.limits.logTrimEntriesPerTransaction, (key) => track(this.dbs.log.remove(key)));
+        if (!group.trimming) this.trimmingGroups.delete(group);
+      }
       track(this.dbs.state.put(WAL_SEQ_KEY, lastSeq));
     } catch (error) {
       // lmdb-js throws synchronously only for invalid keys or values, which staging rules out; if

@@ -15,6 +15,7 @@ import {
   StorageLimitError,
   StorageLockedError,
 } from '../../src/storage/index.ts';
+import { logKey, logKeyIndex } from '../../src/storage/codec.ts';
 import { confState, entry, payload, tempDir, withStorage } from './support.ts';
 
 const MIB = 1024 * 1024;
@@ -36,6 +37,97 @@ async function rawChunkKeys(dir: string): Promise<unknown[][]> {
   }
 }
 
+
+/** Indexes of group `group`'s log entries really in LMDB (opened directly, as rawChunkKeys does). */
+async function rawLogIndexes(dir: string, group: number): Promise<number[]> {
+  const env = open(join(dir, 'db'), { maxDbs: 8, readOnly: true });
+  try {
+    const log = env.openDB('log', { encoding: 'binary', keyEncoding: 'binary' });
+    return [...log.getKeys({ start: logKey(group, 0), end: logKey(group + 1, 0) })].map((key) => logKeyIndex(key as Buffer));
+  } finally {
+    await env.close();
+  }
+}
+
+const range = (lo: number, hi: number) => Array.from({ length: hi - lo + 1 }, (_, i) => lo + i);
+
+describe('compacted entries', () => {
+  /** 1,000 entries of group 1 in LMDB, 100 per commit. */
+  async function thousandEntries(s: NodeStorage): Promise<void> {
+    const g = s.group(1);
+    for (let lo = 1; lo <= 1000; lo += 100) {
+      g.append(entries(lo, lo + 99, 1));
+      await s.commit();
+    }
+    await s.checkpoint();
+  }
+  const limits = { logTrimEntriesPerTransaction: 100 };
+
+  it('leave LMDB a bounded part per transaction, from the one that holds their offset, and the rest after a restart', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      await withStorage(
+        dir,
+        async (s) => {
+          await thousandEntries(s);
+          const g = s.group(1);
+          g.compact(900);
+          await s.commit();
+          await s.checkpoint(); // the offset's transaction: nothing goes before LMDB holds it
+          for (const index of [1001, 1002]) {
+            g.append(entries(index, index, 1));
+            await s.commit();
+            await s.checkpoint(); // each later one: 100 of the 900
+          }
+          assert.equal(g.firstIndex(), 901);
+          assert.equal(g.entries(901, 1003, Infinity).length, 102);
+        },
+        { limits },
+      );
+      assert.deepEqual(await rawLogIndexes(dir, 1), range(201, 1002));
+      // A restart finds the rest below the offset and deletes it, a part per transaction.
+      await withStorage(
+        dir,
+        async (s) => {
+          const g = s.group(1);
+          for (let i = 0; i < 7; i++) {
+            g.setHardState({ term: 1, vote: 1, commit: 1002 });
+            await s.commit();
+            await s.checkpoint();
+          }
+          assert.deepEqual(g.entries(901, 1003, Infinity), entries(901, 1002, 1));
+        },
+        { limits },
+      );
+      assert.deepEqual(await rawLogIndexes(dir, 1), range(901, 1002));
+    } finally {
+      cleanup();
+    }
+  });
+
+  it('stay in LMDB until the offset that drops them is stored there', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      await withStorage(
+        dir,
+        async (s) => {
+          await thousandEntries(s);
+          const g = s.group(1);
+          g.setHardState({ term: 1, vote: 1, commit: 1000 });
+          const committed = s.commit();
+          g.compact(900); // staged after that commit: its offset is in the next batch, which never comes
+          await committed;
+          await s.checkpoint();
+        },
+        { limits },
+      );
+      assert.deepEqual(await rawLogIndexes(dir, 1), range(1, 1000));
+      await withStorage(dir, (s) => assert.equal(s.group(1).firstIndex(), 1));
+    } finally {
+      cleanup();
+    }
+  });
+});
 
 describe('restart recovery', () => {
   it('shows exactly what was committed: staged writes vanish with close', async () => {

@@ -11,7 +11,7 @@ import type { GroupStorage } from '../../src/storage/index.ts';
 import { Rng, confState, payload, tempDir } from './support.ts';
 
 const GROUP = 42;
-const limits = { logCacheBytesPerGroup: 600, snapshotChunkBytes: 1024 };
+const limits = { logCacheBytesPerGroup: 600, snapshotChunkBytes: 1024, logTrimEntriesPerTransaction: 3 };
 
 type Outcome = { value: unknown } | { error: string };
 
