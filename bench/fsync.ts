@@ -1,8 +1,11 @@
 // What one durable append costs on this disk: a WAL-style write + fdatasync into a preallocated file,
-// against an LMDB commit of the same bytes (Tessera's log store), classic and with lmdb-js's
-// overlappingSync. Each write is awaited before the next (the latency a single client sees).
+// the O_DSYNC writes of Tessera's write-ahead log (at offsets in a segment created at its full size,
+// as since session 10, and appended to a growing file, as before), and an LMDB commit of the same
+// bytes, classic and with lmdb-js's overlappingSync. Each write is awaited before the next (the
+// latency a single client sees). Three copies at once show the three nodes of a dev cluster:
 //   npx tsx bench/fsync.ts [--writes N] [--bytes B] [--dir D]
-import { closeSync, fdatasyncSync, ftruncateSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+//   for i in 1 2 3; do npx tsx bench/fsync.ts --only dsync & done; wait
+import { closeSync, constants, fdatasyncSync, ftruncateSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { open } from 'lmdb';
@@ -14,6 +17,7 @@ const option = (flag: string, fallback: string) => {
 };
 const writes = Number(option('--writes', '1000'));
 const bytes = Number(option('--bytes', '300'));
+const only = option('--only', '');
 const dir = mkdtempSync(join(option('--dir', tmpdir()), 'tessera-fsync-'));
 
 function report(name: string, samples: number[]): void {
@@ -38,6 +42,23 @@ function wal(): number[] {
   return samples;
 }
 
+/** O_DSYNC writes of `bytes`, one after another: into a sparse file of 64 MiB, or appended to an empty one. */
+function dsync(preallocated: boolean): number[] {
+  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_DSYNC | (preallocated ? 0 : constants.O_APPEND);
+  const fd = openSync(join(dir, `dsync-${preallocated}`), flags, 0o600);
+  if (preallocated) ftruncateSync(fd, 64 << 20);
+  const record = Buffer.alloc(bytes, 1);
+  const samples: number[] = [];
+  for (let i = 0, pos = 0; i < writes; i++, pos += bytes) {
+    const started = performance.now();
+    if (preallocated) writeSync(fd, record, 0, bytes, pos);
+    else writeSync(fd, record);
+    samples.push(performance.now() - started);
+  }
+  closeSync(fd);
+  return samples;
+}
+
 async function lmdb(overlappingSync: boolean): Promise<number[]> {
   const env = open(join(dir, `lmdb-${overlappingSync}`), { noSync: false, overlappingSync });
   const db = env.openDB<Buffer, Buffer>('log', { encoding: 'binary', keyEncoding: 'binary' });
@@ -56,9 +77,15 @@ async function lmdb(overlappingSync: boolean): Promise<number[]> {
 
 try {
   console.log(`${writes} durable appends of ${bytes} bytes in ${dir}`);
-  report('write + fdatasync (WAL)', wal());
-  report('LMDB commit (classic)', await lmdb(false));
-  report('LMDB commit (overlapping)', await lmdb(true));
+  if (only === '' || only === 'dsync') {
+    report('O_DSYNC, appended', dsync(false));
+    report('O_DSYNC, preallocated', dsync(true));
+  }
+  if (only === '') {
+    report('write + fdatasync (WAL)', wal());
+    report('LMDB commit (classic)', await lmdb(false));
+    report('LMDB commit (overlapping)', await lmdb(true));
+  }
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
