@@ -9,6 +9,7 @@ import { open } from 'lmdb';
 import { CompactedError, SnapshotTemporarilyUnavailableError } from '../../src/raft/index.ts';
 import {
   NodeStorage,
+  type GroupStorage,
   StorageClosedError,
   StorageCorruptionError,
   StorageFailedError,
@@ -16,7 +17,7 @@ import {
   StorageLockedError,
 } from '../../src/storage/index.ts';
 import { logKey, logKeyIndex } from '../../src/storage/codec.ts';
-import { confState, entry, payload, tempDir, withStorage } from './support.ts';
+import { confState, entry, payload, tempDir, withStorage, withTempDir } from './support.ts';
 
 const MIB = 1024 * 1024;
 
@@ -52,25 +53,24 @@ async function rawLogIndexes(dir: string, group: number): Promise<number[]> {
 const range = (lo: number, hi: number) => Array.from({ length: hi - lo + 1 }, (_, i) => lo + i);
 
 describe('compacted entries', () => {
-  /** 1,000 entries of group 1 in LMDB, 100 per commit. */
-  async function thousandEntries(s: NodeStorage): Promise<void> {
+  /** 1,000 entries of group 1 in LMDB, 100 per commit; returns the group. */
+  async function thousandEntries(s: NodeStorage): Promise<GroupStorage> {
     const g = s.group(1);
     for (let lo = 1; lo <= 1000; lo += 100) {
       g.append(entries(lo, lo + 99, 1));
       await s.commit();
     }
     await s.checkpoint();
+    return g;
   }
   const limits = { logTrimEntriesPerTransaction: 100 };
 
-  it('leave LMDB a bounded part per transaction, from the one that holds their offset, and the rest after a restart', async () => {
-    const { dir, cleanup } = tempDir();
-    try {
+  it('leave LMDB a bounded part per transaction, from the one that holds their offset, and the rest after a restart', () =>
+    withTempDir(async (dir) => {
       await withStorage(
         dir,
         async (s) => {
-          await thousandEntries(s);
-          const g = s.group(1);
+          const g = await thousandEntries(s);
           g.compact(900);
           await s.commit();
           await s.checkpoint(); // the offset's transaction: nothing goes before LMDB holds it
@@ -100,19 +100,14 @@ describe('compacted entries', () => {
         { limits },
       );
       assert.deepEqual(await rawLogIndexes(dir, 1), range(901, 1002));
-    } finally {
-      cleanup();
-    }
-  });
+    }));
 
-  it('stay in LMDB until the offset that drops them is stored there', async () => {
-    const { dir, cleanup } = tempDir();
-    try {
+  it('stay in LMDB until the offset that drops them is stored there', () =>
+    withTempDir(async (dir) => {
       await withStorage(
         dir,
         async (s) => {
-          await thousandEntries(s);
-          const g = s.group(1);
+          const g = await thousandEntries(s);
           g.setHardState({ term: 1, vote: 1, commit: 1000 });
           const committed = s.commit();
           g.compact(900); // staged after that commit: its offset is in the next batch, which never comes
@@ -123,10 +118,7 @@ describe('compacted entries', () => {
       );
       assert.deepEqual(await rawLogIndexes(dir, 1), range(1, 1000));
       await withStorage(dir, (s) => assert.equal(s.group(1).firstIndex(), 1));
-    } finally {
-      cleanup();
-    }
-  });
+    }));
 });
 
 describe('restart recovery', () => {
