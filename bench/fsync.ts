@@ -26,33 +26,25 @@ function report(name: string, samples: number[]): void {
   console.log(`${name.padEnd(26)} p50 ${at(0.5)}  p90 ${at(0.9)}  p99 ${at(0.99)} ms`);
 }
 
-function wal(): number[] {
-  const fd = openSync(join(dir, 'wal'), 'w+');
-  ftruncateSync(fd, 64 << 20); // preallocated, as etcd's WAL segments are
-  fdatasyncSync(fd);
-  const record = Buffer.alloc(bytes, 1);
-  const samples: number[] = [];
-  for (let i = 0, pos = 0; i < writes; i++, pos += bytes) {
-    const started = performance.now();
-    writeSync(fd, record, 0, bytes, pos);
+/**
+ * `writes` records of `bytes`, each durable before the next: with a write then fdatasync, or with
+ * O_DSYNC writes; at offsets in a sparse file of 64 MiB (preallocated, as etcd's WAL segments and
+ * Tessera's since session 10 are) or appended to an empty one (Tessera's log until session 10).
+ */
+function durableWrites(how: 'fdatasync' | 'dsync', preallocated: boolean): number[] {
+  const flags = constants.O_WRONLY | constants.O_CREAT | (how === 'dsync' ? constants.O_DSYNC : 0) | (preallocated ? 0 : constants.O_APPEND);
+  const fd = openSync(join(dir, `${how}-${preallocated}`), flags, 0o600);
+  if (preallocated) {
+    ftruncateSync(fd, 64 << 20);
     fdatasyncSync(fd);
-    samples.push(performance.now() - started);
   }
-  closeSync(fd);
-  return samples;
-}
-
-/** O_DSYNC writes of `bytes`, one after another: into a sparse file of 64 MiB, or appended to an empty one. */
-function dsync(preallocated: boolean): number[] {
-  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_DSYNC | (preallocated ? 0 : constants.O_APPEND);
-  const fd = openSync(join(dir, `dsync-${preallocated}`), flags, 0o600);
-  if (preallocated) ftruncateSync(fd, 64 << 20);
   const record = Buffer.alloc(bytes, 1);
   const samples: number[] = [];
   for (let i = 0, pos = 0; i < writes; i++, pos += bytes) {
     const started = performance.now();
     if (preallocated) writeSync(fd, record, 0, bytes, pos);
     else writeSync(fd, record);
+    if (how === 'fdatasync') fdatasyncSync(fd);
     samples.push(performance.now() - started);
   }
   closeSync(fd);
@@ -78,11 +70,11 @@ async function lmdb(overlappingSync: boolean): Promise<number[]> {
 try {
   console.log(`${writes} durable appends of ${bytes} bytes in ${dir}`);
   if (only === '' || only === 'dsync') {
-    report('O_DSYNC, appended', dsync(false));
-    report('O_DSYNC, preallocated', dsync(true));
+    report('O_DSYNC, appended', durableWrites('dsync', false));
+    report('O_DSYNC, preallocated', durableWrites('dsync', true));
   }
   if (only === '') {
-    report('write + fdatasync (WAL)', wal());
+    report('fdatasync, preallocated', durableWrites('fdatasync', true));
     report('LMDB commit (classic)', await lmdb(false));
     report('LMDB commit (overlapping)', await lmdb(true));
   }

@@ -48,8 +48,6 @@ export interface WalOptions {
   sync: boolean;
   /** A segment is closed and a new one started once it holds this many bytes. */
   segmentBytes: number;
-  /** Create each segment at its full size (default: when `sync` is on, the only case where it saves anything). */
-  preallocate?: boolean;
 }
 
 interface Segment {
@@ -307,12 +305,16 @@ export class Wal {
     for (const wake of this.idle.splice(0)) wake();
   }
 
-  /** Creates segment `firstSeq`, at its full size when preallocating (records go at explicit offsets, Segment.bytes). */
+  /**
+   * Creates segment `firstSeq`; with `sync` on, at its full size (a sparse file: see the top of this
+   * file; without O_DSYNC there is no journal commit to save). Records go at explicit offsets
+   * (Segment.bytes) either way.
+   */
   private openSegment(firstSeq: number): number {
     const path = join(this.options.dir, `${String(firstSeq).padStart(16, '0')}${SEGMENT_SUFFIX}`);
     const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (this.options.sync ? constants.O_DSYNC : 0);
     const fd = openSync(path, flags, 0o600);
-    if (this.options.preallocate ?? this.options.sync) {
+    if (this.options.sync) {
       try {
         ftruncateSync(fd, this.options.segmentBytes);
       } catch (error) {
@@ -353,9 +355,8 @@ export class Wal {
       if (error !== null) {
         this.fail(error, waiters);
       } else {
-        const segment = this.segments[this.segments.length - 1];
-        segment.bytes += bytes;
-        segment.lastSeq = waiters[waiters.length - 1].seq;
+        writing.bytes += bytes;
+        writing.lastSeq = waiters[waiters.length - 1].seq;
         for (const waiter of waiters) waiter.resolve();
         if (this.queued.length > 0) {
           this.writeQueued();
