@@ -21,6 +21,8 @@ export class Progress {
   msgAppFlowPaused = false;
   inflights: Inflights;
   isLearner: boolean;
+  /** Last index of the entries this follower forwarded to this leader ('durable' messages go to it while they are uncommitted). */
+  forwardedTo = 0;
 
   constructor(match: number, next: number, inflights: Inflights, isLearner: boolean) {
     assert(match < next, () => `progress needs match ${match} < next ${next}`);

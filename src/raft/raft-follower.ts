@@ -3,7 +3,7 @@ import { assert } from '../util/index.ts';
 import { ProposalDroppedError } from './errors.ts';
 import { bcastAppend } from './raft-leader.ts';
 import type { Raft } from './raft.ts';
-import { NONE, type AppendMsg, type HeartbeatMsg, type Message, type SnapshotMsg } from './types.ts';
+import { NONE, type AppendMsg, type DurableMsg, type HeartbeatMsg, type Message, type SnapshotMsg } from './types.ts';
 
 export function stepFollower(r: Raft, m: Message): void {
   assert(r.role === 'follower', () => `stepFollower in role ${r.role}`);
@@ -25,6 +25,11 @@ export function stepFollower(r: Raft, m: Message): void {
       r.electionElapsed = 0;
       r.lead = m.from;
       handleHeartbeat(r, m);
+      return;
+    case 'durable':
+      r.electionElapsed = 0;
+      r.lead = m.from;
+      handleDurable(r, m);
       return;
     case 'snap':
       r.electionElapsed = 0;
@@ -66,6 +71,10 @@ export function stepCandidate(r: Raft, m: Message): void {
     case 'heartbeat':
       r.becomeFollower(m.term, m.from);
       handleHeartbeat(r, m);
+      return;
+    case 'durable':
+      r.becomeFollower(m.term, m.from);
+      handleDurable(r, m);
       return;
     case 'snap':
       r.becomeFollower(m.term, m.from);
@@ -121,6 +130,12 @@ function handleHeartbeat(r: Raft, m: HeartbeatMsg): void {
   assert(r.lead === m.from && m.term === r.term, 'heartbeat from someone other than the current leader');
   r.log.commitTo(m.commit);
   r.send({ type: 'heartbeatResp', to: m.from, context: m.context });
+}
+
+function handleDurable(r: Raft, m: DurableMsg): void {
+  assert(r.lead === m.from && m.term === r.term, 'durable notice from someone other than the current leader');
+  r.leaderDurable = Math.max(r.leaderDurable, m.index);
+  r.commitByLeaderDurable();
 }
 
 function handleSnapshot(r: Raft, m: SnapshotMsg): void {

@@ -53,6 +53,8 @@ function leaderPropose(r: Raft, m: ProposeMsg): void {
     return { ...entry, type: 'normal' as const, data: new Uint8Array(0) }; // etcd: forwarded invalid change becomes a no-op
   });
   if (!r.appendEntries(entries)) throw new ProposalDroppedError('uncommittedSizeLimit');
+  const forwarder = local ? undefined : r.tracker.progress.get(m.from);
+  if (forwarder !== undefined) forwarder.forwardedTo = r.log.lastIndex();
   bcastAppend(r);
 }
 
@@ -216,14 +218,14 @@ function committedEntryInCurrentTerm(r: Raft): boolean {
 
 function serveRead(r: Raft, request: ReadRequest, local: boolean): void {
   if (r.readOnlyOption === 'leaseBased') {
-    respondToRead(r, request, r.log.committed);
+    respondToRead(r, request, r.readIndexFloor());
     return;
   }
   if (r.readOnly.isFull()) {
     if (local) throw new ProposalDroppedError('tooManyPendingReads');
     return;
   }
-  if (r.readOnly.addRequest(r.log.committed, request)) {
+  if (r.readOnly.addRequest(r.readIndexFloor(), request)) {
     r.readOnly.recvAck(r.id, request.context);
     r.bcastHeartbeatWithContext(request.context);
   }

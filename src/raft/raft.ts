@@ -30,6 +30,9 @@ import {
   type VoteMsg,
 } from './types.ts';
 
+/** Entries a follower checks for conf changes before committing by the leader's durable index; past it, it waits for the commit index. */
+const MAX_DURABLE_COMMIT_SPAN = 1024;
+
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 /** A message as built by the core: `from` is filled in; `term` only for votes (others get ours). */
 export type OutgoingMessage = DistributiveOmit<Message, 'from' | 'term'> & { term?: number };
@@ -58,6 +61,14 @@ export class Raft {
   pendingConfIndex = 0;
   /** Payload bytes appended by this leader and not yet applied. */
   uncommittedSize = 0;
+  /** Follower: how far the leader of this term said its own log is durable ('durable' messages). */
+  leaderDurable = 0;
+  /**
+   * Leader: the highest index it sent in a 'durable' message this term. A follower may commit and
+   * acknowledge writes up to it before this leader's commit index gets there, so reads are served
+   * at no lower index (readIndexFloor).
+   */
+  durableNoticed = 0;
   electionElapsed = 0;
   heartbeatElapsed = 0;
   randomizedElectionTimeout = 0;
@@ -70,6 +81,7 @@ export class Raft {
   readonly maxMsgSize: number;
   readonly maxUncommittedSize: number;
   readonly disableProposalForwarding: boolean;
+  readonly leaderDurableNotices: boolean;
   readonly testingFault: RaftConfig['testingFault'];
   private readonly config: RaftConfig;
   private stepFn: StepFn = stepFollower;
@@ -88,6 +100,7 @@ export class Raft {
     this.maxMsgSize = config.maxSizePerMsg;
     this.maxUncommittedSize = config.maxUncommittedEntriesSize === 0 ? NO_LIMIT : config.maxUncommittedEntriesSize;
     this.disableProposalForwarding = config.disableProposalForwarding;
+    this.leaderDurableNotices = (config.leaderDurableNotices ?? false) || config.testingFault === 'readBelowDurableNotices';
     this.testingFault = config.testingFault;
     const maxApplyingBytes = config.maxCommittedSizePerReady === 0 ? NO_LIMIT : config.maxCommittedSizePerReady;
     this.log = new RaftLog(storage, maxApplyingBytes);
@@ -177,6 +190,8 @@ export class Raft {
     });
     this.pendingConfIndex = 0;
     this.uncommittedSize = 0;
+    this.leaderDurable = 0;
+    this.durableNoticed = 0;
     this.readOnly = new ReadOnlyQueue();
     this.pendingReadsBeforeCommit = [];
   }
@@ -369,7 +384,7 @@ export class Raft {
     }
     if (m.type === 'preVote') return true; // never change term because of a pre-vote
     if (m.type === 'preVoteResp' && !m.reject) return true; // granted pre-votes carry our future term
-    const leader = m.type === 'app' || m.type === 'heartbeat' || m.type === 'snap' ? m.from : NONE;
+    const leader = m.type === 'app' || m.type === 'heartbeat' || m.type === 'snap' || m.type === 'durable' ? m.from : NONE;
     this.becomeFollower(m.term, leader);
     return true;
   }
@@ -450,11 +465,66 @@ export class Raft {
 
   /** The driver persisted the log up to the unstable offset: the leader counts its own copy. */
   selfAckPersisted(): void {
+    if (this.role === 'follower') {
+      this.commitByLeaderDurable();
+      return;
+    }
     if (this.role !== 'leader') return;
     const self = this.tracker.progress.get(this.id);
     if (self === undefined) return;
     const persisted = this.log.persistedLastIndex();
-    if (self.maybeUpdate(persisted) && maybeCommit(this)) onCommitAdvanced(this);
+    if (!self.maybeUpdate(persisted)) return;
+    if (maybeCommit(this)) onCommitAdvanced(this);
+    if (this.leaderDurableNotices && persisted > this.log.committed && this.leaderAndOneFollowerAreQuorum()) {
+      // The commit waits for a follower's acknowledgement. A follower whose own proposals wait
+      // with it, and that has not acknowledged this far, may be durable already: with this it
+      // knows they are committed (commitByLeaderDurable).
+      const committed = this.log.committed;
+      this.tracker.visit((id, pr) => {
+        if (id === this.id || pr.isLearner || pr.state !== 'replicate' || pr.match >= persisted || pr.forwardedTo <= committed) return;
+        this.send({ type: 'durable', to: id, index: persisted });
+        this.durableNoticed = persisted;
+      });
+    }
+  }
+
+  /**
+   * Leader: the index a read must wait for. Writes up to the commit index may have been
+   * acknowledged, and, through 'durable' messages, up to durableNoticed: a read that began after
+   * such an acknowledgement must see the write.
+   */
+  readIndexFloor(): number {
+    if (this.testingFault === 'readBelowDurableNotices') return this.log.committed;
+    return Math.max(this.log.committed, this.durableNoticed);
+  }
+
+  /**
+   * True when the configuration is one of at most three voters, not joint, with this node and the
+   * leader among them: then the leader and any one follower are a majority.
+   */
+  leaderAndOneFollowerAreQuorum(): boolean {
+    const voters = this.tracker.config.voters;
+    if (voters.outgoing.size > 0 || voters.incoming.size > 3) return false;
+    const leader = this.role === 'leader' ? this.id : this.lead;
+    return voters.incoming.has(this.id) && voters.incoming.has(leader);
+  }
+
+  /**
+   * Follower: commits what both the leader ('durable' messages) and this node hold durably, when
+   * the two are a quorum. An entry of the current term came from this term's leader, so the two
+   * logs agree up to it (log matching); durable on a majority, an entry of the leader's own term is
+   * committed (Raft §5.4.2, the rule the leader itself counts by). Conf entries change what a
+   * majority is, so none may lie between what is applied and the new commit index (this node's
+   * configuration is then the one those entries were replicated under; with single changes the
+   * leader's is this one or the one before, and the majorities of two such configurations meet).
+   */
+  commitByLeaderDurable(): void {
+    if (this.leaderDurable <= this.log.committed || this.lead === NONE) return;
+    const index = Math.min(this.leaderDurable, this.log.persistedLastIndex());
+    if (index <= this.log.committed || index - this.log.applied > MAX_DURABLE_COMMIT_SPAN) return;
+    if (this.log.termOrNull(index) !== this.term || !this.leaderAndOneFollowerAreQuorum()) return;
+    for (const entry of this.log.slice(this.log.applied + 1, index + 1, NO_LIMIT)) if (entry.type === 'conf') return;
+    this.log.commitTo(index);
   }
 
   /** Entries up to `index` were applied; may trigger the automatic leave of a joint config. */

@@ -129,6 +129,18 @@ export interface HeartbeatRespMsg extends MessageBase {
   context: Uint8Array;
 }
 
+/**
+ * Leader → follower, sent once the leader's own log is durable through `index` while the commit
+ * still waits for a follower's acknowledgement (a Tessera addition to Raft, no reply). With at most
+ * three voters the leader and one follower are a quorum, so a follower whose own log is durable
+ * through an entry of this term knows that entry is committed a network hop before the leader's
+ * commit index could tell it (raft.ts, commitByLeaderDurable).
+ */
+export interface DurableMsg extends MessageBase {
+  type: 'durable';
+  index: number;
+}
+
 /** Leader → follower that is too far behind: install this snapshot. */
 export interface SnapshotMsg extends MessageBase {
   type: 'snap';
@@ -172,6 +184,7 @@ export type Message =
   | VoteRespMsg
   | HeartbeatMsg
   | HeartbeatRespMsg
+  | DurableMsg
   | SnapshotMsg
   | TimeoutNowMsg
   | ProposeMsg
@@ -229,6 +242,13 @@ export interface RaftConfig {
   /** `leaseBased` is only honoured with `checkQuorum`. */
   readOnlyOption: ReadOnlyOption;
   disableProposalForwarding: boolean;
+  /**
+   * Leader: once its own log is durable while the commit still waits for a follower, tell the
+   * followers whose forwarded proposals are not yet committed ('durable' messages, a Tessera
+   * addition; off by default, as etcd's Raft does not send them). With at most three voters they
+   * then learn the commit a network hop sooner. Followers act on the messages either way.
+   */
+  leaderDurableNotices?: boolean;
   rng: Rng;
   /**
    * Deliberately broken behaviour, so tests can prove that the simulator's invariant checks catch
@@ -238,8 +258,10 @@ export interface RaftConfig {
    * - `grantEveryVote`: grant every (pre-)vote request, ignoring the earlier vote and log freshness.
    * - `skipAppendConsistencyCheck`: accept appended entries even when the entry before them does
    *   not match (`logTerm` differs), breaking the log matching property.
+   * - `readBelowDurableNotices`: send 'durable' messages (as `leaderDurableNotices`) but serve reads
+   *   at the commit index alone, below writes a follower may already have acknowledged.
    */
-  testingFault?: 'commitOldTermByCounting' | 'grantEveryVote' | 'skipAppendConsistencyCheck';
+  testingFault?: 'commitOldTermByCounting' | 'grantEveryVote' | 'skipAppendConsistencyCheck' | 'readBelowDurableNotices';
 }
 
 /**

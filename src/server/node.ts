@@ -290,6 +290,7 @@ export class TesseraNode {
       checkQuorum: true,
       preVote: true,
       readOnlyOption: this.config.readMode === 'lease' ? 'leaseBased' : 'safe',
+      leaderDurableNotices: true,
     });
   }
 

@@ -18,6 +18,7 @@ const FAULTS: readonly TestingFault[] = [
   'commitOldTermByCounting',
   'grantEveryVote',
   'skipAppendConsistencyCheck',
+  'readBelowDurableNotices',
 ];
 /** Bound on seeds per run, so a typo cannot start a day-long run. */
 const MAX_SEEDS = 10_000_000;

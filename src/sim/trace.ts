@@ -167,6 +167,7 @@ export function formatMessage(msg: Message): string {
     case 'prop':
       return `${head} n=${msg.entries.length}`;
     case 'readIndexResp':
+    case 'durable':
       return `${head} index=${msg.index}`;
     case 'transferLeader':
       return `${head} to=${msg.transferee}`;

@@ -92,6 +92,7 @@ export function randomRaftOverrides(rnd: SimRandom): Partial<RaftConfig> {
     maxUncommittedEntriesSize: rnd.pick([0, 2048, 1024 * 1024]),
     maxCommittedSizePerReady: rnd.pick([0, 128, 8 * 1024 * 1024]),
     disableProposalForwarding: rnd.chance(100),
+    leaderDurableNotices: rnd.chance(500),
   };
 }
 

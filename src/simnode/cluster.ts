@@ -325,13 +325,15 @@ export class SimCluster {
   }
 
   private raftConfig(node: SimNode): RaftConfig {
-    // The server's settings (node.ts): 100 ms ticks, 1 s election timeout, PreVote, CheckQuorum, safe reads.
+    // The server's settings (node.ts): 100 ms ticks, 1 s election timeout, PreVote, CheckQuorum, safe
+    // reads, the leader's durable notices.
     return defaultRaftConfig(node.id, nodeRng(this.options.seed, node.id, node.incarnation), {
       electionTicks: ELECTION_TICKS,
       heartbeatTicks: 1,
       checkQuorum: true,
       preVote: true,
       readOnlyOption: 'safe',
+      leaderDurableNotices: true,
       ...this.options.profile.raft,
     });
   }

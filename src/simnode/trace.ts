@@ -57,6 +57,7 @@ const MESSAGE_CODES: Record<Message['type'], number> = {
   readIndex: 12,
   readIndexResp: 13,
   transferLeader: 14,
+  durable: 15,
 };
 
 interface TraceEvent {

@@ -17,6 +17,7 @@
 //   timeoutNow     nothing
 //   prop           entries
 //   transferLeader uvarint transferee
+//   durable        uvarint index (since protocol version 5)
 // where entries = uvarint count, then per entry uvarint term, index, u8 type (0 normal, 1 conf),
 // bytes data; bytes = uvarint length + the bytes; ids = uvarint count + uvarint each; bool = a
 // byte 0 or 1. Varints are unsigned LEB128 of safe integers (util/varint.ts).
@@ -40,6 +41,7 @@ const TYPE_CODES: Record<MessageType, number> = {
   readIndex: 12,
   readIndexResp: 13,
   transferLeader: 14,
+  durable: 15,
 };
 const TYPES_BY_CODE: (MessageType | undefined)[] = [];
 for (const [type, code] of Object.entries(TYPE_CODES)) TYPES_BY_CODE[code] = type as MessageType;
@@ -96,6 +98,8 @@ function messageSize(msg: Message): number {
       return head + entriesSize(msg.entries);
     case 'transferLeader':
       return head + uvarintSize(msg.transferee);
+    case 'durable':
+      return head + uvarintSize(msg.index);
     default:
       return unreachable(msg, 'message type');
   }
@@ -165,6 +169,8 @@ function writeMessage(out: Buffer, start: number, msg: Message): number {
       return writeEntries(out, at, msg.entries);
     case 'transferLeader':
       return writeUvarint(out, at, msg.transferee);
+    case 'durable':
+      return writeUvarint(out, at, msg.index);
     default:
       return unreachable(msg, 'message type');
   }
@@ -269,6 +275,8 @@ function readMessage(r: ByteReader): Message {
       return { type, from, to, term, entries: readEntries(r) };
     case 'transferLeader':
       return { type, from, to, term, transferee: r.uvarint() };
+    case 'durable':
+      return { type, from, to, term, index: r.uvarint() };
     default:
       return unreachable(type, 'message type');
   }

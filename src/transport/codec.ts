@@ -142,6 +142,7 @@ const typeChecks: Record<MessageType, (m: Fields) => boolean> = {
   readIndex: (m) => isBytes(m.context),
   readIndexResp: (m) => isIndex(m.index) && isBytes(m.context),
   transferLeader: (m) => isIndex(m.transferee),
+  durable: (m) => isIndex(m.index),
 };
 
 /** Narrows a decoded value to a Message, or throws WireError naming what is wrong. */

@@ -9,8 +9,9 @@ import { assert } from '../util/index.ts';
  * binary command batches and snapshots the framed image format 2, which version-2 nodes cannot
  * decode (they would stop at the first such entry). 4: batch frames are binary (batch.ts) and
  * snapshots hold MVCC chunks of format 3 (binary versions), neither of which version 3 can read.
+ * 5: the leader sends 'durable' messages (batch type code 15), which version 4 refuses.
  */
-export const PROTOCOL_VERSION = 4;
+export const PROTOCOL_VERSION = 5;
 
 /** Bytes before the body: the u32 length and the kind byte. The length counts kind + body. */
 export const FRAME_HEADER_BYTES = 5;

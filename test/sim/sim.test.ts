@@ -117,6 +117,14 @@ describe('cluster simulator catches injected faults', () => {
     assertCaught(withoutVoteCheck, ['election safety'], 'election check');
   });
 
+  it("readBelowDurableNotices: read linearizability (a follower acknowledged a write on the leader's durable notice)", () => {
+    assertCaught(
+      failuresWithin(120, { testingFault: 'readBelowDurableNotices', nodes: 3, steps: QUICK_STEPS }),
+      ['read linearizability'],
+      '3-node seeds',
+    );
+  });
+
   it('a driver serving reads before applying to their index: read linearizability', () => {
     assertCaught(
       failuresWithin(10, { driverFault: 'serveReadsBeforeApplied', steps: QUICK_STEPS }),

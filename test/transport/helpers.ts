@@ -136,6 +136,7 @@ export function everyMessageType(from: number, to: number): Message[] {
     { ...base, term: 0, type: 'readIndex', context: bytes(1) },
     { ...base, type: 'readIndexResp', index: 44, context: bytes(1) },
     { ...base, type: 'transferLeader', transferee: 3 },
+    { ...base, type: 'durable', index: 44 },
     {
       ...base,
       type: 'snap',

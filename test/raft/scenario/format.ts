@@ -32,6 +32,7 @@ export const MESSAGE_TYPE_NAMES: Record<MessageType, string> = {
   readIndex: 'MsgReadIndex',
   readIndexResp: 'MsgReadIndexResp',
   transferLeader: 'MsgTransferLeader',
+  durable: 'MsgDurable',
 };
 
 export function messageTypeFromName(name: string): MessageType {
@@ -171,6 +172,8 @@ export function describeMessage(m: Message, decode: ConfChangeDecoder, indent = 
       return `${head} Index:${m.index}${context(m.context)}`;
     case 'transferLeader':
       return `${head} Transferee:${m.transferee}`;
+    case 'durable':
+      return `${head} Index:${m.index}`;
   }
 }
 
