@@ -273,14 +273,12 @@ export class Keyspace {
     return this.pending.length;
   }
 
-  /** Writes `value` (owned by the store from now on) under `key` (copied if new); `id` must be flat
-   *  (toKeyString's), as a new key keeps it. */
-  put(id: string, key: Uint8Array, value: Uint8Array, lease: number): Version {
-    return this.putEntry(this.byId.get(id), id, key, value, lease);
-  }
-
-  /** As put, for a caller that has just looked `id` up (`entry`: get(id) in this write): one Map lookup per put, not two. */
-  putEntry(entry: KeyEntry | undefined, id: string, key: Uint8Array, value: Uint8Array, lease: number): Version {
+  /**
+   * Writes `value` (owned by the store from now on) under `key` (copied if new); `id` must be flat
+   * (toKeyString's), as a new key keeps it. `entry` is get(id) in this write: the caller has looked
+   * the key up already, so a put costs one Map lookup.
+   */
+  put(entry: KeyEntry | undefined, id: string, key: Uint8Array, value: Uint8Array, lease: number): Version {
     const pending = this.pending;
     assert(pending !== null, 'put outside a write transaction');
     const rev = this.current + 1;

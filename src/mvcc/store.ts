@@ -362,7 +362,7 @@ export class MvccStore {
     assert(live !== null || (!req.ignoreValue && !req.ignoreLease), 'ignore_* target was checked');
     const value = live !== null && req.ignoreValue ? live.value : copyBytes(req.value);
     const lease = live !== null && req.ignoreLease ? live.lease : req.lease;
-    this.ks.putEntry(entry, id, req.key, value, lease);
+    this.ks.put(entry, id, req.key, value, lease);
     const oldLease = live === null ? 0 : live.lease;
     if (oldLease !== lease) {
       if (oldLease !== 0) this.leaseTable.detach(oldLease, id);

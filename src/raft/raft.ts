@@ -463,8 +463,11 @@ export class Raft {
 
   // ---- driver feedback (after a Ready is handled) ----
 
-  /** The driver persisted the log up to the unstable offset: the leader counts its own copy. */
-  selfAckPersisted(): void {
+  /**
+   * The driver persisted the log up to the unstable offset: a leader counts its own copy (and may
+   * tell followers, leaderDurableNotices); a follower may now commit by the leader's notice.
+   */
+  onPersisted(): void {
     if (this.role === 'follower') {
       this.commitByLeaderDurable();
       return;
@@ -483,7 +486,7 @@ export class Raft {
       this.tracker.visit((id, pr) => {
         if (id === this.id || pr.isLearner || pr.state !== 'replicate' || pr.match >= persisted || pr.forwardedTo <= committed) return;
         this.send({ type: 'durable', to: id, index: persisted });
-        this.durableNoticed = persisted;
+        this.durableNoticed = persisted; // only when told: a higher floor would make reads wait for uncommitted entries
       });
     }
   }

@@ -169,7 +169,7 @@ export class RawNode {
       if (done.snapshotIndex > r.log.applied) r.appliedTo(done.snapshotIndex, 0);
     }
     if (done.appliedIndex !== null) r.appliedTo(done.appliedIndex, done.appliedPayloadBytes);
-    r.selfAckPersisted();
+    r.onPersisted();
   }
 
   /** The role and the known leader now: what per-request checks need, without status()'s copies. */
