@@ -2,8 +2,8 @@
 // per turn, reconnect after a peer restart, unreachable reports, queue bounds, membership updates.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import * as net from 'node:net';
 import type { Message } from '../../src/raft/index.ts';
+import { freePort } from '../support/cluster.ts';
 import { connectAll, everyMessageType, plain, sleep, startNode, waitConnected, waitFor } from './helpers.ts';
 import type { Node } from './helpers.ts';
 
@@ -17,13 +17,13 @@ const heartbeat = (from: number, to: number, commit: number): Message => ({
 });
 
 /** A port nothing listens on (bound, then released). */
-async function deadPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+/**
+ * A port nothing listens on, that a test listens on later: freePort's, below Linux's ephemeral
+ * range. One from listen(0) (the ephemeral range) could be handed meanwhile to any socket's
+ * automatic local port, the transport's own dial to it included (a TCP self-connect), and the
+ * later listen failed with EADDRINUSE (seen once in CI).
+ */
+const deadPort = freePort;
 
 describe('transport', () => {
   const open: Node[] = [];
